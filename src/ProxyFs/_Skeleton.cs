@@ -1,0 +1,1 @@
+namespace VirtFs.ProxyFs; internal static class Placeholder {}

@@ -1,0 +1,1 @@
+namespace VirtFs.VhostUser; internal static class Placeholder {}
