@@ -1,0 +1,38 @@
+namespace VirtFs.VhostUser;
+
+/// <summary>Front-end message types (vhost-user.rst, "Front-end message types").</summary>
+internal enum VhostUserRequestType : uint
+{
+    None = 0,
+    GetFeatures = 1,
+    SetFeatures = 2,
+    SetOwner = 3,
+    ResetOwner = 4,
+    SetMemTable = 5,
+    SetLogBase = 6,
+    SetLogFd = 7,
+    SetVringNum = 8,
+    SetVringAddr = 9,
+    SetVringBase = 10,
+    GetVringBase = 11,
+    SetVringKick = 12,
+    SetVringCall = 13,
+    SetVringErr = 14,
+    GetProtocolFeatures = 15,
+    SetProtocolFeatures = 16,
+    GetQueueNum = 17,
+    SetVringEnable = 18,
+    SendRarp = 19,
+    NetSetMtu = 20,
+    SetBackendReqFd = 21,
+    IotlbMsg = 22,
+    SetVringEndian = 23,
+    GetConfig = 24,
+    SetConfig = 25,
+    ResetDevice = 34,
+    GetMaxMemSlots = 36,
+    AddMemReg = 37,
+    RemMemReg = 38,
+    SetStatus = 39,
+    GetStatus = 40,
+}

@@ -1,0 +1,54 @@
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace VirtFs.VhostUser;
+
+/// <summary>eventfd helpers. Writes go through SafeHandle refcounting so a concurrent replace never hits a reused fd.</summary>
+internal static class EventFd
+{
+    public static FdHandle Create(bool nonBlocking = false)
+    {
+        int fd = eventfd(0, EFD_CLOEXEC | (nonBlocking ? EFD_NONBLOCK : 0));
+        if (fd < 0)
+        {
+            throw new IOException($"eventfd failed: errno {errno}");
+        }
+        return new FdHandle(fd);
+    }
+
+    /// <summary>Adds 1 to the counter. Returns false if the fd is closed or the write failed.</summary>
+    public static unsafe bool Signal(FdHandle? handle)
+    {
+        if (handle is null)
+        {
+            return false;
+        }
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            ulong one = 1;
+            // SAFETY: writes 8 bytes from a local; the fd is kept open by the AddRef above.
+            return write(handle.Fd, &one, 8) == 8;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Reads (and so resets) the counter of a raw fd; errors (EAGAIN) are ignored.</summary>
+    public static unsafe void Drain(int fd)
+    {
+        ulong value;
+        // SAFETY: reads at most 8 bytes into a local.
+        _ = read(fd, &value, 8);
+    }
+}

@@ -1,0 +1,204 @@
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace VirtFs.VhostUser;
+
+/// <summary>
+/// Listens on a unix socket path, accepts ONE front-end (QEMU), serves it until it disconnects, then returns.
+/// </summary>
+public sealed class VhostUserServer
+{
+    private readonly string _socketPath;
+    private readonly IVirtioDevice _device;
+    private readonly ILogger _logger;
+
+    public VhostUserServer(string socketPath, IVirtioDevice device, ILogger logger)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(socketPath);
+        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(logger);
+        if (device.QueueCount < 1 || device.QueueCount > VhostUserLimits.MaxQueues)
+        {
+            throw new ArgumentOutOfRangeException(nameof(device), device.QueueCount, "QueueCount must be in 1..64");
+        }
+        if (device.Config.Length > VhostUserLimits.MaxConfigSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(device), device.Config.Length, "Config is at most 256 bytes");
+        }
+        _socketPath = socketPath;
+        _device = device;
+        _logger = logger;
+    }
+
+    /// <summary>
+    /// Removes a stale socket file, listens, accepts one front-end and serves it on a dedicated thread until it
+    /// disconnects or <paramref name="cancellationToken"/> fires (then the task completes normally). Cleans up
+    /// (socket file, fds, guest memory, queue threads) on exit. A front-end protocol violation is logged and ends
+    /// the connection; it does not fault the task.
+    /// </summary>
+    public Task RunAsync(CancellationToken cancellationToken)
+    {
+        FdHandle stop = EventFd.Create(nonBlocking: true);
+        FdHandle listener;
+        try
+        {
+            listener = Listen();
+        }
+        catch
+        {
+            stop.Dispose();
+            throw;
+        }
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        CancellationTokenRegistration registration = cancellationToken.Register(() => EventFd.Signal(stop));
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                Serve(listener, stop);
+                done.TrySetResult();
+            }
+            catch (Exception e)
+            {
+                done.TrySetException(e);
+            }
+            finally
+            {
+                registration.Dispose();
+                listener.Dispose();
+                TryUnlink();
+                stop.Dispose();
+            }
+        })
+        {
+            Name = "vhost-user",
+            IsBackground = true,
+        };
+        thread.Start();
+        return done.Task;
+    }
+
+    private void Serve(FdHandle listener, FdHandle stop)
+    {
+        _logger.LogInformation("vhost-user: listening on {Path}", _socketPath);
+        FdHandle? client = Accept(listener, stop);
+        if (client is null)
+        {
+            _logger.LogInformation("vhost-user: stopped before a front-end connected");
+            return;
+        }
+        // One front-end only: stop listening and remove the path right away.
+        listener.Dispose();
+        TryUnlink();
+        _logger.LogInformation("vhost-user: front-end connected");
+        using var connection = new Connection(new MessageChannel(client, stop), _device, _logger);
+        connection.Run();
+        _logger.LogInformation("vhost-user: front-end disconnected");
+    }
+
+    private unsafe FdHandle Listen()
+    {
+        TryUnlinkStale();
+        byte[] path = Encoding.UTF8.GetBytes(_socketPath);
+        sockaddr_un addr = default;
+        if (path.Length >= sockaddr_un.sun_path_length)
+        {
+            throw new ArgumentException($"socket path too long: {_socketPath}");
+        }
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+        {
+            throw new IOException($"socket failed: errno {errno}");
+        }
+        var handle = new FdHandle(fd);
+        try
+        {
+            addr.sun_family = AF_UNIX;
+            // SAFETY: path.Length < sun_path_length (checked above), addr is a local of the right type.
+            byte* sp = (byte*)&addr + sockaddr_un.sun_path_offset;
+            for (int i = 0; i < path.Length; i++)
+            {
+                sp[i] = path[i];
+            }
+            if (bind(fd, (sockaddr*)&addr, sizeof(sockaddr_un)) != 0)
+            {
+                throw new IOException($"bind {_socketPath} failed: errno {errno}");
+            }
+            if (listen(fd, 1) != 0)
+            {
+                throw new IOException($"listen failed: errno {errno}");
+            }
+            return handle;
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
+    }
+
+    private static unsafe FdHandle? Accept(FdHandle listener, FdHandle stop)
+    {
+        pollfd* p = stackalloc pollfd[2];
+        while (true)
+        {
+            p[0].fd = listener.Fd;
+            p[0].events = POLLIN;
+            p[0].revents = 0;
+            p[1].fd = stop.Fd;
+            p[1].events = POLLIN;
+            p[1].revents = 0;
+            // SAFETY: two pollfd structs on the stack.
+            int r = poll(p, 2, -1);
+            if (r < 0)
+            {
+                if (errno == EINTR)
+                {
+                    continue;
+                }
+                throw new IOException($"poll failed: errno {errno}");
+            }
+            if (p[1].revents != 0)
+            {
+                return null;
+            }
+            int fd = accept4(listener.Fd, null, null, SOCK_CLOEXEC);
+            if (fd >= 0)
+            {
+                return new FdHandle(fd);
+            }
+            int e = errno;
+            if (e != EINTR && e != EAGAIN && e != ECONNABORTED)
+            {
+                throw new IOException($"accept failed: errno {e}");
+            }
+        }
+    }
+
+    private void TryUnlinkStale()
+    {
+        // Only a leftover socket (or a dangling file of ours) is removed; a directory is a configuration error.
+        var info = new FileInfo(_socketPath);
+        if (info.Exists || info.LinkTarget is not null)
+        {
+            _logger.LogInformation("vhost-user: removing stale {Path}", _socketPath);
+            info.Delete();
+        }
+    }
+
+    private void TryUnlink()
+    {
+        try
+        {
+            File.Delete(_socketPath);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+}

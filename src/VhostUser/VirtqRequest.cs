@@ -1,0 +1,207 @@
+using Tmds.Linux;
+
+namespace VirtFs.VhostUser;
+
+/// <summary>
+/// One available descriptor chain, already validated and translated into host pointers into guest memory.
+/// Pooled: a device must not touch it after <see cref="Complete"/>.
+/// </summary>
+public sealed class VirtqRequest
+{
+    /// <summary>A contiguous piece of a chain in host memory (a descriptor, or part of one split at a region edge).</summary>
+    internal struct Segment
+    {
+        public nint Address;
+        public int Length;
+    }
+
+    private Segment[] _readable = new Segment[8];
+    private Segment[] _writable = new Segment[8];
+    private int _readableCount;
+    private int _writableCount;
+    private int _state; // 0 = free (in pool), 1 = owned by device, 2 = completing
+
+    internal IRequestCompleter? Completer;
+    internal GuestMemory? Memory;
+    internal ushort Head;
+    internal int Epoch;
+
+    /// <summary>Total device-readable bytes of the chain (driver -> device).</summary>
+    public int ReadableLength { get; private set; }
+
+    /// <summary>Total device-writable bytes of the chain (device -> driver).</summary>
+    public int WritableLength { get; private set; }
+
+    /// <summary>Index of the queue this chain came from.</summary>
+    public int QueueIndex { get; internal set; }
+
+    /// <summary>Head descriptor index (for logs).</summary>
+    public int DescriptorIndex => Head;
+
+    internal int ReadableSegmentCount => _readableCount;
+    internal int WritableSegmentCount => _writableCount;
+
+    internal void Reset()
+    {
+        _readableCount = 0;
+        _writableCount = 0;
+        ReadableLength = 0;
+        WritableLength = 0;
+        Completer = null;
+        Memory = null;
+        Head = 0;
+    }
+
+    /// <summary>Appends a segment; the caller has checked the running totals against the 2^31 cap.</summary>
+    internal void AddSegment(nint address, int length, bool writable)
+    {
+        if (writable)
+        {
+            Append(ref _writable, ref _writableCount, address, length);
+            WritableLength += length;
+        }
+        else
+        {
+            Append(ref _readable, ref _readableCount, address, length);
+            ReadableLength += length;
+        }
+    }
+
+    private static void Append(ref Segment[] array, ref int count, nint address, int length)
+    {
+        if (count == array.Length)
+        {
+            // Grows once per pooled object; steady state allocates nothing.
+            Array.Resize(ref array, array.Length * 2);
+        }
+        array[count++] = new Segment { Address = address, Length = length };
+    }
+
+    internal void MarkOwnedByDevice() => Volatile.Write(ref _state, 1);
+
+    internal void MarkFree() => Volatile.Write(ref _state, 0);
+
+    /// <summary>Gathers readable bytes starting at <paramref name="offset"/>; returns the count copied (short at the end).</summary>
+    public int CopyFromReadable(int offset, Span<byte> destination)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        return Copy(_readable, _readableCount, offset, destination.Length, destination, default, toGuest: false);
+    }
+
+    /// <summary>Scatters bytes into the writable part starting at <paramref name="offset"/>; returns the count copied (short at the end).</summary>
+    public int CopyToWritable(int offset, ReadOnlySpan<byte> source)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        return Copy(_writable, _writableCount, offset, source.Length, default, source, toGuest: true);
+    }
+
+    private unsafe int Copy(Segment[] segments, int count, int offset, int length, Span<byte> dest, ReadOnlySpan<byte> src, bool toGuest)
+    {
+        EnsureOwned();
+        int done = 0;
+        int skip = offset;
+        for (int i = 0; i < count && done < length; i++)
+        {
+            Segment s = segments[i];
+            if (skip >= s.Length)
+            {
+                skip -= s.Length;
+                continue;
+            }
+            int n = Math.Min(s.Length - skip, length - done);
+            // SAFETY: the segment lies inside a mapped guest region (checked when the chain was parsed) and the
+            // mapping is kept alive by this request's GuestMemory lease until Complete; [skip, skip+n) is inside it.
+            var guest = new Span<byte>((byte*)s.Address + skip, n);
+            if (toGuest)
+            {
+                src.Slice(done, n).CopyTo(guest);
+            }
+            else
+            {
+                guest.CopyTo(dest.Slice(done, n));
+            }
+            done += n;
+            skip = 0;
+        }
+        return done;
+    }
+
+    /// <summary>
+    /// Fills <paramref name="iovecs"/> with pointers straight into guest memory for bytes [offset, offset+length) of
+    /// the readable part (clamped at its end), split at descriptor/region edges. Returns the number used, or -1 if
+    /// <paramref name="iovecs"/> is too small. Valid until <see cref="Complete"/>.
+    /// </summary>
+    public int GetReadableIovecs(int offset, int length, Span<iovec> iovecs) =>
+        GetIovecs(_readable, _readableCount, offset, length, iovecs);
+
+    /// <summary>As <see cref="GetReadableIovecs"/>, for the writable part.</summary>
+    public int GetWritableIovecs(int offset, int length, Span<iovec> iovecs) =>
+        GetIovecs(_writable, _writableCount, offset, length, iovecs);
+
+    private unsafe int GetIovecs(Segment[] segments, int count, int offset, int length, Span<iovec> iovecs)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(offset);
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        EnsureOwned();
+        int used = 0;
+        int skip = offset;
+        int remaining = length;
+        for (int i = 0; i < count && remaining > 0; i++)
+        {
+            Segment s = segments[i];
+            if (skip >= s.Length)
+            {
+                skip -= s.Length;
+                continue;
+            }
+            if (used == iovecs.Length)
+            {
+                return -1;
+            }
+            int n = Math.Min(s.Length - skip, remaining);
+            // SAFETY: pointer arithmetic only; the address stays inside the validated segment (skip < s.Length).
+            iovecs[used].iov_base = (byte*)s.Address + skip;
+            iovecs[used].iov_len = n;
+            used++;
+            remaining -= n;
+            skip = 0;
+        }
+        return used;
+    }
+
+    /// <summary>
+    /// Returns the chain to the driver with <paramref name="bytesWritten"/> as the used length, and notifies the
+    /// guest if it asked for it (EVENT_IDX aware). Thread-safe; call exactly once.
+    /// </summary>
+    public void Complete(int bytesWritten)
+    {
+        if (bytesWritten < 0 || bytesWritten > WritableLength)
+        {
+            throw new ArgumentOutOfRangeException(nameof(bytesWritten), bytesWritten, "must be within [0, WritableLength]");
+        }
+        if (Interlocked.CompareExchange(ref _state, 2, 1) != 1)
+        {
+            throw new InvalidOperationException("VirtqRequest completed twice or used after completion");
+        }
+        IRequestCompleter? completer = Completer;
+        if (completer is null)
+        {
+            throw new InvalidOperationException("VirtqRequest has no owning queue");
+        }
+        completer.Complete(this, (uint)bytesWritten);
+    }
+
+    private void EnsureOwned()
+    {
+        if (Volatile.Read(ref _state) != 1)
+        {
+            throw new InvalidOperationException("VirtqRequest used after Complete");
+        }
+    }
+}
+
+/// <summary>The queue that hands a request out takes it back here.</summary>
+internal interface IRequestCompleter
+{
+    void Complete(VirtqRequest request, uint bytesWritten);
+}

@@ -1,1 +1,0 @@
-namespace VirtFs.VhostUser; internal static class Placeholder {}
