@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# Boots a lab guest (tools/lab.sh) with a host directory mounted at /mnt.
+#
+# Usage: tools/vm.sh [options]
+#   --share DIR            host directory to export (default: a fresh temp dir, removed afterwards)
+#   --run 'CMD'            run CMD in the guest (sh -c), power off, exit with CMD's status;
+#                          without --run: an interactive shell on the console
+#   --file PATH            copy PATH into the guest job dir ($VIRTFS_JOBDIR in the guest); repeatable
+#   --server S             virtfs (default: ours) | builtin (QEMU's own 9p) | virtiofsd
+#   --tag TAG              mount tag (default: share)
+#   --mount-opts OPTS      guest mount options (9p default: access=user,msize=512000)
+#   --mem SIZE             guest RAM (default 1G)
+#   --cpus N               guest CPUs (default 2)
+#   --timeout SEC          bound the whole guest run (default 600 with --run, none interactive)
+#   --log-dir DIR          keep console/helper/backend/qemu logs there
+#   --no-build             do not run tools/build.sh first (virtfs server)
+#   --helper-arg A / --backend-arg A   extra argument for our helper / backend; repeatable
+# Exit status: CMD's status; 3 when the lab cannot run here (reason on stderr, "NEEDS:");
+#   124 on timeout; 125 when the guest ended without reporting a status.
+# Env: VIRTFS_CACHE (default /var/cache/virtfs)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+CACHE="${VIRTFS_CACHE:-/var/cache/virtfs}"
+ROOT="$CACHE/trixie"
+GUEST_DIR=/var/lib/virtfs-guest   # inside the chroot (lab.sh puts kernel and initrd there)
+BACKEND_UID=65534 BACKEND_GID=65534
+
+say() { printf 'vm: %s\n' "$*" >&2; }
+need() { printf 'vm: NEEDS: %s\n' "$*" >&2; exit 3; }
+usage() { sed -n '2,24p' "${BASH_SOURCE[0]}"; }
+
+SHARE="" RUN="" RUN_SET=0 SERVER=virtfs TAG=share MOUNT_OPTS="" MEM=1G CPUS=2 TIMEOUT="" LOG_DIR="" BUILD=1
+FILES=() HELPER_ARGS=() BACKEND_ARGS=()
+ORIG_ARGS=("$@")
+while (( $# )); do
+    case "$1" in
+        --share) SHARE="$2"; shift 2 ;;
+        --run) RUN="$2"; RUN_SET=1; shift 2 ;;
+        --file) FILES+=("$2"); shift 2 ;;
+        --server) SERVER="$2"; shift 2 ;;
+        --tag) TAG="$2"; shift 2 ;;
+        --mount-opts) MOUNT_OPTS="$2"; shift 2 ;;
+        --mem) MEM="$2"; shift 2 ;;
+        --cpus) CPUS="$2"; shift 2 ;;
+        --timeout) TIMEOUT="$2"; shift 2 ;;
+        --log-dir) LOG_DIR="$2"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        --helper-arg) HELPER_ARGS+=("$2"); shift 2 ;;
+        --backend-arg) BACKEND_ARGS+=("$2"); shift 2 ;;
+        -h|--help) usage; exit 0 ;;
+        *) say "unknown option: $1"; usage >&2; exit 2 ;;
+    esac
+done
+case "$SERVER" in virtfs|builtin|virtiofsd) ;; *) say "--server must be virtfs, builtin or virtiofsd"; exit 2 ;; esac
+[[ "$TAG" =~ ^[A-Za-z0-9._-]{1,31}$ ]] || { say "--tag: 1-31 characters of [A-Za-z0-9._-]"; exit 2; }
+[[ "$CPUS" =~ ^[0-9]+$ ]] || { say "--cpus: a number"; exit 2; }
+[[ "$MEM" =~ ^[0-9]+[MG]$ ]] || { say "--mem: e.g. 512M or 1G"; exit 2; }
+[[ -z "$TIMEOUT" || "$TIMEOUT" =~ ^[0-9]+$ ]] || { say "--timeout: seconds"; exit 2; }
+(( RUN_SET )) && TIMEOUT="${TIMEOUT:-600}"
+[[ -z "$SHARE" || -d "$SHARE" ]] || { say "--share: $SHARE is not a directory"; exit 2; }
+
+[[ "$(id -u)" == 0 ]] || need "root (chroot, bind mounts, the helper runs as root): run as root"
+
+# Everything below runs in a private mount namespace: every bind mount we make vanishes with the
+# last process of this run, even if we are killed with SIGKILL.
+if [[ -z "${VIRTFS_VM_NS:-}" ]]; then
+    command -v unshare >/dev/null || need "unshare (util-linux)"
+    export VIRTFS_VM_NS=1
+    exec unshare --mount --propagation private -- "$0" "${ORIG_ARGS[@]}"
+fi
+
+# --- build and lab ---
+if [[ "$SERVER" == virtfs ]]; then
+    if (( BUILD )); then
+        "$HERE/build.sh" >&2 || { say "tools/build.sh failed"; exit 1; }
+    fi
+    for e in virtfs-proxy-helper vhost-user-9p; do
+        [[ -x "$REPO/artifacts/bin/$e" ]] || { say "missing $REPO/artifacts/bin/$e (run tools/build.sh)"; exit 1; }
+    done
+fi
+"$HERE/lab.sh" >&2 || { rc=$?; [[ $rc == 3 ]] && exit 3; say "tools/lab.sh failed ($rc)"; exit 1; }
+# A shared lock: lab.sh takes it exclusively to rebuild, so it never rebuilds under a running guest.
+exec 8>"$CACHE/.lock"
+timeout 1200 flock -s 8 || { say "could not take the lab lock"; exit 1; }
+
+ID="$(date +%s)-$$"
+RUNDIR_G="/run/virtfs-$ID"                 # as seen from inside the chroot (QEMU)
+RUNDIR="$ROOT$RUNDIR_G"
+JOBDIR_G="/var/lib/virtfs-jobs/$ID"
+JOBDIR="$ROOT$JOBDIR_G"
+SRV_G="/srv/virtfs-$ID"
+SRV="$ROOT$SRV_G"
+OWN_SHARE=0 OWN_LOGS=0
+PIDS=() MOUNTS=()
+STATUS=125
+
+cleanup() {
+    local rc=$? p i
+    trap - EXIT INT TERM
+    for (( i=${#PIDS[@]}-1; i>=0; i-- )); do
+        p=${PIDS[$i]}
+        kill -TERM "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        # give each process a moment to exit cleanly, then force it
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+        kill -KILL "$p" 2>/dev/null || true
+        wait "$p" 2>/dev/null || true
+    done
+    for (( i=${#MOUNTS[@]}-1; i>=0; i-- )); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
+    rmdir "$SRV" 2>/dev/null || true
+    rm -rf "$RUNDIR" "$JOBDIR"
+    (( OWN_SHARE )) && rm -rf "$SHARE"
+    (( OWN_LOGS )) && rm -rf "$LOG_DIR"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [[ -z "$SHARE" ]]; then SHARE="$(mktemp -d /tmp/virtfs-share.XXXXXX)"; OWN_SHARE=1; say "share: $SHARE (temporary)"; fi
+SHARE="$(cd "$SHARE" && pwd -P)"
+if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$(mktemp -d /tmp/virtfs-logs.XXXXXX)"; OWN_LOGS=1; fi
+mkdir -p "$LOG_DIR"; LOG_DIR="$(cd "$LOG_DIR" && pwd -P)"
+
+mkdir -p "$RUNDIR" "$JOBDIR"
+chmod 0755 "$RUNDIR"
+bind() { mkdir -p "$2"; mount "${3:---bind}" "$1" "$2"; MOUNTS+=("$2"); }
+# QEMU and virtiofsd run inside the chroot and want /dev, /proc and /sys.
+bind /dev "$ROOT/dev" --rbind
+bind /proc "$ROOT/proc"
+bind /sys "$ROOT/sys" --rbind
+
+tail_logs() {
+    local f
+    for f in "$LOG_DIR"/*.log; do
+        [[ -f "$f" && "$(basename "$f")" != console.log ]] || continue
+        say "--- last lines of $f ---"
+        tail -n 15 "$f" >&2 || true
+    done
+}
+wait_socket() { # path pid what
+    local i
+    for (( i=0; i<300; i++ )); do
+        [[ -S "$1" ]] && return 0
+        kill -0 "$2" 2>/dev/null || { say "$3 exited before creating $1"; tail_logs; return 1; }
+        sleep 0.1
+    done
+    say "$3 did not create $1 within 30 s"; tail_logs; return 1
+}
+
+QEMU_DEV=()
+FSTYPE=9p
+case "$SERVER" in
+    builtin)
+        bind "$SHARE" "$SRV"
+        QEMU_DEV=(-virtfs "local,path=$SRV_G,mount_tag=$TAG,security_model=passthrough,id=share") ;;
+    virtiofsd)
+        bind "$SHARE" "$SRV"
+        FSTYPE=virtiofs
+        chroot "$ROOT" /usr/libexec/virtiofsd --socket-path="$RUNDIR_G/vfsd.sock" --shared-dir="$SRV_G" \
+            --tag="$TAG" --sandbox=chroot >"$LOG_DIR/virtiofsd.log" 2>&1 &
+        PIDS+=($!)
+        wait_socket "$RUNDIR/vfsd.sock" "$!" virtiofsd || exit 1
+        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vfsd.sock"
+                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=26,num_vqs=2,vq_size=1024,config_size=40") ;;
+    virtfs)
+        chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
+        HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
+        BACKEND="$REPO/artifacts/bin/vhost-user-9p"
+        # The backend runs as 65534: if it cannot reach the repo's copy, give it its own.
+        if ! setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups test -x "$BACKEND"; then
+            cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
+        fi
+        say "helper: $HELPER -p $SHARE -s $RUNDIR/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n ${HELPER_ARGS[*]}"
+        "$HELPER" -p "$SHARE" -s "$RUNDIR/helper.sock" -u $BACKEND_UID -g $BACKEND_GID -n "${HELPER_ARGS[@]}" \
+            >"$LOG_DIR/helper.log" 2>&1 </dev/null &
+        PIDS+=($!)
+        wait_socket "$RUNDIR/helper.sock" "$!" virtfs-proxy-helper || exit 1
+        say "backend (uid $BACKEND_UID): $BACKEND --socket-path $RUNDIR/vhost.sock --tag $TAG --helper-socket $RUNDIR/helper.sock ${BACKEND_ARGS[*]}"
+        setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups -- \
+            "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" --helper-socket "$RUNDIR/helper.sock" \
+            "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
+        PIDS+=($!)
+        wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
+        CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
+        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
+                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
+esac
+
+# --- the job ---
+enc() { local s="${1//%/%25}"; s="${s//,/%2C}"; s="${s// /%20}"; printf %s "${s//=/%3D}"; }
+APPEND="console=ttyS0 quiet loglevel=3 panic=-1 virtfs.fstype=$FSTYPE virtfs.tag=$TAG virtfs.mnt=/mnt"
+[[ -n "$MOUNT_OPTS" ]] && APPEND+=" virtfs.opts=$(enc "$MOUNT_OPTS")"
+if (( RUN_SET )); then
+    for f in "${FILES[@]}"; do cp "$f" "$JOBDIR/"; done
+    printf '%s\n' "$RUN" >"$JOBDIR/cmd"
+    # The command runs from the share, with sh -c, as the user would type it.
+    cat >"$JOBDIR/job.sh" <<EOF
+cd "\$VIRTFS_MNT" 2>/dev/null || cd /
+exec /bin/sh -c "\$(cat $JOBDIR_G/cmd)"
+EOF
+    chmod -R a+rX "$JOBDIR"
+    APPEND+=" virtfs.job=$ID"
+elif (( ${#FILES[@]} )); then
+    for f in "${FILES[@]}"; do cp "$f" "$JOBDIR/"; done
+fi
+
+QEMU=(/usr/bin/qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$CPUS" -m "$MEM"
+      -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -machine q35,memory-backend=mem
+      -nic none -nographic -no-reboot
+      -kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd" -append "$APPEND"
+      -virtfs local,path=/,mount_tag=rootfs,security_model=passthrough,readonly=on,multidevs=remap,id=rootfs
+      "${QEMU_DEV[@]}")
+printf '%q ' chroot "$ROOT" "${QEMU[@]}" >"$LOG_DIR/qemu-cmdline.txt"; echo >>"$LOG_DIR/qemu-cmdline.txt"
+say "booting ($SERVER, tag $TAG, ${MEM} RAM, $CPUS cpus)"
+
+# Watchdog: if a server process dies, stop QEMU rather than letting the guest hang until the timeout.
+watchdog() {
+    local qpid=$1; shift
+    while kill -0 "$qpid" 2>/dev/null; do
+        for p in "$@"; do
+            if ! kill -0 "$p" 2>/dev/null; then
+                echo "vm: a server process ($p) exited while the guest was running; stopping QEMU" >&2
+                sleep 2; kill -TERM "$qpid" 2>/dev/null; return
+            fi
+        done
+        sleep 1
+    done
+}
+
+START=$(date +%s)
+TO=()
+[[ -n "$TIMEOUT" && "$TIMEOUT" != 0 ]] && TO=(timeout --kill-after=10 "$TIMEOUT")
+if (( RUN_SET )); then
+    # stdin from /dev/null: QEMU's stdio must not grab a terminal; console to stdout and console.log.
+    "${TO[@]}" chroot "$ROOT" "${QEMU[@]}" </dev/null 2>"$LOG_DIR/qemu.log" >"$LOG_DIR/console.raw" &
+    QPID=$!
+    PIDS+=("$QPID")
+    SERVER_PIDS=("${PIDS[@]:0:${#PIDS[@]}-1}")
+    (( ${#SERVER_PIDS[@]} )) && { watchdog "$QPID" "${SERVER_PIDS[@]}" & PIDS+=($!); }
+    # Stream the console as it comes, without the serial line's carriage returns.
+    tail -n +1 -f --pid="$QPID" "$LOG_DIR/console.raw" | tr -d '\r' | tee "$LOG_DIR/console.log" &
+    TPID=$!
+    set +e; wait "$QPID"; QRC=$?; set -e
+    wait "$TPID" 2>/dev/null || true
+    tr -d '\r' <"$LOG_DIR/console.raw" >"$LOG_DIR/console.log"
+    M="$(grep -a -o 'VIRTFS-EXIT:[0-9]*' "$LOG_DIR/console.log" | tail -n1 || true)"
+    if [[ -n "$M" ]]; then
+        STATUS="${M#VIRTFS-EXIT:}"
+    elif [[ $QRC == 124 || $QRC == 137 ]]; then
+        say "timeout: the guest did not finish within ${TIMEOUT}s"; STATUS=124; tail_logs
+    else
+        say "the guest ended without a status (QEMU exit $QRC)"; STATUS=125; tail_logs
+    fi
+    grep -aq 'VIRTFS-UMOUNT:failed' "$LOG_DIR/console.log" && say "warning: the guest could not unmount the share"
+    say "guest finished in $(( $(date +%s) - START ))s with status $STATUS"
+else
+    set +e
+    "${TO[@]}" chroot "$ROOT" "${QEMU[@]}" 2>"$LOG_DIR/qemu.log"
+    STATUS=$?
+    set -e
+fi
+exit "$STATUS"
