@@ -1,1 +1,0 @@
-namespace VirtFs.ProxyFs; internal static class Placeholder {}
