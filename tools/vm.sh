@@ -236,7 +236,8 @@ TO=()
 [[ -n "$TIMEOUT" && "$TIMEOUT" != 0 ]] && TO=(timeout --kill-after=10 "$TIMEOUT")
 if (( RUN_SET )); then
     # stdin from /dev/null: QEMU's stdio must not grab a terminal; console to stdout and console.log.
-    "${TO[@]}" chroot "$ROOT" "${QEMU[@]}" </dev/null 2>"$LOG_DIR/qemu.log" >"$LOG_DIR/console.raw" &
+    : >"$LOG_DIR/console.raw"   # exists before tail looks for it
+    "${TO[@]}" chroot "$ROOT" "${QEMU[@]}" </dev/null 2>"$LOG_DIR/qemu.log" >>"$LOG_DIR/console.raw" &
     QPID=$!
     PIDS+=("$QPID")
     SERVER_PIDS=("${PIDS[@]:0:${#PIDS[@]}-1}")

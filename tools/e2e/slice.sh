@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Host side of the issue-2 acceptance suite: prepares an export, boots a guest on it with
+# tools/vm.sh, runs tools/guest/slice.sh there, then verifies on the host what the guest reported
+# (HOSTCHECK lines) and what only the host can see (ownership, checksums, modes).
+#
+# Usage: tools/e2e/slice.sh [--server virtfs|builtin|virtiofsd] [--log-dir DIR] [--no-build] [--timeout SEC]
+# Prints "PASS: slice[SERVER] name" / "FAIL: slice[SERVER] name (detail)" lines, then a summary.
+# Exit: 0 all passed, 1 something failed, 3 cannot run here (reason printed, "NEEDS:").
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+TOOLS="$(cd "$HERE/.." && pwd)"
+SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=900
+while (( $# )); do
+    case "$1" in
+        --server) SERVER="$2"; shift 2 ;;
+        --log-dir) LOG_DIR="$2"; shift 2 ;;
+        --no-build) VM_ARGS+=(--no-build); shift ;;
+        --timeout) TIMEOUT="$2"; shift 2 ;;
+        -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "slice: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+P="slice[$SERVER]"
+NP=0 NF=0
+pass() { echo "PASS: $P $1"; NP=$((NP + 1)); }
+fail() { echo "FAIL: $P $1 ($2)"; NF=$((NF + 1)); }
+
+[[ "$(id -u)" == 0 ]] || { echo "slice: NEEDS: root (the lab boots QEMU in a chroot; the helper runs as root)" >&2; exit 3; }
+
+PARENT="$(mktemp -d /tmp/virtfs-e2e.XXXXXX)"
+OWN_LOGS=0
+if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$PARENT/logs"; OWN_LOGS=1; fi
+cleanup() { local rc=$?; rm -rf "$PARENT"; exit $rc; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+mkdir -p "$LOG_DIR"
+# The export root is 0755 (guest users must get in: the guest checks the root's mode itself) inside
+# a 0700 parent, so the unprivileged backend (uid 65534) cannot read the export by path: it must go
+# through the helper.
+chmod 0700 "$PARENT"
+E="$PARENT/export"
+mkdir -m 0755 "$E"
+printf 'hello from the host' >"$E/hello.txt"
+mkdir -p "$E/sub/nested" "$E/many" "$E/rootdir"
+printf 'deep' >"$E/sub/nested/deep.txt"
+for i in $(seq 0 319); do printf '%d\n' "$i" >"$E/many/$(printf 'f%03d' "$i")"; done
+printf 'secret' >"$E/secret.txt"; chmod 0600 "$E/secret.txt"
+head -c 1048576 /dev/urandom >"$E/blob.bin"
+( cd "$E" && sha256sum hello.txt sub/nested/deep.txt many/f000 many/f319 secret.txt blob.bin >MANIFEST )
+chmod 0755 "$E/rootdir"
+chmod -R go+rX "$E/many" "$E/sub"; chmod 0644 "$E/hello.txt" "$E/blob.bin" "$E/MANIFEST"
+
+# --- run the guest suite ---
+set +e
+timeout --kill-after=20 "$TIMEOUT" "$TOOLS/vm.sh" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
+    --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/slice.sh" "${VM_ARGS[@]}" \
+    --run 'bash "$VIRTFS_JOBDIR/slice.sh"' >"$LOG_DIR/guest.out" 2>"$LOG_DIR/vm.err"
+RC=$?
+set -e
+if [[ $RC == 3 ]]; then
+    grep -h 'NEEDS:' "$LOG_DIR/vm.err" >&2 || cat "$LOG_DIR/vm.err" >&2
+    echo "SKIP: $P (cannot run here; see NEEDS above)"
+    exit 3
+fi
+OUT="$LOG_DIR/guest.out"
+while IFS= read -r line; do
+    case "$line" in
+        PASS:*) pass "${line#PASS: }" ;;
+        FAIL:*) NF=$((NF + 1)); echo "FAIL: $P ${line#FAIL: }" ;;
+    esac
+done < <(grep -a -E '^(PASS|FAIL): ' "$OUT" || true)
+if ! grep -aq '^slice: .* passed, .* failed' "$OUT"; then
+    fail guest-suite-completed "vm.sh exit $RC; the guest suite did not finish; see below"
+    { echo "--- vm.sh stderr ---"; tail -n 30 "$LOG_DIR/vm.err"; echo "--- console ---"; tail -n 30 "$OUT"; } >&2
+fi
+if grep -aq '^VIRTFS-MOUNT:ok' "$OUT"; then pass mount; else fail mount "no VIRTFS-MOUNT:ok from the guest"; fi
+if grep -aq '^VIRTFS-UMOUNT:ok' "$OUT"; then pass umount; else fail umount "no VIRTFS-UMOUNT:ok from the guest"; fi
+
+# --- facts only the host can check ---
+safe_rel() { [[ -n "$1" && "$1" != /* && "$1" != *..* ]]; }
+while read -r _ kind rel a1 _rest; do
+    name="host-$kind:$rel"
+    safe_rel "$rel" || { fail "$name" "unsafe path from the guest"; continue; }
+    f="$E/$rel"
+    case "$kind" in
+        sha256) got=$(sha256sum "$f" 2>&1 | cut -d' ' -f1 || true) ;;
+        owner)  got=$(stat -c %u:%g "$f" 2>&1 || true) ;;
+        mode)   got=$(stat -c %a "$f" 2>&1 || true) ;;
+        size)   got=$(stat -c %s "$f" 2>&1 || true) ;;
+        links)  got=$(stat -c %h "$f" 2>&1 || true) ;;
+        symlink) got=$(readlink "$f" 2>&1 || true) ;;
+        exists) a1=yes; got=$([[ -e "$f" || -L "$f" ]] && echo yes || echo no) ;;
+        absent) a1=yes; got=$([[ -e "$f" || -L "$f" ]] && echo no || echo yes) ;;
+        *) fail "$name" "unknown HOSTCHECK kind"; continue ;;
+    esac
+    if [[ "$got" == "$a1" ]]; then pass "$name"; else fail "$name" "want '$a1', host has '$got'"; fi
+done < <(grep -a '^HOSTCHECK: ' "$OUT" | tr -d '\r' || true)
+
+# What the guest must not have changed.
+[[ "$(stat -c %u:%g:%a "$E/secret.txt")" == 0:0:600 && "$(cat "$E/secret.txt")" == secret ]] \
+    && pass host-secret-untouched || fail host-secret-untouched "$(stat -c %u:%g:%a "$E/secret.txt")"
+[[ "$(stat -c %a "$PARENT")" == 700 && "$(stat -c %a "$E")" == 755 ]] \
+    && pass host-export-modes || fail host-export-modes "$(stat -c %a "$PARENT") $(stat -c %a "$E")"
+( cd "$E" && sha256sum --quiet -c MANIFEST >/dev/null 2>&1 ) && pass host-files-intact || fail host-files-intact "MANIFEST mismatch"
+(( NP + NF > 0 )) || fail no-checks-ran "nothing reported"
+
+(( OWN_LOGS )) || echo "slice: logs in $LOG_DIR" >&2
+echo "$P: passed=$NP failed=$NF"
+(( NF == 0 ))
