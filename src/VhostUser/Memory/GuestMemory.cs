@@ -22,8 +22,6 @@ internal sealed class GuestMemory
         }
     }
 
-    public static GuestMemory Empty { get; } = new(Array.Empty<MappedRegion>());
-
     public int RegionCount => _regions.Length;
 
     /// <summary>Takes another reference; false if the snapshot is already dead.</summary>

@@ -1,0 +1,475 @@
+using Microsoft.Extensions.Logging;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace VirtFs.VhostUser;
+
+/// <summary>
+/// One virtqueue as vhost-user sets it up (size, base, addresses, kick/call/err fds, enable) plus the thread that
+/// serves it: waits on the kick eventfd (epoll, with a wake eventfd for stop/enable), drains the avail ring into
+/// the device, and takes completions back from any thread under the used-ring lock.
+/// Configuration methods are called from the message-loop thread only.
+/// </summary>
+internal sealed class VirtQueue : IRequestCompleter, IDisposable
+{
+    /// <summary>How long GET_VRING_BASE waits for in-flight requests before it answers anyway.</summary>
+    public static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(3);
+
+    private readonly int _index;
+    private readonly IVirtioDevice _device;
+    private readonly MemoryTable _memoryTable;
+    private readonly ILogger _logger;
+
+    private readonly object _usedLock = new();
+    private readonly Stack<VirtqRequest> _pool = new();
+
+    // Configuration (message-loop thread; read by the worker only while it runs, and then not changed).
+    private int _size;
+    private ushort _base;
+    private VringAddress? _address;
+    private FdHandle? _kick;
+    private FdHandle? _call;
+    private FdHandle? _err;
+    private volatile bool _enabled;
+    private bool _eventIdx;
+    private bool _indirect;
+
+    // Runtime.
+    private Thread? _worker;
+    private FdHandle? _wake;
+    private volatile bool _stopRequested;
+    private SplitQueue? _ring;         // guarded by _usedLock for writes; avail side used only by the worker
+    private GuestMemory? _ringMemory;  // the reference that keeps _ring's pointers valid
+    private int _inFlight;             // guarded by _usedLock
+    private int _epoch;                // guarded by _usedLock; bumps when the ring stops
+    private int _drainingThread;       // managed thread id of the worker while it calls the device
+    private bool _pendingNotify;       // guarded by _usedLock
+    private bool _throttled;           // guarded by _usedLock
+    private volatile bool _broken;
+
+    public VirtQueue(int index, IVirtioDevice device, MemoryTable memoryTable, ILogger logger)
+    {
+        _index = index;
+        _device = device;
+        _memoryTable = memoryTable;
+        _logger = logger;
+    }
+
+    public bool IsRunning => _worker is not null;
+    public bool IsBroken => _broken;
+    public bool IsEnabled => _enabled;
+    public int Size => _size;
+
+    public bool SetSize(int size)
+    {
+        if (IsRunning)
+        {
+            return false;
+        }
+        _size = size;
+        return true;
+    }
+
+    public bool SetBase(ushort value)
+    {
+        if (IsRunning)
+        {
+            return false;
+        }
+        _base = value;
+        return true;
+    }
+
+    public bool SetAddress(in VringAddress address)
+    {
+        if (IsRunning)
+        {
+            return false;
+        }
+        _address = address;
+        return true;
+    }
+
+    /// <summary>Switches the call eventfd atomically; a completion racing with it signals the old or the new one.</summary>
+    public void SetCall(FdHandle? call)
+    {
+        FdHandle? old = Interlocked.Exchange(ref _call, call);
+        old?.Dispose(); // SafeHandle refcount: a concurrent Signal keeps it open until it is done
+    }
+
+    public void SetErr(FdHandle? err)
+    {
+        FdHandle? old = Interlocked.Exchange(ref _err, err);
+        old?.Dispose();
+    }
+
+    public void SetEnabled(bool enabled)
+    {
+        _enabled = enabled;
+        if (_wake is not null)
+        {
+            EventFd.Signal(_wake);
+        }
+    }
+
+    /// <summary>SET_VRING_KICK: the ring starts (vhost-user.rst, "Starting and stopping rings").</summary>
+    public void Start(FdHandle kick, bool eventIdx, bool indirect, bool enableNow)
+    {
+        if (IsRunning)
+        {
+            Stop();
+        }
+        _kick = kick;
+        _eventIdx = eventIdx;
+        _indirect = indirect;
+        _broken = false;
+        _stopRequested = false;
+        if (enableNow)
+        {
+            _enabled = true;
+        }
+        _wake = EventFd.Create(nonBlocking: true);
+        _worker = new Thread(WorkerLoop) { Name = $"vhost-user-vq{_index}", IsBackground = true };
+        _worker.Start();
+    }
+
+    /// <summary>
+    /// GET_VRING_BASE: stops the worker, waits (bounded) for in-flight requests, and returns the next avail index
+    /// to process. Late completions after this only release their resources.
+    /// </summary>
+    public ushort Stop()
+    {
+        Thread? worker = _worker;
+        if (worker is not null)
+        {
+            _stopRequested = true;
+            EventFd.Signal(_wake);
+            if (!worker.Join(StopTimeout))
+            {
+                _logger.LogError("vq{Index}: queue thread did not stop in time (device blocked in HandleRequest?)", _index);
+            }
+        }
+        ushort next;
+        lock (_usedLock)
+        {
+            long deadline = Environment.TickCount64 + (long)StopTimeout.TotalMilliseconds;
+            while (_inFlight > 0)
+            {
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0)
+                {
+                    _logger.LogWarning("vq{Index}: {Count} requests still in flight at stop; their completions are dropped", _index, _inFlight);
+                    break;
+                }
+                Monitor.Wait(_usedLock, (int)left);
+            }
+            next = _ring?.LastAvailIndex ?? _base;
+            _epoch++;
+            _ring = null;
+            _ringMemory?.Release();
+            _ringMemory = null;
+            _pendingNotify = false;
+            _throttled = false;
+        }
+        _base = next;
+        _worker = null;
+        _wake?.Dispose();
+        _wake = null;
+        _kick?.Dispose();
+        _kick = null;
+        _enabled = false;
+        return next;
+    }
+
+    /// <summary>RESET_OWNER / RESET_DEVICE / disconnect: stop and forget everything.</summary>
+    public void Reset()
+    {
+        Stop();
+        _size = 0;
+        _base = 0;
+        _address = null;
+        SetCall(null);
+        SetErr(null);
+        _broken = false;
+    }
+
+    public void Dispose() => Reset();
+
+    private unsafe void WorkerLoop()
+    {
+        int epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (epfd < 0)
+        {
+            _logger.LogError("vq{Index}: epoll_create1 failed: errno {Errno}", _index, errno);
+            return;
+        }
+        using var epoll = new FdHandle(epfd);
+        FdHandle kick = _kick!;
+        FdHandle wake = _wake!;
+        bool kickAdded = false, wakeAdded = false;
+        try
+        {
+            kick.DangerousAddRef(ref kickAdded);
+            wake.DangerousAddRef(ref wakeAdded);
+            epoll_event ev = default;
+            ev.events = EPOLLIN;
+            ev.data.fd = kick.Fd;
+            // SAFETY: ev is a local; the fds are kept open by the AddRefs above.
+            if (epoll_ctl(epfd, EPOLL_CTL_ADD, kick.Fd, &ev) != 0)
+            {
+                _logger.LogError("vq{Index}: cannot poll kick fd: errno {Errno}", _index, errno);
+                return;
+            }
+            ev.data.fd = wake.Fd;
+            if (epoll_ctl(epfd, EPOLL_CTL_ADD, wake.Fd, &ev) != 0)
+            {
+                _logger.LogError("vq{Index}: cannot poll wake fd: errno {Errno}", _index, errno);
+                return;
+            }
+            epoll_event* events = stackalloc epoll_event[2];
+            // Buffers may already be waiting (e.g. after a reconnect): look once before the first kick.
+            Process();
+            while (!_stopRequested)
+            {
+                // SAFETY: room for 2 events on the stack.
+                int n = epoll_wait(epfd, events, 2, -1);
+                if (n < 0)
+                {
+                    if (errno == EINTR)
+                    {
+                        continue;
+                    }
+                    _logger.LogError("vq{Index}: epoll_wait failed: errno {Errno}", _index, errno);
+                    return;
+                }
+                for (int i = 0; i < n; i++)
+                {
+                    // Resetting the counters before draining: a kick that arrives during the drain re-arms us.
+                    EventFd.Drain(events[i].data.fd);
+                }
+                if (_stopRequested)
+                {
+                    break;
+                }
+                Process();
+            }
+        }
+        catch (Exception e)
+        {
+            // Our own bug; never let it take the process down, but say so loudly.
+            _logger.LogError(e, "vq{Index}: queue thread failed", _index);
+            _broken = true;
+        }
+        finally
+        {
+            if (kickAdded)
+            {
+                kick.DangerousRelease();
+            }
+            if (wakeAdded)
+            {
+                wake.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Drains the avail ring into the device, then sends at most one notification for the batch.</summary>
+    private void Process()
+    {
+        if (!_enabled || _broken)
+        {
+            return;
+        }
+        SplitQueue? ring = EnsureRing();
+        if (ring is null)
+        {
+            return;
+        }
+        Volatile.Write(ref _drainingThread, Environment.CurrentManagedThreadId);
+        try
+        {
+            while (!_stopRequested && _enabled)
+            {
+                lock (_usedLock)
+                {
+                    if (_inFlight >= ring.Size)
+                    {
+                        // Each in-flight request holds a head; more than the ring size means reused heads.
+                        _throttled = true;
+                        break;
+                    }
+                }
+                VirtqRequest request = Rent();
+                QueueError error = ring.TryPop(request, out bool popped);
+                if (error != QueueError.None || !popped)
+                {
+                    Return(request);
+                    if (error != QueueError.None)
+                    {
+                        MarkBroken(error);
+                        break;
+                    }
+                    if (ring.EnableNotification())
+                    {
+                        continue;
+                    }
+                    break;
+                }
+                GuestMemory memory = ring.Memory;
+                memory.TryAcquire(); // cannot fail: _ringMemory holds a reference
+                lock (_usedLock)
+                {
+                    _inFlight++;
+                    request.Epoch = _epoch;
+                }
+                request.Memory = memory;
+                request.Completer = this;
+                request.QueueIndex = _index;
+                request.MarkOwnedByDevice();
+                try
+                {
+                    _device.HandleRequest(request);
+                }
+                catch (Exception e)
+                {
+                    // A device bug; the request may or may not have been completed: we cannot tell, so leave it.
+                    _logger.LogError(e, "vq{Index}: device threw from HandleRequest", _index);
+                }
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _drainingThread, 0);
+        }
+        FlushNotification();
+    }
+
+    private void FlushNotification()
+    {
+        bool notify = false;
+        lock (_usedLock)
+        {
+            if (_pendingNotify && _ring is not null)
+            {
+                _pendingNotify = false;
+                notify = _ring.ShouldNotify();
+            }
+        }
+        if (notify)
+        {
+            EventFd.Signal(Volatile.Read(ref _call));
+        }
+    }
+
+    /// <summary>(Re)translates the rings when the memory table changed since the last drain.</summary>
+    private SplitQueue? EnsureRing()
+    {
+        lock (_usedLock)
+        {
+            if (_ring is not null && ReferenceEquals(_ringMemory, _memoryTable.Current))
+            {
+                return _ring;
+            }
+            if (_size == 0 || _address is null)
+            {
+                _logger.LogWarning("vq{Index}: kicked before SET_VRING_NUM/SET_VRING_ADDR", _index);
+                return null;
+            }
+            GuestMemory memory = _memoryTable.Acquire();
+            QueueError e = SplitQueue.TryCreate(memory, _address.Value, _size, _base, _eventIdx, _indirect, _ring, out SplitQueue? ring);
+            if (e != QueueError.None)
+            {
+                memory.Release();
+                // The table may be incomplete right now (regions added one by one); only a kick with no usable
+                // ring at all is an error, and it is the driver's: mark broken.
+                MarkBrokenLocked(e);
+                return null;
+            }
+            _ringMemory?.Release();
+            _ringMemory = memory;
+            _ring = ring;
+            return ring;
+        }
+    }
+
+    private void MarkBroken(QueueError error)
+    {
+        lock (_usedLock)
+        {
+            MarkBrokenLocked(error);
+        }
+    }
+
+    private void MarkBrokenLocked(QueueError error)
+    {
+        if (_broken)
+        {
+            return;
+        }
+        _broken = true;
+        _logger.LogError("vq{Index}: driver broke the virtqueue rules ({Error}); queue stopped until reset", _index, error);
+        // vhost-user.rst: the err eventfd tells the front-end about an error on this ring.
+        EventFd.Signal(Volatile.Read(ref _err));
+    }
+
+    void IRequestCompleter.Complete(VirtqRequest request, uint bytesWritten)
+    {
+        bool notify = false;
+        bool wake = false;
+        lock (_usedLock)
+        {
+            if (request.Epoch == _epoch && _ring is not null)
+            {
+                _ring.AddUsed(request.Head, bytesWritten);
+                if (Volatile.Read(ref _drainingThread) == Environment.CurrentManagedThreadId)
+                {
+                    _pendingNotify = true; // completed inline during the drain: one notification at its end
+                }
+                else
+                {
+                    notify = _ring.ShouldNotify();
+                }
+            }
+            _inFlight--;
+            if (_inFlight == 0)
+            {
+                Monitor.PulseAll(_usedLock);
+            }
+            wake = _throttled;
+            _throttled = false;
+        }
+        if (notify)
+        {
+            EventFd.Signal(Volatile.Read(ref _call));
+        }
+        if (wake)
+        {
+            EventFd.Signal(_wake);
+        }
+        GuestMemory? memory = request.Memory;
+        Return(request);
+        memory?.Release();
+    }
+
+    private VirtqRequest Rent()
+    {
+        lock (_pool)
+        {
+            if (_pool.TryPop(out VirtqRequest? r))
+            {
+                return r;
+            }
+        }
+        return new VirtqRequest();
+    }
+
+    private void Return(VirtqRequest request)
+    {
+        request.Reset();
+        request.MarkFree();
+        lock (_pool)
+        {
+            _pool.Push(request);
+        }
+    }
+}
