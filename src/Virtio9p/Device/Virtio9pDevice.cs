@@ -1,0 +1,164 @@
+using System.Buffers.Binary;
+using System.Collections.Concurrent;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using VirtFs.VhostUser;
+using VirtFs.Virtio9p.Protocol;
+using VirtFs.Virtio9p.Server;
+
+namespace VirtFs.Virtio9p.Device;
+
+/// <summary>
+/// The virtio-9p device (virtio spec 5.16... "9P transport", device id 9): feature MOUNT_TAG, config space
+/// holding the tag, one request queue. The queue thread only peeks at each request's header and hands it to
+/// a pool of workers, which serve requests in parallel and complete them out of order, so a slow request
+/// never holds up the ring.
+/// </summary>
+public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
+{
+    /// <summary>VIRTIO_9P_MOUNT_TAG (virtio spec: "the mount tag is in the config space").</summary>
+    public const ulong FeatureMountTag = 1UL << 0;
+
+    /// <summary>The Linux driver reads at most this many tag bytes (include/uapi/linux/virtio_9p.h has no
+    /// limit, but QEMU's MAX_TAG_LEN is 255 and a u16 length would allow more than any mount option can name).</summary>
+    public const int MaxTagLength = 255;
+
+    private readonly P9Server _server;
+    private readonly ILogger _logger;
+    /// <summary>Requests with the tag peeked in ring order: the worker ends exactly what was begun, whatever
+    /// a hostile guest writes into the buffer meanwhile.</summary>
+    private readonly BlockingCollection<(VirtqRequest Request, int Tag)> _queue = new(new ConcurrentQueue<(VirtqRequest, int)>());
+    private readonly TagTracker<VirtqRequest> _tags = new();
+    private readonly Thread[] _workers;
+
+    public Virtio9pDevice(string tag, P9Server server, int workerCount, ILogger logger)
+    {
+        byte[] tagBytes = Encoding.UTF8.GetBytes(tag);
+        if (tagBytes.Length == 0 || tagBytes.Length > MaxTagLength)
+        {
+            throw new ArgumentException($"mount tag must be 1..{MaxTagLength} bytes", nameof(tag));
+        }
+        byte[] config = new byte[2 + tagBytes.Length];
+        BinaryPrimitives.WriteUInt16LittleEndian(config, (ushort)tagBytes.Length);
+        tagBytes.CopyTo(config, 2);
+        Config = config;
+        _server = server;
+        _logger = logger;
+        _workers = new Thread[Math.Max(1, workerCount)];
+        for (int i = 0; i < _workers.Length; i++)
+        {
+            _workers[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"9p-worker-{i}" };
+            _workers[i].Start();
+        }
+    }
+
+    public ulong DeviceFeatures => FeatureMountTag;
+    public int QueueCount => 1;
+    public ReadOnlyMemory<byte> Config { get; }
+
+    /// <summary>config_size for QEMU's vhost-user-test-device: le16 length + the tag.</summary>
+    public int ConfigSize => Config.Length;
+
+    public void HandleRequest(VirtqRequest request)
+    {
+        // Peek type and tag in ring order (see TagTracker); a flush is decided here, everything else queued.
+        Span<byte> header = stackalloc byte[P9Limits.HeaderSize + 2];
+        int peeked = request.CopyFromReadable(0, header);
+        int tracked = -1;
+        if (peeked >= P9Limits.HeaderSize)
+        {
+            ushort tag = BinaryPrimitives.ReadUInt16LittleEndian(header[5..]);
+            if ((P9MessageType)header[4] == P9MessageType.Tflush && peeked == header.Length &&
+                request.ReadableLength == header.Length)
+            {
+                ushort oldTag = BinaryPrimitives.ReadUInt16LittleEndian(header[7..]);
+                if (!_tags.TryParkFlush(oldTag, request))
+                {
+                    CompleteFlush(request);
+                }
+                return;
+            }
+            _tags.Begin(tag);
+            tracked = tag;
+        }
+        if (!_queue.IsAddingCompleted)
+        {
+            try
+            {
+                _queue.Add((request, tracked));
+                return;
+            }
+            catch (InvalidOperationException)
+            {
+                // shutting down: fall through
+            }
+        }
+        request.Complete(0);
+        EndTag(tracked);
+    }
+
+    private void WorkerLoop()
+    {
+        var buffers = new WorkerBuffers();
+        var exchange = new VirtqExchange();
+        foreach ((VirtqRequest request, int tracked) in _queue.GetConsumingEnumerable())
+        {
+            int written = 0;
+            try
+            {
+                exchange.Bind(request);
+                written = _server.Serve(exchange, buffers, out _);
+            }
+            catch (Exception e)
+            {
+                // A bug of ours, not the guest's: log it, answer nothing for this request, keep serving.
+                _logger.LogError(e, "9P request failed unexpectedly");
+            }
+            finally
+            {
+                exchange.Unbind();
+            }
+            request.Complete(written);
+            EndTag(tracked);
+        }
+    }
+
+    /// <summary>After a request's reply is in the used ring: answer the flushes that waited for it.</summary>
+    private void EndTag(int tracked)
+    {
+        if (tracked < 0)
+        {
+            return;
+        }
+        List<VirtqRequest>? due = _tags.End((ushort)tracked);
+        if (due is not null)
+        {
+            foreach (VirtqRequest flush in due)
+            {
+                CompleteFlush(flush);
+            }
+        }
+    }
+
+    /// <summary>Rflush: size[4] type[1] tag[2], the flush's own tag.</summary>
+    private static void CompleteFlush(VirtqRequest flush)
+    {
+        Span<byte> message = stackalloc byte[P9Limits.HeaderSize];
+        flush.CopyFromReadable(0, message);
+        BinaryPrimitives.WriteUInt32LittleEndian(message, P9Limits.HeaderSize);
+        message[4] = (byte)P9MessageType.Rflush;
+        int written = flush.CopyToWritable(0, message);
+        flush.Complete(written == message.Length ? written : 0);
+    }
+
+    public void OnStopped() => _logger.LogInformation("virtio-9p device stopped by the front-end");
+
+    public void Dispose()
+    {
+        _queue.CompleteAdding();
+        foreach (Thread worker in _workers)
+        {
+            worker.Join(TimeSpan.FromSeconds(5));
+        }
+    }
+}

@@ -1,0 +1,68 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace VirtFs.Virtio9p.Server;
+
+/// <summary>
+/// A guest fid: the path it names, who attached it, and what it holds open. Fields a request changes
+/// are guarded by <see cref="Sync"/>; the open file is a SafeFileHandle, whose own refcount keeps a
+/// concurrent Tclunk from closing the fd under a running preadv.
+/// </summary>
+internal sealed class Fid(uint id, byte[] path, uint uid)
+{
+    public uint Id { get; } = id;
+
+    /// <summary>Export-relative path. Replaced (never mutated in place) when a rename moves the file or a
+    /// directory above it, so the fid follows the file.</summary>
+    public byte[] Path { get; set; } = path;
+
+    /// <summary>The guest user the fid was attached for (n_uname with access=user): owner of what it creates.</summary>
+    public uint Uid { get; } = uid;
+
+    public object Sync => this;
+
+    public FidKind Kind { get; set; } = FidKind.Path;
+
+    /// <summary>The host file from Tlopen/Tlcreate, received from the helper.</summary>
+    public SafeFileHandle? Handle { get; set; }
+
+    /// <summary>Host open flags of <see cref="Handle"/> (access mode tells whether ftruncate may use it).</summary>
+    public int OpenFlags { get; set; }
+
+    /// <summary>Where the directory fd's kernel offset stands, so Treaddir seeks only when the guest asks
+    /// for another offset than the one we left it at.</summary>
+    public long DirectoryOffset { get; set; }
+
+    /// <summary>Txattrwalk: the value (or name list) read; Txattrcreate: the value being written.</summary>
+    public XattrState? Xattr { get; set; }
+
+    /// <summary>A second, read-write fd for byte-range locks when the guest's own fd is read-only
+    /// (flock(1) opens O_RDONLY but asks for a write lock).</summary>
+    public SafeFileHandle? LockHandle { get; set; }
+
+    public void Release()
+    {
+        Handle?.Dispose();
+        LockHandle?.Dispose();
+        Handle = null;
+        LockHandle = null;
+    }
+}
+
+internal enum FidKind
+{
+    /// <summary>Names a file; nothing open.</summary>
+    Path,
+    OpenFile,
+    OpenDirectory,
+    XattrRead,
+    XattrWrite,
+}
+
+internal sealed class XattrState(byte[] name, byte[] value, int flags)
+{
+    public byte[] Name { get; } = name;
+    public byte[] Value { get; } = value;
+    public int Flags { get; } = flags;
+    /// <summary>Bytes received so far for Txattrcreate; the value is set at clunk only when complete.</summary>
+    public int Written { get; set; }
+}

@@ -1,0 +1,63 @@
+using System.Collections.Concurrent;
+
+namespace VirtFs.Virtio9p.Server;
+
+/// <summary>The session's fids. Lookups are lock-free; renames rewrite paths under one lock so two renames
+/// cannot interleave their prefix rewrites.</summary>
+internal sealed class FidTable
+{
+    /// <summary>A bound on fids per session: the Linux client uses a handful per open file, a hostile one
+    /// must not exhaust our memory.</summary>
+    public const int MaxFids = 1 << 20;
+
+    private readonly ConcurrentDictionary<uint, Fid> _fids = new();
+    private readonly Lock _renameLock = new();
+
+    public int Count => _fids.Count;
+
+    public Fid? Get(uint id) => _fids.TryGetValue(id, out Fid? fid) ? fid : null;
+
+    /// <summary>Adds a new fid; fails with EBADF if the id is in use (9P: newfid must be unused) or
+    /// ENFILE-like EMFILE when the table is full.</summary>
+    public int Add(Fid fid)
+    {
+        if (_fids.Count >= MaxFids)
+        {
+            return -24; // EMFILE
+        }
+        return _fids.TryAdd(fid.Id, fid) ? 0 : -Errno.EBADF;
+    }
+
+    /// <summary>Replaces (for Twalk with newfid == fid) or adds.</summary>
+    public void Set(Fid fid) => _fids[fid.Id] = fid;
+
+    public Fid? Remove(uint id) => _fids.TryRemove(id, out Fid? fid) ? fid : null;
+
+    public void Clear()
+    {
+        foreach (uint id in _fids.Keys)
+        {
+            Remove(id)?.Release();
+        }
+    }
+
+    /// <summary>After a rename of <paramref name="from"/> to <paramref name="to"/>, every fid at or below
+    /// the old path now names the new one (QEMU's v9fs_fix_path).</summary>
+    public void Renamed(byte[] from, byte[] to)
+    {
+        lock (_renameLock)
+        {
+            foreach (Fid fid in _fids.Values)
+            {
+                byte[] path = fid.Path;
+                if (PathNames.IsAtOrBelow(path, from))
+                {
+                    byte[] moved = new byte[to.Length + path.Length - from.Length];
+                    to.CopyTo(moved, 0);
+                    path.AsSpan(from.Length).CopyTo(moved.AsSpan(to.Length));
+                    fid.Path = moved;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+using Microsoft.Extensions.Logging;
+using VirtFs.Virtio9p.FileSystem;
+using VirtFs.Virtio9p.Protocol;
+
+namespace VirtFs.Virtio9p.Server;
+
+public sealed partial class P9Server
+{
+    private static ReadOnlySpan<byte> Dialect => "9P2000.L"u8;
+
+    /// <summary>Tversion: msize[4] version[s]. Starts a new session: every fid of the old one is clunked.</summary>
+    private int Version(ref Call call)
+    {
+        uint requested = call.Body.ReadUInt32();
+        ReadOnlySpan<byte> version = call.Body.ReadString(64);
+        call.Body.ReadEnd();
+
+        _fids.Clear();
+        if (requested < P9Limits.MinMessageSize)
+        {
+            return -Errno.EINVAL;
+        }
+        int msize = (int)Math.Min(requested, (uint)_maxMessageSize);
+        _msize = msize;
+
+        // version(5): a server that does not speak the dialect answers "unknown". "9P2000.L.x" style
+        // suffixes are allowed by the spec; we only know the base dialect.
+        bool known = version.SequenceEqual(Dialect) || (version.StartsWith(Dialect) && version[Dialect.Length] == (byte)'.');
+        P9Writer reply = call.StartReply(P9MessageType.Rversion);
+        reply.WriteUInt32((uint)msize);
+        reply.WriteString(known ? Dialect : "unknown"u8);
+        _logger.LogInformation("9P session: msize {Msize}, version {Version}", msize, known ? "9P2000.L" : "unknown");
+        return reply.Finish();
+    }
+
+    /// <summary>Tattach: fid[4] afid[4] uname[s] aname[s] n_uname[4]. With access=user the Linux client
+    /// attaches once per guest user and n_uname is that uid: it owns what this fid creates.</summary>
+    private int Attach(ref Call call)
+    {
+        uint fidId = call.Body.ReadUInt32();
+        uint afid = call.Body.ReadUInt32();
+        call.Body.ReadString(P9Limits.MaxNameLength);
+        call.Body.ReadString(P9Limits.MaxPathLength);
+        uint nUname = call.Body.ReadUInt32();
+        call.Body.ReadEnd();
+
+        if (afid != P9Limits.NoFid)
+        {
+            return -Errno.EOPNOTSUPP; // no Tauth, so no afid can be valid
+        }
+        int result = _fs.Lstat(PathNames.Root, out FileStat attributes);
+        if (result < 0)
+        {
+            return result;
+        }
+        uint uid = nUname == uint.MaxValue ? 0 : nUname; // P9_NONUNAME: a client that names no user
+        result = _fids.Add(new Fid(fidId, PathNames.Root, uid));
+        if (result < 0)
+        {
+            return result;
+        }
+        P9Writer reply = call.StartReply(P9MessageType.Rattach);
+        reply.WriteQid(_qids.ToQid(attributes));
+        return reply.Finish();
+    }
+
+    /// <summary>Tflush: oldtag[2]. The virtio device answers flushes itself, in ring order, after the
+    /// flushed request's reply (so the guest never sees a reply after Rflush). A Tflush reaching the
+    /// server directly has nothing left to wait for.</summary>
+    private int Flush(ref Call call)
+    {
+        call.Body.ReadUInt16();
+        call.Body.ReadEnd();
+        return call.Empty(P9MessageType.Rflush);
+    }
+
+    /// <summary>Tclunk: fid[4]. Forgets the fid; an xattr being written is committed now (its error, if any,
+    /// is the clunk's, as in QEMU's v9fs_xattr_fid_clunk).</summary>
+    private int Clunk(ref Call call)
+    {
+        uint fidId = call.Body.ReadUInt32();
+        call.Body.ReadEnd();
+        Fid? fid = _fids.Remove(fidId);
+        if (fid is null)
+        {
+            return -Errno.ENOENT;
+        }
+        int result;
+        lock (fid.Sync)
+        {
+            result = fid.Kind == FidKind.XattrWrite ? CommitXattr(fid) : 0;
+            fid.Release();
+        }
+        return result < 0 ? result : call.Empty(P9MessageType.Rclunk);
+    }
+
+    /// <summary>Tremove: fid[4]. Removes the file and clunks the fid, even when the removal fails (remove(5)).</summary>
+    private int Remove(ref Call call)
+    {
+        uint fidId = call.Body.ReadUInt32();
+        call.Body.ReadEnd();
+        Fid? fid = _fids.Remove(fidId);
+        if (fid is null)
+        {
+            return -Errno.ENOENT;
+        }
+        lock (fid.Sync)
+        {
+            fid.Release();
+        }
+        if (PathNames.IsRoot(fid.Path))
+        {
+            return -Errno.EBUSY;
+        }
+        int result = _fs.Remove(fid.Path);
+        return result < 0 ? result : call.Empty(P9MessageType.Rremove);
+    }
+
+    private Fid? GetFid(uint id) => _fids.Get(id);
+}

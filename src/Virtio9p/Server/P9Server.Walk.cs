@@ -1,0 +1,86 @@
+using VirtFs.Virtio9p.FileSystem;
+using VirtFs.Virtio9p.Protocol;
+
+namespace VirtFs.Virtio9p.Server;
+
+public sealed partial class P9Server
+{
+    /// <summary>
+    /// Twalk: fid[4] newfid[4] nwname[2] nwname*wname[s]. Each step is checked on the host (lstat through the
+    /// port), ".." at the export root stays at the root, and a walk that fails after its first step answers
+    /// the qids it got (walk(5)) without creating newfid. nwname = 0 clones the fid.
+    /// </summary>
+    private int Walk(ref Call call)
+    {
+        uint fidId = call.Body.ReadUInt32();
+        uint newFidId = call.Body.ReadUInt32();
+        ushort count = call.Body.ReadUInt16();
+        if (count > P9Limits.MaxWalkElements)
+        {
+            return -Errno.EINVAL;
+        }
+        Fid? fid = GetFid(fidId);
+        if (fid is null)
+        {
+            return -Errno.ENOENT;
+        }
+        if (newFidId != fidId && GetFid(newFidId) is not null)
+        {
+            return -Errno.EINVAL; // newfid must not be in use (walk(5))
+        }
+
+        P9Writer reply = call.StartReply(P9MessageType.Rwalk);
+        Span<byte> countSlot = reply.Reserve(2);
+        byte[] path = fid.Path;
+        int walked = 0;
+        for (int i = 0; i < count; i++)
+        {
+            ReadOnlySpan<byte> name = call.Body.ReadString(P9Limits.MaxNameLength);
+            int check = PathNames.Check(name);
+            if (check < 0)
+            {
+                return check;
+            }
+            byte[] next = PathNames.IsDotDot(name) ? PathNames.Parent(path)
+                : PathNames.IsDot(name) ? path
+                : PathNames.Join(path, name);
+            int result = _fs.Lstat(next, out FileStat attributes);
+            if (result < 0)
+            {
+                if (i == 0)
+                {
+                    return result;
+                }
+                // Partial walk: the names not walked are still in the message; it is well formed as a
+                // whole only if they parse, so read them before answering.
+                for (int j = i + 1; j < count; j++)
+                {
+                    call.Body.ReadString(P9Limits.MaxNameLength);
+                }
+                break;
+            }
+            reply.WriteQid(_qids.ToQid(attributes));
+            path = next;
+            walked++;
+        }
+        call.Body.ReadEnd();
+
+        if (walked == count)
+        {
+            if (newFidId == fidId)
+            {
+                fid.Path = path;
+            }
+            else
+            {
+                int added = _fids.Add(new Fid(newFidId, path, fid.Uid));
+                if (added < 0)
+                {
+                    return added;
+                }
+            }
+        }
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(countSlot, (ushort)walked);
+        return reply.Finish();
+    }
+}

@@ -1,0 +1,165 @@
+using Microsoft.Extensions.Logging;
+using VirtFs.Virtio9p.FileSystem;
+using VirtFs.Virtio9p.Protocol;
+
+namespace VirtFs.Virtio9p.Server;
+
+/// <summary>
+/// The 9P2000.L server: decodes one request, runs its handler against the <see cref="IFileSystem"/> port
+/// and writes the reply. Stateless per call apart from the session (msize, fids, qid map), so any number
+/// of workers may call <see cref="Serve"/> at once. Handlers return the reply length, or a negative errno
+/// that this one place turns into Rlerror (QEMU's pdu_complete pattern).
+/// </summary>
+public sealed partial class P9Server
+{
+    private readonly IFileSystem _fs;
+    private readonly ILogger _logger;
+    private readonly FidTable _fids = new();
+    private readonly QidMapper _qids = new();
+    private readonly int _maxMessageSize;
+    private volatile int _msize;
+
+    public P9Server(IFileSystem fileSystem, ILogger logger, int maxMessageSize = P9Limits.MaxMessageSize)
+    {
+        if (maxMessageSize < P9Limits.MinMessageSize || maxMessageSize > P9Limits.MaxMessageSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxMessageSize));
+        }
+        _fs = fileSystem;
+        _logger = logger;
+        _maxMessageSize = maxMessageSize;
+        _msize = maxMessageSize;
+    }
+
+    /// <summary>The negotiated msize (the largest message either side sends).</summary>
+    public int MessageSize => _msize;
+
+    internal int FidCount => _fids.Count;
+
+    /// <summary>Serves one exchange. Returns the number of reply bytes written into the exchange (0 when
+    /// the request was too broken to answer at all), and the request's tag.</summary>
+    public int Serve(IP9Exchange exchange, WorkerBuffers buffers, out ushort tag)
+    {
+        tag = P9Limits.NoTag;
+        int length = exchange.RequestLength;
+        Span<byte> header = buffers.Request.AsSpan(0, P9Limits.HeaderSize);
+        if (length < P9Limits.HeaderSize || exchange.CopyFromRequest(0, header) != P9Limits.HeaderSize)
+        {
+            _logger.LogWarning("9P request of {Length} bytes is shorter than a header; dropped", length);
+            return 0;
+        }
+        var headerReader = new P9Reader(header);
+        uint size = headerReader.ReadUInt32();
+        var type = (P9MessageType)headerReader.ReadByte();
+        tag = headerReader.ReadUInt16();
+
+        // The Linux transport sends exactly `size` bytes (trans_virtio.c adds zero-copy write data to the
+        // size field), so any mismatch is a framing lie; answer it without reading further.
+        if (size != (uint)length || length > _msize)
+        {
+            _logger.LogWarning("9P {Type} tag {Tag}: size field {Size} but {Length} bytes sent (msize {Msize})",
+                type, tag, size, length, _msize);
+            return WriteError(exchange, buffers, tag, Errno.EINVAL);
+        }
+
+        int replyCapacity = Math.Min(exchange.ReplyCapacity, _msize);
+        var call = new Call(exchange, buffers, tag, buffers.Reply.AsSpan(0, replyCapacity));
+        int result;
+        try
+        {
+            if (type == P9MessageType.Twrite)
+            {
+                // Only the fixed header is copied: the data stays in guest memory for pwritev.
+                int fixedLength = Math.Min(length, P9Limits.WriteRequestHeaderSize);
+                exchange.CopyFromRequest(0, buffers.Request.AsSpan(0, fixedLength));
+                call.Body = new P9Reader(buffers.Request.AsSpan(P9Limits.HeaderSize, fixedLength - P9Limits.HeaderSize));
+                result = Write(ref call);
+            }
+            else
+            {
+                exchange.CopyFromRequest(0, buffers.Request.AsSpan(0, length));
+                call.Body = new P9Reader(buffers.Request.AsSpan(P9Limits.HeaderSize, length - P9Limits.HeaderSize));
+                result = Dispatch(type, ref call);
+            }
+        }
+        catch (P9ProtocolException e)
+        {
+            _logger.LogWarning("9P {Type} tag {Tag}: malformed: {Reason}", type, tag, e.Message);
+            result = -Errno.EINVAL;
+        }
+        catch (P9ReplyOverflowException)
+        {
+            // The guest left less reply room than this reply needs.
+            _logger.LogWarning("9P {Type} tag {Tag}: reply does not fit {Capacity} bytes", type, tag, replyCapacity);
+            result = -Errno.EMSGSIZE;
+        }
+
+        if (result < 0)
+        {
+            return WriteError(exchange, buffers, tag, -result);
+        }
+        if (call.ReplyInExchange)
+        {
+            return result;
+        }
+        return exchange.CopyToReply(0, buffers.Reply.AsSpan(0, result)) == result ? result : 0;
+    }
+
+    private int Dispatch(P9MessageType type, ref Call call) => type switch
+    {
+        P9MessageType.Tversion => Version(ref call),
+        P9MessageType.Tattach => Attach(ref call),
+        P9MessageType.Tflush => Flush(ref call),
+        P9MessageType.Twalk => Walk(ref call),
+        P9MessageType.Tclunk => Clunk(ref call),
+        P9MessageType.Tremove => Remove(ref call),
+        P9MessageType.Tlopen => Lopen(ref call),
+        P9MessageType.Tlcreate => Lcreate(ref call),
+        P9MessageType.Tread => Read(ref call),
+        P9MessageType.Tfsync => Fsync(ref call),
+        P9MessageType.Tgetattr => Getattr(ref call),
+        P9MessageType.Tsetattr => Setattr(ref call),
+        P9MessageType.Tstatfs => Statfs(ref call),
+        P9MessageType.Treaddir => Readdir(ref call),
+        P9MessageType.Tmkdir => Mkdir(ref call),
+        P9MessageType.Tmknod => Mknod(ref call),
+        P9MessageType.Tsymlink => Symlink(ref call),
+        P9MessageType.Treadlink => Readlink(ref call),
+        P9MessageType.Tlink => Link(ref call),
+        P9MessageType.Trename => Rename(ref call),
+        P9MessageType.Trenameat => Renameat(ref call),
+        P9MessageType.Tunlinkat => Unlinkat(ref call),
+        P9MessageType.Txattrwalk => XattrWalk(ref call),
+        P9MessageType.Txattrcreate => XattrCreate(ref call),
+        P9MessageType.Tlock => Lock(ref call),
+        P9MessageType.Tgetlock => GetLock(ref call),
+        // Tauth: 9P2000.L over virtio has no authentication; legacy 9P2000/9P2000.u messages are not
+        // part of the dialect we negotiate. QEMU answers these the same way.
+        _ => -Errno.EOPNOTSUPP,
+    };
+
+    private static int WriteError(IP9Exchange exchange, WorkerBuffers buffers, ushort tag, int errno)
+    {
+        var writer = new P9Writer(buffers.Reply, P9MessageType.Rlerror, tag);
+        writer.WriteUInt32((uint)errno);
+        int length = writer.Finish();
+        return exchange.CopyToReply(0, buffers.Reply.AsSpan(0, length)) == length ? length : 0;
+    }
+
+    /// <summary>Everything a handler needs for one request.</summary>
+    private ref struct Call(IP9Exchange exchange, WorkerBuffers buffers, ushort tag, Span<byte> reply)
+    {
+        public P9Reader Body;
+        public readonly IP9Exchange Exchange = exchange;
+        public readonly WorkerBuffers Buffers = buffers;
+        public readonly ushort Tag = tag;
+        public readonly Span<byte> Reply = reply;
+        /// <summary>Set by zero-copy handlers that wrote their reply into the exchange themselves.</summary>
+        public bool ReplyInExchange;
+
+        public readonly P9Writer StartReply(P9MessageType type) => new(Reply, type, Tag);
+
+        /// <summary>A reply with no body (Rclunk, Rmkdir's siblings...).</summary>
+        public readonly int Empty(P9MessageType type) => StartReply(type).Finish();
+    }
+}
