@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Runs every test of the project and prints, as its LAST line, exactly
+#   N passed, N failed, N skipped
+# counting every unit test and every guest/host check. Exit status non-zero if anything failed.
+#
+#   1. unit tests: `dotnet test` for each project under tests/ (counts read from its trx file);
+#   2. tools/build.sh (Native AOT executables into artifacts/bin);
+#   3. end to end: tools/e2e/slice.sh against QEMU's built-in 9p (the reference column) and against
+#      ours (virtfs: vhost-user-9p + virtfs-proxy-helper), then a differential summary.
+# A suite that cannot run here (not root, no .NET SDK, no registry for the lab) says what it needs
+# and counts as one skipped; a missing executable of ours counts as failed.
+#
+# Usage: tools/test.sh [--no-unit] [--no-e2e] [--servers "builtin virtfs"] [--keep-logs DIR]
+# Env: VIRTFS_TEST_ARTIFACTS (dotnet build output for tests, default /tmp/virtfs-test-artifacts),
+#      VIRTFS_CACHE (the lab, default /var/cache/virtfs)
+set -uo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO"
+UNIT=1 E2E=1 SERVERS="builtin virtfs" KEEP=""
+while (( $# )); do
+    case "$1" in
+        --no-unit) UNIT=0; shift ;;
+        --no-e2e) E2E=0; shift ;;
+        --servers) SERVERS="$2"; shift 2 ;;
+        --keep-logs) KEEP="$2"; shift 2 ;;
+        -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        *) echo "test: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+P=0 F=0 S=0
+T0=$(date +%s)
+WORK="$(mktemp -d /tmp/virtfs-test.XXXXXX)"
+CHILD=""
+cleanup() {
+    [[ -n "$CHILD" ]] && kill -TERM "$CHILD" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'echo "test: interrupted"; echo "$P passed, $((F + 1)) failed, $S skipped"; exit 130' INT TERM
+LOGS="${KEEP:-$WORK/logs}"
+mkdir -p "$LOGS"
+
+section() { printf '\n=== %s ===\n' "$*"; }
+skip() { echo "SKIP: $1 (needs: $2)"; S=$((S + 1)); }
+# run_logged LOG TIMEOUT CMD...: runs CMD in the background (so INT/TERM reach it), output to LOG.
+run_logged() {
+    local log=$1 t=$2 rc; shift 2
+    timeout --kill-after=30 "$t" "$@" >"$log" 2>&1 &
+    CHILD=$!
+    wait "$CHILD"; rc=$?
+    CHILD=""
+    return $rc
+}
+
+# --- 1. unit tests ---
+if (( UNIT )); then
+    section "unit tests"
+    if ! command -v dotnet >/dev/null; then
+        skip "unit tests" "the .NET 10 SDK (dotnet) on PATH"
+    else
+        export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+        ART="${VIRTFS_TEST_ARTIFACTS:-/tmp/virtfs-test-artifacts}"
+        for proj in tests/*/*.csproj; do
+            [[ -f "$proj" ]] || continue
+            name="$(basename "$proj" .csproj)"
+            res="$WORK/trx-$name"
+            t=$(date +%s)
+            run_logged "$LOGS/unit-$name.log" 900 dotnet test "$proj" -p:ArtifactsPath="$ART" -nologo \
+                --logger "trx;LogFileName=$name.trx" --results-directory "$res"
+            rc=$?
+            trx="$res/$name.trx"
+            if [[ -f "$trx" ]]; then
+                counters="$(grep -o '<Counters [^>]*>' "$trx" | head -n1)"
+                attr() { local v; v=$(printf '%s' "$counters" | grep -o " $1=\"[0-9]*\"" | grep -o '[0-9]*'); echo "${v:-0}"; }
+                np=$(attr passed); nf=$(( $(attr failed) + $(attr error) + $(attr timeout) + $(attr aborted) ))
+                ns=$(( $(attr notExecuted) + $(attr inconclusive) ))
+                # name the failures
+                grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | grep -o 'testName="[^"]*"' \
+                    | sed 's/^testName="\(.*\)"$/FAIL: unit \1/' | head -n 50
+                if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: unit $name (dotnet test exit $rc)"; fi
+            else
+                np=0 ns=0 nf=1
+                if grep -q 'error' "$LOGS/unit-$name.log"; then
+                    echo "FAIL: unit $name (build failed or no results; exit $rc)"
+                else
+                    echo "FAIL: unit $name (no results; exit $rc)"
+                fi
+                grep -E ' error |error [A-Z]+[0-9]+' "$LOGS/unit-$name.log" | sort -u | head -n 10
+            fi
+            echo "unit $name: passed=$np failed=$nf skipped=$ns ($(( $(date +%s) - t ))s)"
+            P=$((P + np)) F=$((F + nf)) S=$((S + ns))
+        done
+    fi
+fi
+
+# --- 2 & 3. build and end to end ---
+if (( E2E )); then
+    section "build (Native AOT)"
+    BUILD_OK=1
+    if ! command -v dotnet >/dev/null; then
+        echo "build: NEEDS: the .NET 10 SDK (dotnet) on PATH"; BUILD_OK=0
+    else
+        t=$(date +%s)
+        if run_logged "$LOGS/build.log" 1200 tools/build.sh; then
+            echo "build: ok ($(( $(date +%s) - t ))s)"
+        else
+            BUILD_OK=0
+            echo "build: FAILED ($(( $(date +%s) - t ))s):"
+            grep -E 'error|FAILED|missing' "$LOGS/build.log" | sort -u | head -n 20
+        fi
+    fi
+    section "lab"
+    LAB_OK=1 LAB_WHY=""
+    if [[ "$(id -u)" != 0 ]]; then
+        LAB_OK=0 LAB_WHY="root (the lab uses chroot and bind mounts; the helper runs as root)"
+    else
+        t=$(date +%s)
+        run_logged "$LOGS/lab.log" 1500 tools/lab.sh; rc=$?
+        if (( rc == 0 )); then
+            echo "lab: ready ($(( $(date +%s) - t ))s): $(cat "${VIRTFS_CACHE:-/var/cache/virtfs}/trixie/var/lib/virtfs-guest/qemu-version" 2>/dev/null)"
+        else
+            LAB_OK=0
+            LAB_WHY="$(grep -h 'NEEDS:' "$LOGS/lab.log" | sed 's/.*NEEDS: //' | head -n1)"
+            LAB_WHY="${LAB_WHY:-a working lab (tools/lab.sh exit $rc)}"
+            tail -n 20 "$LOGS/lab.log"
+            if (( rc != 3 )); then
+                # the lab is ours: a broken lab is a failure, not a skip
+                echo "FAIL: lab (tools/lab.sh exit $rc)"; F=$((F + 1))
+            fi
+        fi
+    fi
+    for srv in $SERVERS; do
+        section "slice suite: $srv"
+        if (( ! LAB_OK )); then skip "slice[$srv]" "$LAB_WHY"; continue; fi
+        if [[ "$srv" == virtfs ]] && { (( ! BUILD_OK )) || [[ ! -x artifacts/bin/vhost-user-9p || ! -x artifacts/bin/virtfs-proxy-helper ]]; }; then
+            # our own executables missing is a failure, not a skip
+            echo "FAIL: slice[$srv] (artifacts/bin/vhost-user-9p and artifacts/bin/virtfs-proxy-helper must build)"
+            F=$((F + 1)); continue
+        fi
+        t=$(date +%s)
+        out="$LOGS/slice-$srv.out"
+        run_logged "$out" 900 tools/e2e/slice.sh --server "$srv" --no-build --log-dir "$LOGS/slice-$srv"
+        rc=$?
+        if (( rc == 3 )); then
+            skip "slice[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue
+        fi
+        grep -a -E '^(PASS|FAIL): ' "$out"
+        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
+        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: slice[$srv] (exit $rc)"; tail -n 20 "$out"; fi
+        echo "slice[$srv]: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
+        P=$((P + np)) F=$((F + nf))
+    done
+    # Differential: checks QEMU's built-in server passes but ours does not.
+    if [[ -f "$LOGS/slice-builtin.out" && -f "$LOGS/slice-virtfs.out" ]]; then
+        section "differential (builtin vs virtfs)"
+        names() { grep -a "^$1: " "$2" | sed -E 's/^[A-Z]+: slice\[[a-z]+\] //; s/ \(.*$//' | sort -u; }
+        diffs="$(comm -12 <(names PASS "$LOGS/slice-builtin.out") <(names FAIL "$LOGS/slice-virtfs.out"))"
+        if [[ -n "$diffs" ]]; then
+            echo "passes on builtin, fails on virtfs:"; printf '  %s\n' $diffs
+        else
+            echo "no check passes on builtin and fails on virtfs"
+        fi
+    fi
+fi
+
+section "summary"
+echo "time: $(( $(date +%s) - T0 ))s; logs: ${KEEP:-(removed; use --keep-logs DIR)}"
+echo "$P passed, $F failed, $S skipped"
+(( F == 0 ))
