@@ -55,14 +55,15 @@ public sealed class VhostUserServer
         CancellationTokenRegistration registration = cancellationToken.Register(() => EventFd.Signal(stop));
         var thread = new Thread(() =>
         {
+            Exception? failure = null;
             try
             {
                 Serve(listener, stop);
-                done.TrySetResult();
             }
             catch (Exception e)
             {
-                done.TrySetException(e);
+                _logger.LogError(e, "vhost-user: server failed");
+                failure = e;
             }
             finally
             {
@@ -70,6 +71,15 @@ public sealed class VhostUserServer
                 listener.Dispose();
                 TryUnlink();
                 stop.Dispose();
+            }
+            // Completed only after cleanup, so callers see the socket file gone.
+            if (failure is null)
+            {
+                done.TrySetResult();
+            }
+            else
+            {
+                done.TrySetException(failure);
             }
         })
         {

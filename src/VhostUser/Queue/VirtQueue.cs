@@ -406,8 +406,8 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         {
             return;
         }
-        _broken = true;
         _logger.LogError("vq{Index}: driver broke the virtqueue rules ({Error}); queue stopped until reset", _index, error);
+        _broken = true;
         // vhost-user.rst: the err eventfd tells the front-end about an error on this ring.
         EventFd.Signal(Volatile.Read(ref _err));
     }
