@@ -1,0 +1,10 @@
+using System.Runtime.InteropServices;
+
+namespace VirtFs.Virtio9p.Interop;
+
+internal static unsafe partial class Sys
+{
+    /// <summary>removexattr(2) on "/proc/self/fd/N" (see <see cref="Getxattr"/> for why not lremovexattr).</summary>
+    [LibraryImport("libc", EntryPoint = "removexattr", SetLastError = true)]
+    internal static partial int Removexattr(byte* path, byte* name);
+}

@@ -1,0 +1,23 @@
+using System.Runtime.InteropServices;
+
+namespace VirtFs.Virtio9p.Interop;
+
+/// <summary>struct statfs on 64-bit Linux (asm-generic/statfs.h, __statfs_word = long): 120 bytes.
+/// Mirrored for <see cref="Sys.Fstatfs"/>; the layout test sits in tests/Virtio9p.Tests/FileSystem.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct StatFs
+{
+    public long f_type;
+    public long f_bsize;
+    public ulong f_blocks;
+    public ulong f_bfree;
+    public ulong f_bavail;
+    public ulong f_files;
+    public ulong f_ffree;
+    public int f_fsid0;
+    public int f_fsid1;
+    public long f_namelen;
+    public long f_frsize;
+    public long f_flags;
+    public long f_spare0, f_spare1, f_spare2, f_spare3;
+}
