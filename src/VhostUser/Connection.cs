@@ -296,7 +296,7 @@ internal sealed class Connection : IDisposable
     private ulong SetVringNum(VringState s)
     {
         VirtQueue q = Queue(s.Index);
-        if (s.Num == 0 || s.Num > VhostUserLimits.MaxQueueSize || (s.Num & (s.Num - 1)) != 0)
+        if (!s.IsValidSize())
         {
             throw new VhostUserProtocolException(VhostUserError.InvalidVringState, $"vring {s.Index} size {s.Num}");
         }
@@ -306,7 +306,7 @@ internal sealed class Connection : IDisposable
     private ulong SetVringBase(VringState s)
     {
         VirtQueue q = Queue(s.Index);
-        if (s.Num > ushort.MaxValue)
+        if (!s.IsValidBase())
         {
             throw new VhostUserProtocolException(VhostUserError.InvalidVringState, $"vring {s.Index} base {s.Num}");
         }
@@ -370,7 +370,7 @@ internal sealed class Connection : IDisposable
     private ulong SetVringEnable(VringState s)
     {
         VirtQueue q = Queue(s.Index);
-        if (s.Num > 1)
+        if (!s.IsValidEnable())
         {
             throw new VhostUserProtocolException(VhostUserError.InvalidVringState, $"SET_VRING_ENABLE {s.Num}");
         }

@@ -64,6 +64,15 @@ internal readonly record struct VringState(uint Index, uint Num)
         BinaryPrimitives.WriteUInt32LittleEndian(b, Index);
         BinaryPrimitives.WriteUInt32LittleEndian(b[4..], Num);
     }
+
+    /// <summary>SET_VRING_NUM: a power of two in 1..MaxQueueSize (virtio 1.2, 2.7: split rings).</summary>
+    public bool IsValidSize() => Num != 0 && Num <= VhostUserLimits.MaxQueueSize && (Num & (Num - 1)) == 0;
+
+    /// <summary>SET_VRING_BASE: a 16-bit ring index.</summary>
+    public bool IsValidBase() => Num <= ushort.MaxValue;
+
+    /// <summary>SET_VRING_ENABLE: 0 or 1.</summary>
+    public bool IsValidEnable() => Num <= 1;
 }
 
 /// <summary>VhostUserVringAddr: u32 index, u32 flags, u64 desc, u64 used, u64 avail, u64 log (front-end virtual).</summary>

@@ -115,16 +115,21 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
     /// <summary>SET_VRING_KICK: the ring starts (vhost-user.rst, "Starting and stopping rings").</summary>
     public void Start(FdHandle kick, bool eventIdx, bool indirect, bool enableNow)
     {
+        bool wasEnabled = _enabled;
         if (IsRunning)
         {
-            Stop();
+            Stop(); // a new kick fd for a running ring: restart on it, keeping its enable state
+        }
+        else
+        {
+            wasEnabled = false;
         }
         _kick = kick;
         _eventIdx = eventIdx;
         _indirect = indirect;
         _broken = false;
         _stopRequested = false;
-        if (enableNow)
+        if (enableNow || wasEnabled)
         {
             _enabled = true;
         }

@@ -1,0 +1,139 @@
+using System.Text;
+using static Tmds.Linux.LibC;
+
+namespace VirtFs.VhostUser.Tests;
+
+/// <summary>Stopping a ring with requests in flight, restarting it, and memory removal.</summary>
+public sealed class ServerStopTests : IDisposable
+{
+    private const ulong UserAddr = 0x7f34_0000_0000;
+    private readonly string _dir = Directory.CreateTempSubdirectory("vhost-stop").FullName;
+    private readonly ListLogger _logger = new();
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>Holds every request until released, then echoes it from another thread.</summary>
+    private sealed class HoldingDevice : IVirtioDevice
+    {
+        private readonly List<VirtqRequest> _held = new();
+        public ulong DeviceFeatures => 0;
+        public int QueueCount => 1;
+        public ReadOnlyMemory<byte> Config => new byte[2];
+        public int Count { get { lock (_held) { return _held.Count; } } }
+
+        public void HandleRequest(VirtqRequest request)
+        {
+            lock (_held)
+            {
+                _held.Add(request);
+            }
+        }
+
+        public void ReleaseAllAfter(TimeSpan delay) => Task.Delay(delay).ContinueWith(_ =>
+        {
+            lock (_held)
+            {
+                foreach (VirtqRequest r in _held)
+                {
+                    r.Complete(r.CopyToWritable(0, "done"u8));
+                }
+                _held.Clear();
+            }
+        });
+    }
+
+    private static void SetUpRing(TestFrontEnd fe, MockDriver driver, int kick, int call)
+    {
+        fe.SendState(VhostUserRequestType.SetVringNum, TestFrontEnd.NeedReply, 0, driver.Size);
+        fe.ExpectAck(VhostUserRequestType.SetVringNum);
+        var addr = new byte[40];
+        driver.Address().Write(addr);
+        fe.Send(VhostUserRequestType.SetVringAddr, TestFrontEnd.NeedReply, addr);
+        fe.ExpectAck(VhostUserRequestType.SetVringAddr);
+        fe.SendU64(VhostUserRequestType.SetVringKick, TestFrontEnd.NeedReply, 0, kick);
+        fe.ExpectAck(VhostUserRequestType.SetVringKick);
+        fe.SendU64(VhostUserRequestType.SetVringCall, TestFrontEnd.NeedReply, 0, call);
+        fe.ExpectAck(VhostUserRequestType.SetVringCall);
+        fe.SendState(VhostUserRequestType.SetVringEnable, TestFrontEnd.NeedReply, 0, 1);
+        fe.ExpectAck(VhostUserRequestType.SetVringEnable);
+    }
+
+    [Fact]
+    public async Task GetVringBaseWaitsForInFlightThenRingRestarts()
+    {
+        var device = new HoldingDevice();
+        string path = Path.Combine(_dir, "s.sock");
+        using var cts = new CancellationTokenSource();
+        Task run = new VhostUserServer(path, device, _logger).RunAsync(cts.Token);
+        using TestFrontEnd fe = TestFrontEnd.Connect(path);
+        using var ram = new GuestRam(1 << 20, 0, UserAddr);
+        int kick = TestFrontEnd.NewEventFd(), call = TestFrontEnd.NewEventFd();
+        try
+        {
+            fe.SendU64(VhostUserRequestType.SetProtocolFeatures, TestFrontEnd.Version, VhostUserProtocolFeatures.ReplyAck | VhostUserProtocolFeatures.ConfigureMemSlots);
+            fe.SendU64(VhostUserRequestType.SetFeatures, TestFrontEnd.NeedReply, VirtioFeatures.Version1 | VirtioFeatures.RingEventIdx | VirtioFeatures.VhostUserProtocolFeatures);
+            fe.ExpectAck(VhostUserRequestType.SetFeatures);
+            var memReg = new byte[40];
+            ram.Description.Write(memReg.AsSpan(8));
+            fe.Send(VhostUserRequestType.AddMemReg, TestFrontEnd.NeedReply, memReg, ram.Fd);
+            fe.ExpectAck(VhostUserRequestType.AddMemReg);
+            MockDriver driver = MockDriver.Create(ram, 8);
+            SetUpRing(fe, driver, kick, call);
+
+            for (int i = 0; i < 3; i++)
+            {
+                driver.Publish(driver.AddChain((driver.DataGpa + (ulong)i * 64, 4, true)));
+            }
+            TestFrontEnd.Kick(kick);
+            DateTime deadline = DateTime.UtcNow.AddSeconds(5);
+            while (device.Count < 3 && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(5);
+            }
+            Assert.Equal(3, device.Count);
+            Assert.Equal(0, driver.UsedIdx);
+
+            // GET_VRING_BASE must wait for the three to complete, then answer 3.
+            device.ReleaseAllAfter(TimeSpan.FromMilliseconds(200));
+            fe.SendState(VhostUserRequestType.GetVringBase, TestFrontEnd.Version, 0, 0);
+            Assert.Equal(new VringState(0, 3), VringState.Read(fe.ExpectReply(VhostUserRequestType.GetVringBase)));
+            Assert.Equal(3, driver.UsedIdx);
+            Assert.Equal("done", Encoding.ASCII.GetString(ram.Span(driver.DataGpa, 4)));
+
+            // Restart from base 3 (as after a driver restart), with one more request.
+            fe.SendState(VhostUserRequestType.SetVringBase, TestFrontEnd.NeedReply, 0, 3);
+            fe.ExpectAck(VhostUserRequestType.SetVringBase);
+            SetUpRing(fe, driver, kick, call);
+            TestFrontEnd.WaitSignalled(call, 0); // forget the notification for the first three
+            driver.Publish(driver.AddChain((driver.DataGpa + 0x400, 4, true)));
+            TestFrontEnd.Kick(kick);
+            deadline = DateTime.UtcNow.AddSeconds(5);
+            while (device.Count < 1 && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(5);
+            }
+            device.ReleaseAllAfter(TimeSpan.Zero);
+            Assert.True(TestFrontEnd.WaitSignalled(call));
+            Assert.Equal(4, driver.UsedIdx);
+
+            // REM_MEM_REG of an unknown region fails politely; of the real one succeeds.
+            var other = new byte[40];
+            new MemoryRegionDescription(0x1_0000_0000, 4096, 0x1000, 0).Write(other.AsSpan(8));
+            fe.Send(VhostUserRequestType.RemMemReg, TestFrontEnd.NeedReply, other);
+            Assert.NotEqual(0UL, fe.ExpectU64(VhostUserRequestType.RemMemReg));
+            fe.SendState(VhostUserRequestType.GetVringBase, TestFrontEnd.Version, 0, 0);
+            Assert.Equal(new VringState(0, 4), VringState.Read(fe.ExpectReply(VhostUserRequestType.GetVringBase)));
+            fe.Send(VhostUserRequestType.RemMemReg, TestFrontEnd.NeedReply, memReg);
+            fe.ExpectAck(VhostUserRequestType.RemMemReg);
+
+            fe.Dispose();
+            await run.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            cts.Cancel();
+            close(kick);
+            close(call);
+        }
+    }
+}
