@@ -259,9 +259,21 @@ if (( RUN_SET )); then
     grep -aq 'VIRTFS-UMOUNT:failed' "$LOG_DIR/console.log" && say "warning: the guest could not unmount the share"
     say "guest finished in $(( $(date +%s) - START ))s with status $STATUS"
 else
+    # The console stays on this terminal (Ctrl-A X quits QEMU); a copy goes to a log (logfile is
+    # relative to the chroot) so we can return the shell's exit status.
+    IQ=()
+    for a in "${QEMU[@]}"; do
+        if [[ "$a" == -nographic ]]; then
+            IQ+=(-display none -chardev "stdio,id=con,mux=on,logfile=$RUNDIR_G/console.raw"
+                 -serial chardev:con -mon chardev=con,mode=readline)
+        else IQ+=("$a"); fi
+    done
     set +e
-    "${TO[@]}" chroot "$ROOT" "${QEMU[@]}" 2>"$LOG_DIR/qemu.log"
-    STATUS=$?
+    "${TO[@]}" chroot "$ROOT" "${IQ[@]}" 2>"$LOG_DIR/qemu.log"
+    QRC=$?
     set -e
+    tr -d '\r' <"$RUNDIR/console.raw" >"$LOG_DIR/console.log" 2>/dev/null || true
+    M="$(grep -a -o 'VIRTFS-EXIT:[0-9]*' "$LOG_DIR/console.log" | tail -n1 || true)"
+    if [[ -n "$M" ]]; then STATUS="${M#VIRTFS-EXIT:}"; else STATUS=$QRC; fi
 fi
 exit "$STATUS"
