@@ -140,7 +140,7 @@ if (( E2E )); then
         fi
         t=$(date +%s)
         out="$LOGS/slice-$srv.out"
-        run_logged "$out" 900 tools/e2e/slice.sh --server "$srv" --no-build --log-dir "$LOGS/slice-$srv"
+        run_logged "$out" 420 tools/e2e/slice.sh --server "$srv" --no-build --timeout 300 --log-dir "$LOGS/slice-$srv"
         rc=$?
         if (( rc == 3 )); then
             skip "slice[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue

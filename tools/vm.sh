@@ -120,7 +120,10 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [[ -z "$SHARE" ]]; then SHARE="$(mktemp -d /tmp/virtfs-share.XXXXXX)"; OWN_SHARE=1; say "share: $SHARE (temporary)"; fi
+if [[ -z "$SHARE" ]]; then
+    # 0755: the guest checks the export root's mode itself, a 0700 root would lock guest users out
+    SHARE="$(mktemp -d /tmp/virtfs-share.XXXXXX)"; chmod 0755 "$SHARE"; OWN_SHARE=1; say "share: $SHARE (temporary)"
+fi
 SHARE="$(cd "$SHARE" && pwd -P)"
 if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$(mktemp -d /tmp/virtfs-logs.XXXXXX)"; OWN_LOGS=1; fi
 mkdir -p "$LOG_DIR"; LOG_DIR="$(cd "$LOG_DIR" && pwd -P)"

@@ -9,7 +9,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
-SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=900
+SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=300
 while (( $# )); do
     case "$1" in
         --server) SERVER="$2"; shift 2 ;;
