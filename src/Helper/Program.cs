@@ -1,1 +1,102 @@
+using System.Diagnostics;
+using Tmds.Linux;
+using VirtFs.Helper;
+using VirtFs.Helper.Interop;
+
+// virtfs-proxy-helper: QEMU 7.2's proxy-FS helper, rewritten. Order: options, export check, daemon,
+// socket, sandbox (fds, chroot, umask, groups, no_new_privs, capabilities), serve.
+
+const string DaemonChildEnv = "VIRTFS_PROXY_HELPER_DAEMON_CHILD";
+
+var options = HelperOptions.Parse(args, out int exitCode);
+if (options is null) return exitCode;
+
+string? exportError = CheckExport(options.Path!);
+if (exportError is not null)
+{
+    Console.Error.WriteLine(exportError);
+    return 1;
+}
+
+if (options.Daemon)
+{
+    if (Environment.GetEnvironmentVariable(DaemonChildEnv) != "1")
+    {
+        // daemon(3) forks, which a .NET process (several runtime threads) cannot survive; start a detached copy
+        // of ourselves instead and exit, as daemon() leaves the parent.
+        var psi = new ProcessStartInfo(Environment.ProcessPath ?? "virtfs-proxy-helper") { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(psi.FileName) == "dotnet")
+            psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "virtfs-proxy-helper.dll"));
+        foreach (string a in args) psi.ArgumentList.Add(a);
+        psi.Environment[DaemonChildEnv] = "1";
+        try
+        {
+            using var child = Process.Start(psi);
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"daemon call failed: {e.Message}");
+            return 1;
+        }
+        return 0;
+    }
+    Detach();
+    Log.UseSyslog();
+}
+
+Log.Info("Started");
+int sock = options.Fd;
+try
+{
+    if (options.Socket is not null) sock = Listener.Create(options.Socket, options.Uid, options.Gid);
+    Preload.Assemblies();
+    Sandbox.Enter(options.Path!, sock);
+}
+catch (Sandbox.SandboxException e)
+{
+    Log.Error(e.Message);
+    return 1;
+}
+
+bool getVersion = Operations.ProbeGetVersion();
+if (options.Socket is not null)
+{
+    Listener.Serve(sock, getVersion);
+}
+else
+{
+    new Connection(sock, "connection", getVersion).Run();
+}
+Log.Info("Done");
 return 0;
+
+static string? CheckExport(string path)
+{
+    try
+    {
+        var info = new FileInfo(path);
+        if (!info.Exists && !Directory.Exists(path))
+            return $"invalid path \"{path}\" specified, No such file or directory";
+        if ((info.Attributes & FileAttributes.Directory) == 0 || info.LinkTarget is not null && !Directory.Exists(path))
+            return $"specified path \"{path}\" is not directory";
+        if (info.LinkTarget is not null)
+            return $"specified path \"{path}\" is not directory";
+        return null;
+    }
+    catch (Exception e)
+    {
+        return $"invalid path \"{path}\" specified, {e.Message}";
+    }
+}
+
+static unsafe void Detach()
+{
+    Native.setsid();
+    fixed (byte* devnull = "/dev/null\0"u8)
+    {
+        int fd = LibC.open(devnull, LibC.O_RDWR, 0);
+        if (fd < 0) return;
+        for (int i = 0; i < 3; i++) LibC.dup2(fd, i);
+        if (fd > 2) LibC.close(fd);
+    }
+}

@@ -12,12 +12,19 @@ namespace VirtFs.ProxyFs.Transport;
 /// </summary>
 public static unsafe class FdReply
 {
+    // Our own CMSG_* arithmetic (socket.h): Tmds.LibC 0.5.0's CMSG_LEN(4) is 24, not glibc's 20, which would make
+    // the kernel read a second, garbage fd from the padding.
+    private static int CmsgAlign(int length) => (length + sizeof(nuint) - 1) & ~(sizeof(nuint) - 1);
+    private static int CmsgLen(int dataLength) => CmsgAlign(sizeof(cmsghdr)) + dataLength;
+    private static int CmsgSpace(int dataLength) => CmsgAlign(sizeof(cmsghdr)) + CmsgAlign(dataLength);
+    private static byte* CmsgData(cmsghdr* c) => (byte*)c + CmsgAlign(sizeof(cmsghdr));
+
     /// <summary>Sends -errno (status &lt; 0) or V9FS_FD_VALID with <paramref name="fd"/>.</summary>
     public static void Send(int socket, int status, SafeFileHandle? fd)
     {
         int data = status < 0 ? status : ProxyLimits.FdValid;
         if (status >= 0 && fd is null) throw new ArgumentNullException(nameof(fd));
-        int cmsgSpace = CMSG_SPACE(sizeof(int));
+        int cmsgSpace = CmsgSpace(sizeof(int));
         byte* control = stackalloc byte[cmsgSpace];
         new Span<byte>(control, cmsgSpace).Clear();
         iovec iov = default;
@@ -34,12 +41,12 @@ public static unsafe class FdReply
                 fd!.DangerousAddRef(ref added);
                 msg.msg_control = control;
                 msg.msg_controllen = cmsgSpace;
-                cmsghdr* c = CMSG_FIRSTHDR(&msg);
-                c->cmsg_len = CMSG_LEN(sizeof(int));
+                cmsghdr* c = (cmsghdr*)control;
+                c->cmsg_len = CmsgLen(sizeof(int));
                 c->cmsg_level = SOL_SOCKET;
                 c->cmsg_type = SCM_RIGHTS;
                 // SAFETY: CMSG_DATA points inside control, which has CMSG_SPACE(sizeof(int)) bytes.
-                *(int*)CMSG_DATA(c) = (int)fd.DangerousGetHandle();
+                *(int*)CmsgData(c) = (int)fd.DangerousGetHandle();
             }
             while (true)
             {
@@ -67,7 +74,7 @@ public static unsafe class FdReply
     {
         fd = null;
         int data = 0;
-        int cmsgSpace = CMSG_SPACE(sizeof(int) * ProxyLimits.MaxReceivedFds);
+        int cmsgSpace = CmsgSpace(sizeof(int) * ProxyLimits.MaxReceivedFds);
         byte* control = stackalloc byte[cmsgSpace];
         new Span<byte>(control, cmsgSpace).Clear();
         iovec iov = default;
@@ -93,17 +100,29 @@ public static unsafe class FdReply
         Span<int> fds = stackalloc int[ProxyLimits.MaxReceivedFds];
         int count = 0;
         bool foreignControl = false;
-        for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != null; c = CMSG_NXTHDR(&msg, c))
+        // Walk the control data ourselves, bounded by the length the kernel reported.
+        int controlLength = (int)(uint)msg.msg_controllen;
+        int headerSize = CmsgLen(0);
+        for (int offset = 0; offset + headerSize <= controlLength;)
         {
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) { foreignControl = true; continue; }
-            int dataLen = (int)(uint)c->cmsg_len - CMSG_LEN(0);
-            int* p = (int*)CMSG_DATA(c);
-            for (int i = 0; i < dataLen / sizeof(int); i++)
+            cmsghdr* c = (cmsghdr*)(control + offset);
+            int length = (int)(uint)c->cmsg_len;
+            if (length < headerSize || offset + length > controlLength) { foreignControl = true; break; }
+            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
             {
-                // SAFETY: the kernel wrote dataLen bytes of fds at CMSG_DATA(c) inside control.
-                if (count < fds.Length) fds[count++] = p[i];
-                else close(p[i]);
+                foreignControl = true;
             }
+            else
+            {
+                int* p = (int*)CmsgData(c);
+                for (int i = 0; i < (length - headerSize) / sizeof(int); i++)
+                {
+                    // SAFETY: the kernel wrote these fds inside control[offset .. offset + length).
+                    if (count < fds.Length) fds[count++] = p[i];
+                    else close(p[i]);
+                }
+            }
+            offset += CmsgAlign(length);
         }
         bool truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
 

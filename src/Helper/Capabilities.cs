@@ -1,0 +1,69 @@
+using System.Runtime.InteropServices;
+using Tmds.Linux;
+using VirtFs.Helper.Interop;
+
+namespace VirtFs.Helper;
+
+/// <summary>
+/// The helper's capability sets (capabilities(7)). Only these seven stay, as in QEMU's init_capabilities:
+/// CHOWN, DAC_OVERRIDE, FOWNER, FSETID, SETGID, SETUID, MKNOD. capset(2) changes the calling thread only, so
+/// the sandbox applies them on the main thread before any serving thread is created (threads inherit).
+/// </summary>
+internal static unsafe class Capabilities
+{
+    public const int CAP_CHOWN = 0, CAP_DAC_OVERRIDE = 1, CAP_FOWNER = 3, CAP_FSETID = 4,
+        CAP_SETGID = 6, CAP_SETUID = 7, CAP_MKNOD = 27;
+
+    public static readonly int[] Kept = [CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETGID, CAP_SETUID, CAP_MKNOD];
+
+    public static uint KeptMask => Mask(Kept);
+
+    /// <summary>While acting for a non-root requester: only DAC_OVERRIDE, because supplementary groups are not
+    /// switched (QEMU's setugid comment); FSETID/FOWNER/CHOWN/MKNOD off so the kernel applies the requester's
+    /// rules (setgid bit clearing, device nodes).</summary>
+    public static uint RequesterMask => 1u << CAP_DAC_OVERRIDE;
+
+    private const uint LinuxCapabilityVersion3 = 0x20080522;
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct CapHeader { public uint Version; public int Pid; }
+
+    [StructLayout(LayoutKind.Sequential)]
+    private struct CapData { public uint Effective, Permitted, Inheritable; }
+
+    public static uint Mask(ReadOnlySpan<int> caps)
+    {
+        uint m = 0;
+        foreach (int c in caps) m |= 1u << c;
+        return m;
+    }
+
+    /// <summary>capset on the calling thread: permitted = the kept set, effective as given, inheritable empty.
+    /// Returns 0 or -errno.</summary>
+    public static int Set(uint effective)
+    {
+        CapHeader h = new() { Version = LinuxCapabilityVersion3, Pid = 0 };
+        CapData* d = stackalloc CapData[2];
+        d[0] = new CapData { Effective = effective, Permitted = KeptMask, Inheritable = 0 };
+        d[1] = default; // capabilities 32..63: none kept
+        // SAFETY: header and two data words live on this stack frame for the syscall.
+        long r = (ssize_t)LibC.syscall(Syscalls.SYS_capset, &h, d);
+        return r < 0 ? -LibC.errno : 0;
+    }
+
+    /// <summary>Drops every capability but the kept ones from the bounding set (needs CAP_SETPCAP, so it runs
+    /// before <see cref="Set"/>). Stops at the first EINVAL: past CAP_LAST_CAP.</summary>
+    public static int DropBoundingSet()
+    {
+        uint kept = KeptMask;
+        for (int cap = 0; cap < 64; cap++)
+        {
+            if (cap < 32 && (kept & (1u << cap)) != 0) continue;
+            if (Native.prctl(Native.PR_CAPBSET_DROP, (nuint)cap, 0, 0, 0) == 0) continue;
+            int err = Marshal.GetLastPInvokeError();
+            if (err == LibC.EINVAL) return 0;
+            return -err;
+        }
+        return 0;
+    }
+}

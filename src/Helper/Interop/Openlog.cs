@@ -1,0 +1,13 @@
+using System.Runtime.InteropServices;
+
+namespace VirtFs.Helper.Interop;
+
+internal static unsafe partial class Native
+{
+    public const int LOG_PID = 0x01;
+    public const int LOG_DAEMON = 3 << 3;
+
+    /// <summary>openlog(3); ident must stay alive for the process lifetime (syslog keeps the pointer).</summary>
+    [LibraryImport("libc")]
+    public static partial void openlog(byte* ident, int option, int facility);
+}

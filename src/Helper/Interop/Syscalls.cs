@@ -1,0 +1,14 @@
+namespace VirtFs.Helper.Interop;
+
+/// <summary>x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) for the calls we make raw:
+/// credential changes must stay per-thread (glibc's wrappers broadcast them to every thread via SIGSETXID),
+/// and capget/capset are not in libc. The helper is built for linux-x64 only.</summary>
+internal static class Syscalls
+{
+    public const int SYS_setgroups = 116;
+    public const int SYS_setresuid = 117;
+    public const int SYS_setresgid = 119;
+    public const int SYS_capget = 125;
+    public const int SYS_capset = 126;
+    public const int SYS_gettid = 186;
+}

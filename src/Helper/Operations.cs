@@ -1,0 +1,334 @@
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using VirtFs.Helper.Interop;
+using VirtFs.ProxyFs;
+using VirtFs.ProxyFs.Protocol;
+using static Tmds.Linux.LibC;
+
+namespace VirtFs.Helper;
+
+/// <summary>
+/// One function per proxy request, each the counterpart of a branch in QEMU 7.2's virtfs-proxy-helper.c
+/// process_requests. The process is chrooted with cwd "/", so absolute and relative paths name the same thing
+/// and ".." stops at the export root. Every result is 0/positive or -errno; replies are built by the caller.
+/// Policies (docs/proxy-protocol.md): lstat/lchown/utimensat/link/rename/remove/xattrs never follow a final
+/// symlink; chmod and truncate follow it as QEMU's helper does (the target is inside the chroot); open/create
+/// never hand out anything but a regular file or directory (CVE-2023-2861).
+/// </summary>
+internal sealed unsafe class Operations
+{
+    private const int O_TMPFILE_FLAG = 0x400000; // __O_TMPFILE, without O_DIRECTORY
+    private const uint FS_IOC_GETVERSION = 0x80087601; // _IOR('v', 1, long)
+
+    private readonly CPath _path1 = new(), _path2 = new(), _name = new();
+    private readonly byte[] _data = new byte[ProxyLimits.MaxBodySize];
+    private readonly bool _getVersionSupported;
+
+    public Operations(bool getVersionSupported) => _getVersionSupported = getVersionSupported;
+
+    /// <summary>Bytes of the last "s" payload (readlink target, xattr value or list) in <see cref="Data"/>.</summary>
+    public ReadOnlySpan<byte> Data(int length) => _data.AsSpan(0, length);
+
+    // ---- open / create: answered with an fd ----
+
+    /// <summary>T_OPEN. O_CREAT/O_TMPFILE would create files as root: only T_CREATE creates (QEMU's 9p server strips
+    /// O_CREAT before T_OPEN, get_dotl_openflags).</summary>
+    public int Open(in OpenRequest req, out SafeFileHandle? fd)
+    {
+        fd = null;
+        if ((req.Flags & (O_CREAT | O_TMPFILE_FLAG)) != 0) return -ProxyErrno.EINVAL;
+        int r = _path1.Set(req.Path, out var path);
+        return r < 0 ? r : OpenRegular(path, req.Flags, 0, out fd);
+    }
+
+    /// <summary>T_CREATE, as the requester's uid/gid so the new file is theirs.</summary>
+    public int Create(in CreateRequest req, out SafeFileHandle? fd)
+    {
+        fd = null;
+        if ((req.Flags & O_TMPFILE_FLAG) != 0) return -ProxyErrno.EINVAL;
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        r = Identity.Become(req.Uid, req.Gid, out var identity);
+        if (r < 0) return r;
+        using (identity)
+        {
+            return OpenRegular(path, req.Flags, req.Mode, out fd);
+        }
+    }
+
+    /// <summary>
+    /// Opens only regular files and directories (CVE-2023-2861: a guest-made device node or fifo must never be
+    /// opened for it). Before opening, a stat on the same path refuses special files without touching them; then
+    /// the open adds O_NONBLOCK|O_NOCTTY so a fifo swapped in meanwhile cannot block us or become a tty, and
+    /// fstat on the result refuses it with ENXIO like QEMU's close_if_special_file. O_NONBLOCK is then cleared
+    /// again unless asked for.
+    /// </summary>
+    private static int OpenRegular(byte[] path, int flags, uint mode, out SafeFileHandle? fd)
+    {
+        fd = null;
+        stat st;
+        fixed (byte* p = path)
+        {
+            // SAFETY: p is NUL-terminated (CPath) and pinned.
+            int statFlags = (flags & O_NOFOLLOW) != 0 ? AT_SYMLINK_NOFOLLOW : 0;
+            if (fstatat(AT_FDCWD, p, &st, statFlags) == 0 && !IsRegularOrDirectory(st.st_mode) && !IsSymlink(st.st_mode))
+                return -ProxyErrno.ENXIO;
+
+            int n = open(p, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, (mode_t)(ushort)(mode & 0xFFFF));
+            if (n < 0) return -errno;
+            if (fstat(n, &st) < 0 || !IsRegularOrDirectory(st.st_mode))
+            {
+                int err = errno;
+                close(n);
+                return IsRegularOrDirectory(st.st_mode) ? -err : -ProxyErrno.ENXIO;
+            }
+            if ((flags & O_NONBLOCK) == 0)
+            {
+                int fl = fcntl(n, F_GETFL);
+                if (fl >= 0) fcntl(n, F_SETFL, fl & ~O_NONBLOCK);
+            }
+            fd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
+            return 0;
+        }
+    }
+
+    private static bool IsRegularOrDirectory(mode_t m)
+    {
+        uint t = (ushort)m & 0xF000u;
+        return t == 0x8000u || t == 0x4000u;
+    }
+
+    private static bool IsSymlink(mode_t m) => ((ushort)m & 0xF000u) == 0xA000u;
+
+    // ---- create others: status ----
+
+    /// <summary>T_MKNOD / T_MKDIR / T_SYMLINK as the requester (do_create_others).</summary>
+    public int CreateOther(ProxyRequestType type, in CreateOtherRequest req)
+    {
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        byte[]? target = null;
+        if (type == ProxyRequestType.Symlink)
+        {
+            r = _path2.Set(req.Target, out target);
+            if (r < 0) return r;
+        }
+        r = Identity.Become(req.Uid, req.Gid, out var identity);
+        if (r < 0) return r;
+        using (identity)
+        {
+            fixed (byte* p = path)
+            fixed (byte* t = target)
+            {
+                // SAFETY: NUL-terminated, pinned buffers.
+                int rc = type switch
+                {
+                    ProxyRequestType.Mknod => mknod(p, (mode_t)(ushort)(req.Mode & 0xFFFF), req.Rdev),
+                    ProxyRequestType.Mkdir => mkdir(p, (mode_t)(ushort)(req.Mode & 0xFFFF)),
+                    _ => symlink(t, p),
+                };
+                return rc < 0 ? -errno : 0;
+            }
+        }
+    }
+
+    // ---- path operations ----
+
+    /// <summary>T_LINK: link(2) does not follow a symlink given as the old path.</summary>
+    public int Link(in PathRequest req) => TwoPaths(req, static (a, b) => link(a, b));
+
+    /// <summary>T_RENAME: rename(2) acts on the names themselves.</summary>
+    public int Rename(in PathRequest req) => TwoPaths(req, static (a, b) => Native.rename(a, b));
+
+    public int Lstat(in PathRequest req, out ProxyStat result)
+    {
+        result = default;
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        stat st;
+        fixed (byte* p = path)
+        {
+            if (lstat(p, &st) < 0) return -errno;
+        }
+        result = new ProxyStat((ulong)st.st_dev, (ulong)st.st_ino, (ulong)st.st_nlink, (ushort)st.st_mode,
+            (uint)st.st_uid, (uint)st.st_gid, (ulong)st.st_rdev, (ulong)(long)st.st_size, (ulong)(long)st.st_blksize,
+            (ulong)(long)st.st_blocks, (ulong)(long)st.st_atim.tv_sec, (ulong)(long)st.st_atim.tv_nsec,
+            (ulong)(long)st.st_mtim.tv_sec, (ulong)(long)st.st_mtim.tv_nsec,
+            (ulong)(long)st.st_ctim.tv_sec, (ulong)(long)st.st_ctim.tv_nsec);
+        return 0;
+    }
+
+    /// <summary>T_STATFS. f_fsid's two ints are widened with sign extension, as the C assignment in
+    /// statfs_to_prstatfs does.</summary>
+    public int Statfs(in PathRequest req, out ProxyStatFs result)
+    {
+        result = default;
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        StatFsBuf b;
+        fixed (byte* p = path)
+        {
+            if (Native.statfs(p, &b) < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+        }
+        result = new ProxyStatFs((ulong)b.f_type, (ulong)b.f_bsize, b.f_blocks, b.f_bfree, b.f_bavail, b.f_files,
+            b.f_ffree, (ulong)(long)b.f_fsid0, (ulong)(long)b.f_fsid1, (ulong)b.f_namelen, (ulong)b.f_frsize);
+        return 0;
+    }
+
+    /// <summary>T_READLINK: at most size-1 bytes, like do_readlink; the buffer is ours (bounded by the wire
+    /// limit), never an allocation of the peer's size.</summary>
+    public int Readlink(in PathRequest req)
+    {
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        if (req.Int0 <= 1) return -ProxyErrno.EINVAL;
+        int max = Math.Min(req.Int0 - 1, ProxyLimits.MaxReplyStringLength);
+        fixed (byte* p = path)
+        fixed (byte* d = _data)
+        {
+            long n = readlink(p, d, (size_t)max);
+            return n < 0 ? -errno : (int)n;
+        }
+    }
+
+    /// <summary>T_CHMOD: chmod(2) follows a final symlink, as QEMU's helper; Linux cannot chmod a link itself.</summary>
+    public int Chmod(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) => chmod(p, (mode_t)(ushort)(q.Int0 & 0xFFFF)));
+
+    /// <summary>T_CHOWN: lchown, the link itself; -1 keeps an id.</summary>
+    public int Chown(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) => lchown(p, unchecked((uint)q.Int0), unchecked((uint)q.Int1)));
+
+    /// <summary>T_TRUNCATE: truncate(2) follows a final symlink, as QEMU's helper.</summary>
+    public int Truncate(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) => truncate(p, q.Long0));
+
+    /// <summary>T_UTIME: utimensat(AT_SYMLINK_NOFOLLOW). The wire's second field is what the client calls atime
+    /// nsec; QEMU 7.2's driver fills it with the mtime nsec (docs/proxy-protocol.md), we apply what arrives.</summary>
+    public int Utime(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) =>
+    {
+        timespec* ts = stackalloc timespec[2];
+        ts[0].tv_sec = q.Long0; ts[0].tv_nsec = (long_t)q.Long1;
+        ts[1].tv_sec = q.Long2; ts[1].tv_nsec = (long_t)q.Long3;
+        return utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
+    });
+
+    /// <summary>T_REMOVE: remove(3) = unlink, or rmdir when the path is a directory.</summary>
+    public int Remove(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest _) =>
+    {
+        if (unlink(p) == 0) return 0;
+        if (errno != EISDIR) return -1;
+        return rmdir(p);
+    });
+
+    /// <summary>T_LGETXATTR / T_LLISTXATTR. Size 0 asks for the size; otherwise at most what fits a reply.</summary>
+    public int GetXattr(ProxyRequestType type, in GetXattrRequest req)
+    {
+        if (req.Size < 0) return -ProxyErrno.EINVAL;
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        byte[]? name = null;
+        if (type == ProxyRequestType.GetXattr)
+        {
+            r = _name.Set(req.Name, out name);
+            if (r < 0) return r;
+        }
+        int size = Math.Min(req.Size, ProxyLimits.MaxReplyStringLength);
+        fixed (byte* p = path)
+        fixed (byte* n = name)
+        fixed (byte* d = _data)
+        {
+            byte* buf = size == 0 ? null : d;
+            nint rc = type == ProxyRequestType.GetXattr
+                ? Native.lgetxattr(p, n, buf, (nuint)size)
+                : Native.llistxattr(p, buf, (nuint)size);
+            if (rc < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            return (int)Math.Min(rc, int.MaxValue);
+        }
+    }
+
+    /// <summary>T_LSETXATTR. The separate size must equal the value's length (QEMU's helper trusts it and could
+    /// read past the value).</summary>
+    public int SetXattr(in SetXattrRequest req)
+    {
+        if (req.Size != req.Value.Length) return -ProxyErrno.EINVAL;
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        r = _name.Set(req.Name, out var name);
+        if (r < 0) return r;
+        fixed (byte* p = path)
+        fixed (byte* n = name)
+        fixed (byte* v = req.Value)
+        {
+            int rc = Native.lsetxattr(p, n, v, (nuint)req.Value.Length, req.Flags);
+            return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    public int RemoveXattr(in PathRequest req)
+    {
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        r = _name.Set(req.Second, out var name);
+        if (r < 0) return r;
+        fixed (byte* p = path)
+        fixed (byte* n = name)
+        {
+            int rc = Native.lremovexattr(p, n);
+            return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>T_GETVERSION: FS_IOC_GETVERSION where the export's filesystem has it (QEMU's list: ext2/3/4,
+    /// btrfs, reiserfs, xfs), else 0 as QEMU answers. The file is opened through the same special-file policy.</summary>
+    public int GetVersion(in PathRequest req, out ulong version)
+    {
+        version = 0;
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        if (!_getVersionSupported) return 0;
+        r = OpenRegular(path, O_RDONLY, 0, out var fd);
+        if (r < 0) return r;
+        using (fd)
+        {
+            long v = 0;
+            if (ioctl((int)fd!.DangerousGetHandle(), unchecked((int)FS_IOC_GETVERSION), &v) < 0) return -errno;
+            version = (ulong)v;
+            return 0;
+        }
+    }
+
+    /// <summary>Whether the filesystem at "/" (the export, after chroot) supports FS_IOC_GETVERSION.</summary>
+    public static bool ProbeGetVersion()
+    {
+        StatFsBuf b;
+        fixed (byte* root = "/\0"u8)
+        {
+            if (Native.statfs(root, &b) < 0) return false;
+        }
+        return (uint)b.f_type is 0xEF53u or 0x9123683Eu or 0x52654973u or 0x58465342u;
+    }
+
+    private delegate int OnePathOp(byte* path, in PathRequest req);
+    private delegate int TwoPathOp(byte* a, byte* b);
+
+    private int OnePath(in PathRequest req, OnePathOp op)
+    {
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        fixed (byte* p = path)
+        {
+            return op(p, req) < 0 ? -errno : 0;
+        }
+    }
+
+    private int TwoPaths(in PathRequest req, TwoPathOp op)
+    {
+        int r = _path1.Set(req.Path, out var a);
+        if (r < 0) return r;
+        r = _path2.Set(req.Second, out var b);
+        if (r < 0) return r;
+        fixed (byte* pa = a)
+        fixed (byte* pb = b)
+        {
+            return op(pa, pb) < 0 ? -errno : 0;
+        }
+    }
+}

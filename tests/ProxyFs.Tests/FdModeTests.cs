@@ -1,0 +1,60 @@
+using System.Diagnostics;
+using Tmds.Linux;
+
+namespace VirtFs.ProxyFs.Tests;
+
+/// <summary>-f mode: the helper serves one inherited socket (one end of a socketpair) and exits when it closes.</summary>
+public sealed class FdModeTests
+{
+    [Fact]
+    public unsafe void Serves_an_inherited_socketpair_and_exits_on_close()
+    {
+        string root = Directory.CreateTempSubdirectory("proxy-fd-").FullName;
+        try
+        {
+            string export = Path.Combine(root, "export");
+            Directory.CreateDirectory(export);
+            int* sv = stackalloc int[2];
+            // Our end is CLOEXEC; the helper's end must survive exec.
+            Assert.Equal(0, LibC.socketpair(LibC.AF_UNIX, LibC.SOCK_STREAM, 0, sv));
+            LibC.fcntl(sv[0], LibC.F_SETFD, LibC.FD_CLOEXEC);
+            var psi = HelperProcess.StartInfo("-n", "-p", export, "-f", sv[1].ToString());
+            using var p = Process.Start(psi)!;
+            p.BeginErrorReadLine();
+            LibC.close(sv[1]);
+            using (var c = ProxyClient.FromFd(sv[0]))
+            {
+                Assert.Equal(0, c.Mkdir("/viafd"u8, 0755, 1000, 1000));
+                Assert.Equal(0, c.Create("/viafd/f"u8, LibC.O_CREAT | LibC.O_RDWR, 0600, 1000, 1000, out var fd));
+                using (var fs = new FileStream(fd!, FileAccess.ReadWrite)) fs.Write("x"u8);
+                Assert.Equal("x", File.ReadAllText(Path.Combine(export, "viafd/f")));
+            }
+            Assert.True(p.WaitForExit(20000), "helper did not exit after its socket closed");
+            Assert.Equal(0, p.ExitCode);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Cli_errors_match_qemu_exit_codes()
+    {
+        Assert.Equal(255, Run("-n", "-p", "/tmp"));                       // no socket or fd
+        Assert.Equal(1, Run("-n", "-p", "/tmp", "-s", "/tmp/x.sock"));    // no -u/-g
+        Assert.Equal(1, Run("-n", "-p", "/tmp", "-s", "/tmp/x", "-f", "3", "-u", "0", "-g", "0"));
+        Assert.Equal(1, Run("-h"));
+        Assert.Equal(1, Run("-n", "-p", "/nonexistent-dir-xyz", "-f", "3"));
+        Assert.Equal(1, Run("-n", "-p", "/etc/passwd", "-f", "3"));
+    }
+
+    private static int Run(params string[] args)
+    {
+        var psi = HelperProcess.StartInfo(args);
+        using var p = Process.Start(psi)!;
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+}

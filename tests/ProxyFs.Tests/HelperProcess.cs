@@ -1,0 +1,80 @@
+using System.Diagnostics;
+
+namespace VirtFs.ProxyFs.Tests;
+
+/// <summary>Runs the real helper (AOT binary if published next to us, else `dotnet virtfs-proxy-helper.dll`)
+/// on a temporary export, with -n so its log goes to stderr.</summary>
+internal sealed class HelperProcess : IDisposable
+{
+    public string Root { get; }
+    public string Export { get; }
+    public string SocketPath { get; }
+    public Process Process { get; }
+    private readonly System.Text.StringBuilder _stderr = new();
+
+    public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
+
+    private HelperProcess(string root, string export, string socketPath, Process process)
+    {
+        Root = root; Export = export; SocketPath = socketPath; Process = process;
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_stderr) _stderr.AppendLine(e.Data); };
+        process.BeginErrorReadLine();
+    }
+
+    public static ProcessStartInfo StartInfo(params string[] args)
+    {
+        string dir = AppContext.BaseDirectory;
+        string aot = Path.Combine(dir, "virtfs-proxy-helper");
+        ProcessStartInfo psi;
+        if (File.Exists(aot) && Environment.GetEnvironmentVariable("PROXY_TEST_USE_DLL") != "1")
+        {
+            psi = new ProcessStartInfo(aot);
+        }
+        else
+        {
+            psi = new ProcessStartInfo("dotnet");
+            psi.ArgumentList.Add(Path.Combine(dir, "virtfs-proxy-helper.dll"));
+        }
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.UseShellExecute = false;
+        psi.RedirectStandardError = true;
+        return psi;
+    }
+
+    public static HelperProcess StartNamed()
+    {
+        string root = Directory.CreateTempSubdirectory("proxy-helper-").FullName;
+        string export = Path.Combine(root, "export");
+        Directory.CreateDirectory(export);
+        string sock = Path.Combine(root, "helper.sock");
+        var p = Process.Start(StartInfo("-n", "-p", export, "-s", sock, "-u", "0", "-g", "0"))!;
+        var h = new HelperProcess(root, export, sock, p);
+        var sw = Stopwatch.StartNew();
+        while (!File.Exists(sock) || !SandboxReady(p.Id))
+        {
+            if (p.HasExited) throw new InvalidOperationException("helper exited: " + h.Stderr);
+            if (sw.Elapsed > TimeSpan.FromSeconds(30)) throw new TimeoutException("helper did not start: " + h.Stderr);
+            Thread.Sleep(20);
+        }
+        return h;
+    }
+
+    /// <summary>The sandbox is complete once the main thread's capabilities are dropped.</summary>
+    private static bool SandboxReady(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/status").Contains("NoNewPrivs:\t1");
+        }
+        catch (IOException) { return false; }
+    }
+
+    public ProxyClient Connect() => ProxyClient.Connect(SocketPath);
+
+    public void Dispose()
+    {
+        try { if (!Process.HasExited) { Process.Kill(); Process.WaitForExit(5000); } } catch { }
+        Process.Dispose();
+        try { Directory.Delete(Root, recursive: true); } catch { }
+    }
+}

@@ -1,0 +1,314 @@
+using System.Text;
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using VirtFs.ProxyFs;
+using VirtFs.ProxyFs.Protocol;
+
+namespace VirtFs.ProxyFs.Tests;
+
+/// <summary>Component tests: the real helper as root in a temporary export, driven by ProxyClient.</summary>
+public sealed class HelperTests : IDisposable
+{
+    private readonly HelperProcess _helper = HelperProcess.StartNamed();
+
+    public void Dispose() => _helper.Dispose();
+
+    private string Host(string rel) => Path.Combine(_helper.Export, rel);
+
+    private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
+
+    private static unsafe (uint Uid, uint Gid, uint Mode) HostStat(string path)
+    {
+        stat st;
+        byte[] p = Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* pp = p) Assert.Equal(0, LibC.lstat(pp, &st));
+        return ((uint)st.st_uid, (uint)st.st_gid, (ushort)st.st_mode);
+    }
+
+    [Fact]
+    public void Create_write_through_fd_and_read_back_on_host_with_requester_ownership()
+    {
+        using var c = _helper.Connect();
+        Assert.Equal(0, c.Create("/file"u8, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL, 0640, 1000, 1000, out var fd));
+        Assert.NotNull(fd);
+        using (var fs = new FileStream(fd!, FileAccess.Write)) fs.Write("hello proxy"u8);
+        Assert.Equal("hello proxy", File.ReadAllText(Host("file")));
+        var (uid, gid, mode) = HostStat(Host("file"));
+        Assert.Equal((1000u, 1000u, 0x8000u | 0640), (uid, gid, mode));
+
+        Assert.Equal(0, c.Open("file"u8, LibC.O_RDONLY, out var rfd));
+        using (var fs = new FileStream(rfd!, FileAccess.Read))
+        {
+            var buf = new byte[64];
+            int n = fs.Read(buf);
+            Assert.Equal("hello proxy", Encoding.UTF8.GetString(buf, 0, n));
+        }
+        Assert.Equal(-17, c.Create("/file"u8, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL, 0640, 1000, 1000, out var none)); // EEXIST
+        Assert.Null(none);
+        Assert.Equal(-2, c.Open("/missing"u8, LibC.O_RDONLY, out _));
+    }
+
+    [Fact]
+    public void Every_metadata_call_works()
+    {
+        using var c = _helper.Connect();
+        Assert.Equal(0, c.Mkdir("/d"u8, 0755, 1000, 1001));
+        Assert.Equal((1000u, 1001u), (HostStat(Host("d")).Uid, HostStat(Host("d")).Gid));
+        File.WriteAllText(Host("d/f"), "0123456789");
+
+        Assert.Equal(0, c.Lstat("/d/f"u8, out var st));
+        Assert.Equal(10UL, st.Size);
+        Assert.Equal(0x8000u, st.Mode & 0xF000);
+        Assert.Equal(1UL, st.Nlink);
+
+        Assert.Equal(0, c.Link("/d/f"u8, "/d/g"u8));
+        Assert.Equal(0, c.Lstat("/d/f"u8, out st));
+        Assert.Equal(2UL, st.Nlink);
+
+        Assert.Equal(0, c.Symlink("f"u8, "/d/s"u8, 1000, 1000));
+        Assert.Equal((1000u, 1000u), (HostStat(Host("d/s")).Uid, HostStat(Host("d/s")).Gid));
+        var buf = new byte[256];
+        int n = c.Readlink("/d/s"u8, buf);
+        Assert.Equal("f", Encoding.UTF8.GetString(buf, 0, n));
+        Assert.Equal(0, c.Lstat("/d/s"u8, out st));
+        Assert.Equal(0xA000u, st.Mode & 0xF000);
+
+        Assert.Equal(0, c.Chmod("/d/f"u8, 0600));
+        Assert.Equal(0x8000u | 0600, HostStat(Host("d/f")).Mode);
+        Assert.Equal(0, c.Chown("/d/f"u8, 1234, uint.MaxValue));
+        Assert.Equal(1234u, HostStat(Host("d/f")).Uid);
+        Assert.Equal(0, c.Chown("/d/s"u8, 4321, 4321)); // lchown: the link, not its target
+        Assert.Equal(4321u, HostStat(Host("d/s")).Uid);
+        Assert.Equal(1234u, HostStat(Host("d/f")).Uid);
+
+        Assert.Equal(0, c.Truncate("/d/f"u8, 3));
+        Assert.Equal(3, new FileInfo(Host("d/f")).Length);
+
+        Assert.Equal(0, c.Utime("/d/f"u8, 1_000_000, 5, 2_000_000, 7));
+        Assert.Equal(0, c.Lstat("/d/f"u8, out st));
+        Assert.Equal((1_000_000UL, 5UL, 2_000_000UL, 7UL), (st.AtimeSec, st.AtimeNsec, st.MtimeSec, st.MtimeNsec));
+        Assert.Equal(0, c.Utime("/d/f"u8, 0, LibC.UTIME_OMIT, 0, LibC.UTIME_NOW));
+
+        Assert.Equal(0, c.Rename("/d/f"u8, "/d/h"u8));
+        Assert.True(File.Exists(Host("d/h")));
+
+        Assert.Equal(0, c.Statfs("/"u8, out var sfs));
+        Assert.True(sfs.Bsize > 0);
+        Assert.True(sfs.Namelen > 0);
+
+        Assert.Equal(0, c.GetVersion("/d/h"u8, out _));
+
+        Assert.Equal(-39, c.Remove("/d"u8)); // ENOTEMPTY
+        Assert.Equal(0, c.Remove("/d/h"u8));
+        Assert.Equal(0, c.Remove("/d/g"u8));
+        Assert.Equal(0, c.Remove("/d/s"u8));
+        Assert.Equal(0, c.Remove("/d"u8));
+        Assert.False(Directory.Exists(Host("d")));
+
+        Assert.Equal(0, c.Mknod("/fifo"u8, 0x1000 | 0644, 0, 1000, 1000));
+        Assert.Equal(0x1000u, HostStat(Host("fifo")).Mode & 0xF000);
+        Assert.Equal(1000u, HostStat(Host("fifo")).Uid);
+        Assert.False(c.IsBroken);
+    }
+
+    [Fact]
+    public void Xattrs_round_trip()
+    {
+        using var c = _helper.Connect();
+        File.WriteAllText(Host("x"), "");
+        int r = c.SetXattr("/x"u8, "user.test"u8, "value-1"u8, 0);
+        if (r == -95) return; // EOPNOTSUPP: the temp filesystem has no user xattrs
+        Assert.Equal(0, r);
+        Assert.Equal(7, c.GetXattr("/x"u8, "user.test"u8, Span<byte>.Empty));
+        var v = new byte[64];
+        Assert.Equal(7, c.GetXattr("/x"u8, "user.test"u8, v));
+        Assert.Equal("value-1", Encoding.UTF8.GetString(v, 0, 7));
+        Assert.Equal(-34, c.GetXattr("/x"u8, "user.test"u8, v.AsSpan(0, 3))); // ERANGE
+        int size = c.ListXattr("/x"u8, Span<byte>.Empty);
+        Assert.True(size >= 10);
+        var list = new byte[size];
+        Assert.Equal(size, c.ListXattr("/x"u8, list));
+        Assert.Contains("user.test", Encoding.UTF8.GetString(list));
+        Assert.Equal(0, c.RemoveXattr("/x"u8, "user.test"u8));
+        Assert.Equal(-61, c.GetXattr("/x"u8, "user.test"u8, v)); // ENODATA
+    }
+
+    [Fact]
+    public void Paths_cannot_escape_the_export()
+    {
+        using var c = _helper.Connect();
+        string outside = Path.Combine(_helper.Root, "outside");
+        File.WriteAllText(outside, "secret");
+        Directory.CreateSymbolicLink(Host("etc"), "/etc");
+        File.CreateSymbolicLink(Host("up"), "../outside");
+        Directory.CreateSymbolicLink(Host("root"), "/");
+
+        Assert.Equal(-2, c.Lstat("/../outside"u8, out _));
+        Assert.Equal(-2, c.Lstat("../../outside"u8, out _));
+        // "/etc" inside the chroot is the link itself: it resolves to itself (ELOOP), never to the host's /etc.
+        Assert.Equal(-40, c.Open("/etc/passwd"u8, LibC.O_RDONLY, out _));
+        Assert.Equal(-2, c.Open("/up"u8, LibC.O_RDONLY, out _));
+        Assert.Equal(-2, c.Lstat("/root/outside"u8, out _));
+        Assert.Equal(-2, c.Open(Encoding.UTF8.GetBytes(outside), LibC.O_RDONLY, out _));
+
+        // The link itself is what lstat and lchown see.
+        Assert.Equal(0, c.Lstat("/up"u8, out var st));
+        Assert.Equal(0xA000u, st.Mode & 0xF000);
+        Assert.Equal(0, c.Chown("/up"u8, 1000, 1000));
+        Assert.Equal(0u, HostStat(outside).Uid);
+
+        // Creating through ".." lands inside the export.
+        Assert.Equal(0, c.Mkdir("/../../made"u8, 0755, 0, 0));
+        Assert.True(Directory.Exists(Host("made")));
+        Assert.False(Directory.Exists(Path.Combine(_helper.Root, "made")));
+        // "/etc" is the planted link to the host's /etc; inside the chroot it names nothing.
+        Assert.Equal(-40, c.Create("/etc/new"u8, LibC.O_CREAT | LibC.O_WRONLY, 0644, 0, 0, out _));
+        Assert.False(File.Exists("/etc/new"));
+    }
+
+    [Fact]
+    public void Special_files_are_never_opened()
+    {
+        using var c = _helper.Connect();
+        Assert.Equal(0, Mkfifo(Host("fifo")));
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(-ProxyErrno.ENXIO, c.Open("/fifo"u8, LibC.O_RDONLY, out var fd));
+        Assert.Null(fd);
+        Assert.Equal(-ProxyErrno.ENXIO, c.Open("/fifo"u8, LibC.O_WRONLY | LibC.O_NONBLOCK, out _));
+        Assert.Equal(-ProxyErrno.ENXIO, c.Create("/fifo"u8, LibC.O_RDONLY | LibC.O_CREAT, 0644, 0, 0, out _));
+        File.CreateSymbolicLink(Host("fifolink"), "fifo");
+        Assert.Equal(-ProxyErrno.ENXIO, c.Open("/fifolink"u8, LibC.O_RDONLY, out _));
+
+        // A device node made by a root requester (CAP_MKNOD) is refused too: /dev/null is char 1:3.
+        Assert.Equal(0, c.Mknod("/null"u8, 0x2000 | 0666, (1UL << 8) | 3, 0, 0));
+        Assert.Equal(-ProxyErrno.ENXIO, c.Open("/null"u8, LibC.O_RDWR, out _));
+        // A non-root requester cannot make one at all.
+        Assert.Equal(-1, c.Mknod("/null2"u8, 0x2000 | 0666, (1UL << 8) | 3, 1000, 1000)); // EPERM
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10));
+        // Directories still open (backend reads directories through the fd).
+        Assert.Equal(0, c.Open("/"u8, LibC.O_RDONLY | LibC.O_DIRECTORY, out var dfd));
+        dfd!.Dispose();
+    }
+
+    private static unsafe int Mkfifo(string path)
+    {
+        byte[] p = Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* pp = p) return LibC.mknod(pp, (mode_t)(ushort)(0x1000 | 0644), 0);
+    }
+
+    [Fact]
+    public void Open_with_O_CREAT_is_refused()
+    {
+        using var c = _helper.Connect();
+        Assert.Equal(-22, c.Open("/new"u8, LibC.O_CREAT | LibC.O_WRONLY, out _));
+        Assert.False(File.Exists(Host("new")));
+    }
+
+    [Fact]
+    public void Only_seven_capabilities_and_no_new_privs()
+    {
+        string status = File.ReadAllText($"/proc/{_helper.Process.Id}/status");
+        string Field(string name) => status.Split('\n').First(l => l.StartsWith(name + ":")).Split('\t', 2)[1].Trim();
+        const string seven = "00000000080000db"; // CHOWN DAC_OVERRIDE FOWNER FSETID SETGID SETUID MKNOD
+        Assert.Equal(seven, Field("CapPrm"));
+        Assert.Equal(seven, Field("CapEff"));
+        Assert.Equal(seven, Field("CapBnd"));
+        Assert.Equal("0000000000000000", Field("CapInh"));
+        Assert.Equal("0000000000000000", Field("CapAmb"));
+        Assert.Equal("1", Field("NoNewPrivs"));
+        // The connection threads too.
+        using var c = _helper.Connect();
+        Assert.Equal(0, c.Lstat("/"u8, out _));
+        foreach (string task in Directory.GetDirectories($"/proc/{_helper.Process.Id}/task"))
+        {
+            string ts = File.ReadAllText(Path.Combine(task, "status"));
+            string name = ts.Split('\n')[0];
+            if (name.Contains("connection")) Assert.Contains("CapEff:\t" + seven, ts);
+        }
+        Assert.Equal(_helper.Export, new FileInfo($"/proc/{_helper.Process.Id}/root").LinkTarget);
+    }
+
+    [Fact]
+    public void Malformed_requests_close_only_their_connection()
+    {
+        using var good = _helper.Connect();
+        Assert.Equal(0, good.Lstat("/"u8, out _));
+
+        SendRaw(Header(ProxyRequestType.Lstat, ProxyLimits.MaxBodySize + 1));          // oversized
+        SendRaw(Header((ProxyRequestType)99, 4).Concat(new byte[4]).ToArray());        // unknown type
+        SendRaw(Header(ProxyRequestType.Lstat, 8).Concat(new byte[] { 1, 0, (byte)'/', 0, 0, 0, 0, 0 }).ToArray()); // trailing bytes
+        SendRaw(Header(ProxyRequestType.Lstat, 6).Concat(new byte[] { 200, 0, 1, 2, 3, 4 }).ToArray());  // string longer than message
+        SendRaw(Header(ProxyRequestType.Mkdir, 4).Concat(new byte[] { 0, 0, 0, 0 }).ToArray());  // body shorter than format
+
+        Assert.False(Directory.Exists(Host("x")));
+        Assert.Equal(0, good.Lstat("/"u8, out _));
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (!_helper.Stderr.Contains("unknown request type 99") && sw.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(50);
+        Assert.Contains("protocol violation", _helper.Stderr);
+        Assert.Contains("exceeds PROXY_MAX_IO_SZ", _helper.Stderr);
+        Assert.Contains("unknown request type 99", _helper.Stderr);
+        using var fresh = _helper.Connect();
+        Assert.Equal(0, fresh.Mkdir("/after"u8, 0755, 0, 0));
+    }
+
+    private static byte[] Header(ProxyRequestType type, int size)
+    {
+        var h = new byte[8];
+        new ProxyHeader((uint)type, (uint)size).Write(h);
+        return h;
+    }
+
+    private void SendRaw(byte[] bytes)
+    {
+        using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        s.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(_helper.SocketPath));
+        s.Send(bytes);
+        s.ReceiveTimeout = 10000;
+        var buf = new byte[16];
+        try
+        {
+            Assert.Equal(0, s.Receive(buf)); // the helper closed it without answering
+        }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionReset)
+        {
+            // Closed with our unread bytes still queued: the kernel answers with a reset. Closed all the same.
+        }
+    }
+
+    [Fact]
+    public void Pool_runs_requests_in_parallel_connections()
+    {
+        using var pool = new ProxyClientPool(() => _helper.Connect(), 4);
+        Parallel.For(0, 64, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            using var lease = pool.Rent();
+            Assert.Equal(0, lease.Client.Mkdir(Encoding.UTF8.GetBytes($"/p{i}"), 0755, 1000, 1000));
+            Assert.Equal(0, lease.Client.Lstat(Encoding.UTF8.GetBytes($"/p{i}"), out var st));
+            Assert.Equal(1000u, st.Uid);
+        });
+        Assert.Equal(64, Directory.GetDirectories(_helper.Export, "p*").Length);
+    }
+
+    [Fact]
+    public void Broken_client_is_replaced_by_the_pool()
+    {
+        int connects = 0;
+        using var pool = new ProxyClientPool(() => { connects++; return _helper.Connect(); }, 1);
+        using (var lease = pool.Rent())
+        {
+            lease.Client.Dispose(); // simulate a broken connection
+            Assert.True(lease.Client.IsBroken);
+        }
+        using (var lease = pool.Rent()) Assert.Equal(0, lease.Client.Lstat("/"u8, out _));
+        Assert.Equal(2, connects);
+    }
+
+    [Fact]
+    public void Client_rejects_bad_paths_without_sending()
+    {
+        using var c = _helper.Connect();
+        Assert.Equal(-22, c.Lstat("a\0b"u8, out _));
+        Assert.Equal(-36, c.Lstat(new byte[5000], out _));
+        Assert.Equal(0, c.Lstat("/"u8, out _));
+    }
+}
