@@ -345,6 +345,11 @@ internal sealed class Connection : IDisposable
             throw new VhostUserProtocolException(VhostUserError.UnexpectedFileDescriptors, $"{type}: no-fd flag {v.NoFd} with {fds.Count} fds");
         }
         FdHandle? fd = v.NoFd ? null : fds.Take(0);
+        if (fd is not null && !EventFd.MakeNonBlocking(fd))
+        {
+            fd.Dispose();
+            throw new VhostUserProtocolException(VhostUserError.UnexpectedFileDescriptors, $"{type}: fd refuses O_NONBLOCK");
+        }
         switch (type)
         {
             case VhostUserRequestType.SetVringCall:

@@ -339,6 +339,52 @@ public sealed class ServerTests : IDisposable
     }
 
     [Fact]
+    public async Task TooManyFdsClosesConnectionWithoutLeak()
+    {
+        (Task run, TestFrontEnd fe, CancellationTokenSource cts) = Start(new EchoDevice());
+        int[] fds = Enumerable.Range(0, 12).Select(_ => TestFrontEnd.NewEventFd()).ToArray();
+        try
+        {
+            int before = OpenFdCount();
+            var table = new byte[8 + 32];
+            BinaryPrimitives.WriteUInt32LittleEndian(table, 1);
+            fe.Send(VhostUserRequestType.SetMemTable, TestFrontEnd.Version, table, fds);
+            Assert.True(fe.WaitClosed());
+            await run.WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.True(OpenFdCount() < before + 1, "fds leaked");
+            Assert.True(_logger.Contains(LogLevel.Warning, "ControlDataTruncated"));
+        }
+        finally
+        {
+            fe.Dispose();
+            cts.Cancel();
+            Array.ForEach(fds, fd => close(fd));
+        }
+    }
+
+    [Fact]
+    public async Task MemTableFdCountMismatchClosesConnection()
+    {
+        (Task run, TestFrontEnd fe, CancellationTokenSource cts) = Start(new EchoDevice());
+        using var a = new GuestRam(1 << 16, 0, UserAddr);
+        try
+        {
+            var table = new byte[8 + 64];
+            BinaryPrimitives.WriteUInt32LittleEndian(table, 2);
+            a.Description.Write(table.AsSpan(8));
+            new MemoryRegionDescription(1 << 16, 1 << 16, UserAddr + (1 << 16), 0).Write(table.AsSpan(40));
+            fe.Send(VhostUserRequestType.SetMemTable, TestFrontEnd.NeedReply, table, a.Fd);
+            Assert.True(fe.WaitClosed());
+            await run.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            fe.Dispose();
+            cts.Cancel();
+        }
+    }
+
+    [Fact]
     public async Task RegionPastEndOfFileClosesConnection()
     {
         (Task run, TestFrontEnd fe, CancellationTokenSource cts) = Start(new EchoDevice());

@@ -44,6 +44,16 @@ internal static class EventFd
         }
     }
 
+    /// <summary>
+    /// Makes a front-end supplied notification fd non-blocking, so a hostile fd (a full pipe instead of an eventfd)
+    /// can never block a queue or device thread. Eventfds from QEMU are already non-blocking. False on failure.
+    /// </summary>
+    public static bool MakeNonBlocking(FdHandle handle)
+    {
+        int flags = fcntl(handle.Fd, F_GETFL);
+        return flags >= 0 && fcntl(handle.Fd, F_SETFL, flags | O_NONBLOCK) == 0;
+    }
+
     /// <summary>Reads (and so resets) the counter of a raw fd; errors (EAGAIN) are ignored.</summary>
     public static unsafe void Drain(int fd)
     {

@@ -57,6 +57,7 @@ internal sealed class MessageChannel : IDisposable
                     throw new VhostUserProtocolException(VhostUserError.ReceiveFailed, $"recvmsg failed: errno {e}");
                 }
                 // Collect fds first so that every fd that arrived is owned (and closed) even if we then bail out.
+                bool tooMany = false;
                 for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != null; c = CMSG_NXTHDR(&msg, c))
                 {
                     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
@@ -65,11 +66,11 @@ internal sealed class MessageChannel : IDisposable
                         int* fdp = (int*)CMSG_DATA(c);
                         for (int i = 0; i < count; i++)
                         {
-                            fds.Add(fdp[i]);
+                            tooMany |= !fds.Add(fdp[i]);
                         }
                     }
                 }
-                if ((msg.msg_flags & MSG_CTRUNC) != 0)
+                if ((msg.msg_flags & MSG_CTRUNC) != 0 || tooMany)
                 {
                     throw new VhostUserProtocolException(VhostUserError.ControlDataTruncated, "more fds than any message may carry");
                 }

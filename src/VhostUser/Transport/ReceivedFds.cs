@@ -10,15 +10,17 @@ internal sealed class ReceivedFds : IDisposable
 
     public int Count { get; private set; }
 
-    public void Add(int fd)
+    /// <summary>Takes ownership of <paramref name="fd"/>; returns false (and closes it) past the per-message cap.</summary>
+    public bool Add(int fd)
     {
         if (Count == _fds.Length)
         {
-            // Cannot happen: the control buffer only has room for MaxFds; close it rather than trust that.
+            // A message split over several recvmsg calls can bring MaxFds each time: close the surplus.
             new FdHandle(fd).Dispose();
-            throw new VhostUserProtocolException(VhostUserError.ControlDataTruncated, "too many fds");
+            return false;
         }
         _fds[Count++] = new FdHandle(fd);
+        return true;
     }
 
     /// <summary>Transfers ownership of fd <paramref name="index"/> to the caller.</summary>
