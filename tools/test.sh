@@ -15,7 +15,7 @@
 #      VIRTFS_CACHE (the lab, default /var/cache/virtfs)
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO"
+cd "$REPO" || exit 2
 UNIT=1 E2E=1 SERVERS="builtin virtfs" KEEP=""
 while (( $# )); do
     case "$1" in
