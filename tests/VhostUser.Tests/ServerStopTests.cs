@@ -136,4 +136,64 @@ public sealed class ServerStopTests : IDisposable
             close(call);
         }
     }
+
+    [Fact]
+    public async Task ManyWavesCompletedOutOfOrderOnThreadPool()
+    {
+        var device = new EchoDevice { CompleteOnThreadPool = true };
+        string path = Path.Combine(_dir, "w.sock");
+        using var cts = new CancellationTokenSource();
+        Task run = new VhostUserServer(path, device, _logger).RunAsync(cts.Token);
+        using TestFrontEnd fe = TestFrontEnd.Connect(path);
+        using var ram = new GuestRam(1 << 20, 0, UserAddr);
+        int kick = TestFrontEnd.NewEventFd(), call = TestFrontEnd.NewEventFd();
+        try
+        {
+            fe.SendU64(VhostUserRequestType.SetProtocolFeatures, TestFrontEnd.Version, VhostUserProtocolFeatures.ReplyAck);
+            fe.SendU64(VhostUserRequestType.SetFeatures, TestFrontEnd.NeedReply, VirtioFeatures.Version1 | VirtioFeatures.RingEventIdx | VirtioFeatures.VhostUserProtocolFeatures);
+            fe.ExpectAck(VhostUserRequestType.SetFeatures);
+            var memReg = new byte[40];
+            ram.Description.Write(memReg.AsSpan(8));
+            fe.Send(VhostUserRequestType.AddMemReg, TestFrontEnd.NeedReply, memReg, ram.Fd);
+            fe.ExpectAck(VhostUserRequestType.AddMemReg);
+            MockDriver driver = MockDriver.Create(ram, 16);
+            SetUpRing(fe, driver, kick, call);
+
+            ushort expected = 0;
+            for (int wave = 0; wave < 40; wave++)
+            {
+                for (int i = 0; i < 8; i++)
+                {
+                    ulong b = driver.DataGpa + (ulong)i * 0x100;
+                    ram.Span(b, 4).Fill((byte)(wave + i));
+                    driver.Publish(driver.AddChain((b, 4, false), (b + 0x80, 4, true)));
+                }
+                expected += 8;
+                // EVENT_IDX: kick only if the device asked for it (vring_need_event on avail_event).
+                TestFrontEnd.Kick(kick);
+                driver.SetUsedEvent((ushort)(expected - 1)); // one interrupt when the wave is done
+                DateTime deadline = DateTime.UtcNow.AddSeconds(10);
+                while (driver.UsedIdx != expected && DateTime.UtcNow < deadline)
+                {
+                    TestFrontEnd.WaitSignalled(call, 50);
+                }
+                Assert.Equal(expected, driver.UsedIdx);
+                for (int i = 0; i < 8; i++)
+                {
+                    ulong b = driver.DataGpa + (ulong)i * 0x100;
+                    Assert.Equal((byte)(wave + i), ram.Span(b + 0x80, 4)[3]);
+                }
+            }
+            fe.SendState(VhostUserRequestType.GetVringBase, TestFrontEnd.Version, 0, 0);
+            Assert.Equal(new VringState(0, expected), VringState.Read(fe.ExpectReply(VhostUserRequestType.GetVringBase)));
+            fe.Dispose();
+            await run.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            cts.Cancel();
+            close(kick);
+            close(call);
+        }
+    }
 }
