@@ -2,7 +2,7 @@ using System.Diagnostics;
 
 namespace VirtFs.ProxyFs.Tests;
 
-/// <summary>Runs the real helper (AOT binary if published next to us, else `dotnet virtfs-proxy-helper.dll`)
+/// <summary>Runs the real helper ($PROXY_HELPER_BINARY, else the apphost built next to us, else `dotnet virtfs-proxy-helper.dll`)
 /// on a temporary export, with -n so its log goes to stderr.</summary>
 internal sealed class HelperProcess : IDisposable
 {
@@ -26,6 +26,9 @@ internal sealed class HelperProcess : IDisposable
         string dir = AppContext.BaseDirectory;
         string aot = Path.Combine(dir, "virtfs-proxy-helper");
         ProcessStartInfo psi;
+        // PROXY_HELPER_BINARY points at a published (Native AOT) helper to test that build instead.
+        string? published = Environment.GetEnvironmentVariable("PROXY_HELPER_BINARY");
+        if (!string.IsNullOrEmpty(published)) aot = published;
         if (File.Exists(aot) && Environment.GetEnvironmentVariable("PROXY_TEST_USE_DLL") != "1")
         {
             psi = new ProcessStartInfo(aot);
