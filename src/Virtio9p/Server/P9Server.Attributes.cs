@@ -97,7 +97,7 @@ public sealed partial class P9Server
         int result;
         if ((valid & AttrMode) != 0)
         {
-            result = _fs.Chmod(path, mode & 07777);
+            result = _fs.Chmod(path, mode & 0xFFF /* 07777 */);
             if (result < 0)
             {
                 return result;

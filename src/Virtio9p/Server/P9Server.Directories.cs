@@ -136,7 +136,7 @@ public sealed partial class P9Server
         {
             return error;
         }
-        int result = _fs.Mkdir(path, mode & 07777, dir.Uid, gid);
+        int result = _fs.Mkdir(path, mode & 0xFFF /* 07777 */, dir.Uid, gid);
         return result < 0 ? result : ReplyWithQid(ref call, path, P9MessageType.Rmkdir);
     }
 

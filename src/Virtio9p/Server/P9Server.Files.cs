@@ -65,7 +65,7 @@ public sealed partial class P9Server
             }
             byte[] path = PathNames.Join(fid.Path, name);
             int hostFlags = OpenFlags.ToHost(flags) | OpenFlags.OCreat;
-            int result = _fs.Create(path, hostFlags, mode & 07777, fid.Uid, gid, out SafeFileHandle? handle);
+            int result = _fs.Create(path, hostFlags, mode & 0xFFF /* 07777 */, fid.Uid, gid, out SafeFileHandle? handle);
             if (result < 0)
             {
                 return result;
