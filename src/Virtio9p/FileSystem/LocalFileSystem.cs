@@ -267,7 +267,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         using FdUse use = new(obj);
         if (_isRoot)
         {
-            fixed (byte* empty = ""u8)
+            fixed (byte* empty = "\0"u8)
             {
                 // SAFETY: "" is a NUL-terminated literal; AT_EMPTY_PATH acts on the pinned object itself.
                 if (fchownat(use.Fd, empty, uid, gid, AT_EMPTY_PATH) < 0) return -errno;
@@ -362,7 +362,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         if (p.IsRoot)
         {
             using FdUse root = new(_root);
-            fixed (byte* empty = ""u8)
+            fixed (byte* empty = "\0"u8)
             {
                 // SAFETY: NUL-terminated literal, stack struct.
                 if (statx(root.Fd, empty, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, StatxMask, &st) < 0) return -errno;
@@ -444,7 +444,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         if (r < 0) return r;
         using (obj)
         using (FdUse use = new(obj!))
-        fixed (byte* empty = ""u8)
+        fixed (byte* empty = "\0"u8)
         {
             // SAFETY: NUL-terminated literal.
             return fchownat(use.Fd, empty, uid, gid, AT_EMPTY_PATH) < 0 ? -errno : 0;
