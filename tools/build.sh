@@ -11,6 +11,9 @@ command -v dotnet >/dev/null || { echo "build: NEEDS: the .NET 10 SDK (dotnet) o
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 OUT="$REPO/artifacts/bin"
 mkdir -p "$OUT"
+# Two builds publishing into one folder at once would interleave: take turns.
+exec 9>"$REPO/artifacts/.build.lock"
+timeout 1800 flock 9 || { echo "build: could not take $REPO/artifacts/.build.lock" >&2; exit 1; }
 T="${VIRTFS_BUILD_TIMEOUT:-900}"
 rc=0
 for p in src/Helper src/Virtio9p; do
