@@ -35,45 +35,17 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         catch (ProxyConnectionException e) { return Lost(e); }
     }
 
-    public int Mkdir(ReadOnlySpan<byte> path, uint mode, uint uid, uint gid)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Mkdir(path, mode, uid, gid);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
+    public int Mkdir(ReadOnlySpan<byte> path, uint mode, uint uid, uint gid) =>
+        Invoke(new PathArgs(path, default, mode, uid, gid), static (c, a) => c.Mkdir(a.Path, a.A, a.B, a.C));
 
-    public int Mknod(ReadOnlySpan<byte> path, uint mode, ulong rdev, uint uid, uint gid)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Mknod(path, mode, rdev, uid, gid);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
+    public int Mknod(ReadOnlySpan<byte> path, uint mode, ulong rdev, uint uid, uint gid) =>
+        Invoke(new PathArgs(path, default, mode, uid, gid) { X = (long)rdev }, static (c, a) => c.Mknod(a.Path, a.A, (ulong)a.X, a.B, a.C));
 
-    public int Symlink(ReadOnlySpan<byte> target, ReadOnlySpan<byte> linkPath, uint uid, uint gid)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Symlink(target, linkPath, uid, gid);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
+    public int Symlink(ReadOnlySpan<byte> target, ReadOnlySpan<byte> linkPath, uint uid, uint gid) =>
+        Invoke(new PathArgs(linkPath, target, 0, uid, gid), static (c, a) => c.Symlink(a.Other, a.Path, a.B, a.C));
 
-    public int Link(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Link(oldPath, newPath);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
+    public int Link(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath) =>
+        Invoke(new PathArgs(oldPath, newPath), static (c, a) => c.Link(a.Path, a.Other));
 
     public int Lstat(ReadOnlySpan<byte> path, out FileStat attributes)
     {
@@ -91,15 +63,8 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         catch (ProxyConnectionException e) { return Lost(e); }
     }
 
-    public int Readlink(ReadOnlySpan<byte> path, Span<byte> buffer)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Readlink(path, buffer);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
+    public int Readlink(ReadOnlySpan<byte> path, Span<byte> buffer) =>
+        Invoke(new PathArgs(path) { Buffer = buffer }, static (c, a) => c.Readlink(a.Path, a.Buffer));
 
     public int Statfs(ReadOnlySpan<byte> path, out FileSystemStats stats)
     {
@@ -118,105 +83,67 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         catch (ProxyConnectionException e) { return Lost(e); }
     }
 
-    public int Chmod(ReadOnlySpan<byte> path, uint mode)
+    public int Chmod(ReadOnlySpan<byte> path, uint mode) =>
+        Invoke(new PathArgs(path, default, mode), static (c, a) => c.Chmod(a.Path, a.A));
+
+    public int Chown(ReadOnlySpan<byte> path, uint uid, uint gid) =>
+        Invoke(new PathArgs(path, default, uid, gid), static (c, a) => c.Chown(a.Path, a.A, a.B));
+
+    public int Truncate(ReadOnlySpan<byte> path, long size) =>
+        Invoke(new PathArgs(path) { X = size }, static (c, a) => c.Truncate(a.Path, a.X));
+
+    public int Utime(ReadOnlySpan<byte> path, long atimeSec, long atimeNsec, long mtimeSec, long mtimeNsec) =>
+        Invoke(new PathArgs(path) { X = atimeSec, Y = atimeNsec, Z = mtimeSec, W = mtimeNsec },
+            static (c, a) => c.Utime(a.Path, a.X, a.Y, a.Z, a.W));
+
+    public int Rename(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath) =>
+        Invoke(new PathArgs(oldPath, newPath), static (c, a) => c.Rename(a.Path, a.Other));
+
+    public int Remove(ReadOnlySpan<byte> path) =>
+        Invoke(new PathArgs(path), static (c, a) => c.Remove(a.Path));
+
+    public int GetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, Span<byte> value) =>
+        Invoke(new PathArgs(path, name) { Buffer = value }, static (c, a) => c.GetXattr(a.Path, a.Other, a.Buffer));
+
+    public int ListXattr(ReadOnlySpan<byte> path, Span<byte> list) =>
+        Invoke(new PathArgs(path) { Buffer = list }, static (c, a) => c.ListXattr(a.Path, a.Buffer));
+
+    public int SetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags) =>
+        Invoke(new PathArgs(path, name, (uint)flags) { Buffer = MemoryMarshalSpan(value) }, static (c, a) => c.SetXattr(a.Path, a.Other, a.Buffer, (int)a.A));
+
+    public int RemoveXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name) =>
+        Invoke(new PathArgs(path, name), static (c, a) => c.RemoveXattr(a.Path, a.Other));
+
+    /// <summary>Runs one request on a pooled connection. Static lambdas and a by-value ref struct of
+    /// arguments: nothing is allocated per call.</summary>
+    private int Invoke(PathArgs args, Func<ProxyClient, PathArgs, int> operation)
     {
         try
         {
             using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Chmod(path, mode);
+            return operation(lease.Client, args);
         }
         catch (ProxyConnectionException e) { return Lost(e); }
     }
 
-    public int Chown(ReadOnlySpan<byte> path, uint uid, uint gid)
+    /// <summary>The arguments of a path operation, passed through <see cref="Invoke"/> without a closure.</summary>
+    private readonly ref struct PathArgs(ReadOnlySpan<byte> path, ReadOnlySpan<byte> other = default, uint a = 0, uint b = 0, uint c = 0)
     {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Chown(path, uid, gid);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
+        public readonly ReadOnlySpan<byte> Path = path;
+        public readonly ReadOnlySpan<byte> Other = other;
+        public readonly uint A = a, B = b, C = c;
+        public long X { get; init; }
+        public long Y { get; init; }
+        public long Z { get; init; }
+        public long W { get; init; }
+        /// <summary>A reply buffer (readlink, getxattr) or, read-only, a value to send (setxattr).</summary>
+        public Span<byte> Buffer { get; init; }
     }
 
-    public int Truncate(ReadOnlySpan<byte> path, long size)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Truncate(path, size);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
-
-    public int Utime(ReadOnlySpan<byte> path, long atimeSec, long atimeNsec, long mtimeSec, long mtimeNsec)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Utime(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
-
-    public int Rename(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Rename(oldPath, newPath);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
-
-    public int Remove(ReadOnlySpan<byte> path)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Remove(path);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
-
-    public int GetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, Span<byte> value)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.GetXattr(path, name, value);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
-
-    public int ListXattr(ReadOnlySpan<byte> path, Span<byte> list)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.ListXattr(path, list);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
-
-    public int SetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.SetXattr(path, name, value, flags);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
-
-    public int RemoveXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name)
-    {
-        try
-        {
-            using ProxyClientLease lease = pool.Rent();
-            return lease.Client.RemoveXattr(path, name);
-        }
-        catch (ProxyConnectionException e) { return Lost(e); }
-    }
+    /// <summary>SetXattr only reads its value; PathArgs carries one buffer type for both directions.</summary>
+    private static Span<byte> MemoryMarshalSpan(ReadOnlySpan<byte> value) =>
+        System.Runtime.InteropServices.MemoryMarshal.CreateSpan(
+            ref System.Runtime.InteropServices.MemoryMarshal.GetReference(value), value.Length);
 
     private int Lost(ProxyConnectionException e)
     {
