@@ -164,6 +164,26 @@ if (( E2E )); then
     fi
 fi
 
+# Helper recovery: kill virtfs-proxy-helper under a busy guest, restart it, the mount keeps working.
+if (( E2E )) && [[ " $SERVERS " == *" virtfs "* ]]; then
+    section "recovery: helper killed and restarted"
+    if (( ! LAB_OK )); then
+        skip "recovery" "$LAB_WHY"
+    elif (( ! BUILD_OK )); then
+        echo "FAIL: recovery (our executables did not build)"; F=$((F + 1))
+    else
+        t=$(date +%s)
+        out="$LOGS/recovery.out"
+        run_logged "$out" 600 tools/e2e/recovery.sh --no-build --log-dir "$LOGS/recovery"
+        rc=$?
+        grep -a -E '^(PASS|FAIL): ' "$out"
+        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
+        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: recovery (exit $rc)"; tail -n 20 "$out"; fi
+        echo "recovery: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
+        P=$((P + np)) F=$((F + nf))
+    fi
+fi
+
 section "summary"
 echo "time: $(( $(date +%s) - T0 ))s; logs: ${KEEP:-(removed; use --keep-logs DIR)}"
 echo "$P passed, $F failed, $S skipped"
