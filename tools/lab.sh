@@ -113,7 +113,10 @@ bind /proc "$ROOT/proc"
 bind /sys "$ROOT/sys"
 bind /dev "$ROOT/dev"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
-INCHROOT=(chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8)
+# INITRD=No: the kernel's postinst hook (/etc/kernel/postinst.d/initramfs-tools) then skips building
+# an initramfs we never use (we build our own below); update_initramfs=no covers later triggers.
+INCHROOT=(chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive
+          LANG=C.UTF-8 INITRD=No)
 inchroot() { "${INCHROOT[@]}" "$@"; }
 
 # --- 2. packages ---
@@ -130,7 +133,7 @@ path-exclude /usr/share/info/*
 path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 EOF
-# The kernel's postinst would build an initramfs we never use (we build our own): skip it.
+# Debian's own initramfs is never used (we build ours): skip building it (see INITRD=No above).
 mkdir -p "$ROOT/etc/initramfs-tools"
 printf 'update_initramfs=no\n' >"$ROOT/etc/initramfs-tools/update-initramfs.conf"
 APT=(apt-get -y -q -o Dpkg::Options::=--force-confold -o APT::Install-Recommends=false)
@@ -143,6 +146,7 @@ log "apt-get install in the chroot: ${GUEST_PKGS[*]} + qemu-system-x86 from trix
 } >"$CACHE/apt.log" 2>&1 || { tail -n 20 "$CACHE/apt.log" >&2
     need "apt-get in the chroot to succeed: network access to the Debian registry at $MIRROR (log: $CACHE/apt.log)"; }
 
+rm -f "$ROOT"/boot/initrd.img-*
 QV="$(inchroot qemu-system-x86_64 --version | head -n1)"
 log "chroot QEMU: $QV"
 inchroot qemu-system-x86_64 -device help 2>/dev/null | grep -q vhost-user-test-device-pci \
