@@ -19,7 +19,9 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         try
         {
             using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Open(path, flags, out fd);
+            int result = lease.Client.Open(path, flags, out fd);
+            Reachable();
+            return result;
         }
         catch (ProxyConnectionException e) { return Lost(e); }
     }
@@ -30,7 +32,9 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         try
         {
             using ProxyClientLease lease = pool.Rent();
-            return lease.Client.Create(path, flags, mode, uid, gid, out fd);
+            int result = lease.Client.Create(path, flags, mode, uid, gid, out fd);
+            Reachable();
+            return result;
         }
         catch (ProxyConnectionException e) { return Lost(e); }
     }
@@ -54,6 +58,7 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         {
             using ProxyClientLease lease = pool.Rent();
             int result = lease.Client.Lstat(path, out ProxyStat stat);
+            Reachable();
             if (result >= 0)
             {
                 attributes = FileStat.FromProxy(stat);
@@ -73,6 +78,7 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         {
             using ProxyClientLease lease = pool.Rent();
             int result = lease.Client.Statfs(path, out ProxyStatFs s);
+            Reachable();
             if (result >= 0)
             {
                 stats = new FileSystemStats((uint)s.Type, (uint)s.Bsize, s.Blocks, s.Bfree, s.Bavail, s.Files,
@@ -121,7 +127,9 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         try
         {
             using ProxyClientLease lease = pool.Rent();
-            return operation(lease.Client, args);
+            int result = operation(lease.Client, args);
+            Reachable();
+            return result;
         }
         catch (ProxyConnectionException e) { return Lost(e); }
     }
@@ -145,9 +153,30 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         System.Runtime.InteropServices.MemoryMarshal.CreateSpan(
             ref System.Runtime.InteropServices.MemoryMarshal.GetReference(value), value.Length);
 
+    /// <summary>Requests failed since the helper was last reachable; logged once per outage, not once per
+    /// request (a busy guest would otherwise write thousands of identical lines while the helper is down).</summary>
+    private int _failedSinceLoss;
+
     private int Lost(ProxyConnectionException e)
     {
-        logger.LogWarning("helper connection lost: {Reason}; request fails with EIO", e.Message);
+        if (Interlocked.Increment(ref _failedSinceLoss) == 1)
+        {
+            logger.LogWarning("helper connection lost: {Reason}; requests fail with EIO until it is back", e.Message);
+        }
         return -EIO;
+    }
+
+    /// <summary>Called after any request that reached the helper.</summary>
+    private void Reachable()
+    {
+        if (Volatile.Read(ref _failedSinceLoss) == 0)
+        {
+            return; // the common case: a plain read, no shared-cache-line write per request
+        }
+        int failed = Interlocked.Exchange(ref _failedSinceLoss, 0);
+        if (failed != 0)
+        {
+            logger.LogInformation("helper reachable again; {Failed} requests failed with EIO meanwhile", failed);
+        }
     }
 }
