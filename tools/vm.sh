@@ -234,6 +234,9 @@ watchdog() {
     done
 }
 
+# Serial console text without carriage returns and the firmware's terminal escapes.
+clean_console() { sed -u -e 's/\r$//' -e 's/\r/\n/g' -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g'; }
+
 START=$(date +%s)
 TO=()
 [[ -n "$TIMEOUT" && "$TIMEOUT" != 0 ]] && TO=(timeout --kill-after=10 "$TIMEOUT")
@@ -248,11 +251,11 @@ if (( RUN_SET )); then
     if [[ "${VIRTFS_WATCHDOG_SKIP_HELPER:-0}" == 1 && "$SERVER" == virtfs ]]; then SERVER_PIDS=("${SERVER_PIDS[@]:1}"); fi
     (( ${#SERVER_PIDS[@]} )) && { watchdog "$QPID" "${SERVER_PIDS[@]}" & PIDS+=($!); }
     # Stream the console as it comes, without the serial line's carriage returns.
-    tail -n +1 -f --pid="$QPID" "$LOG_DIR/console.raw" | tr -d '\r' | tee "$LOG_DIR/console.log" &
+    tail -n +1 -f --pid="$QPID" "$LOG_DIR/console.raw" | clean_console | tee "$LOG_DIR/console.log" &
     TPID=$!
     set +e; wait "$QPID"; QRC=$?; set -e
     wait "$TPID" 2>/dev/null || true
-    tr -d '\r' <"$LOG_DIR/console.raw" >"$LOG_DIR/console.log"
+    clean_console <"$LOG_DIR/console.raw" >"$LOG_DIR/console.log"
     M="$(grep -a -o 'VIRTFS-EXIT:[0-9]*' "$LOG_DIR/console.log" | tail -n1 || true)"
     if [[ -n "$M" ]]; then
         STATUS="${M#VIRTFS-EXIT:}"
@@ -277,7 +280,7 @@ else
     "${TO[@]}" chroot "$ROOT" "${IQ[@]}" 2>"$LOG_DIR/qemu.log"
     QRC=$?
     set -e
-    tr -d '\r' <"$RUNDIR/console.raw" >"$LOG_DIR/console.log" 2>/dev/null || true
+    clean_console <"$RUNDIR/console.raw" >"$LOG_DIR/console.log" 2>/dev/null || true
     M="$(grep -a -o 'VIRTFS-EXIT:[0-9]*' "$LOG_DIR/console.log" | tail -n1 || true)"
     if [[ -n "$M" ]]; then STATUS="${M#VIRTFS-EXIT:}"; else STATUS=$QRC; fi
 fi
