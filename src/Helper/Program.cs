@@ -44,6 +44,14 @@ if (options.Daemon)
     Log.UseSyslog();
 }
 
+if (!CleanExec.IsClean)
+{
+    // Step 1 of the sandbox: drop every inherited fd but the socket by exec'ing ourselves (CleanExec).
+    var failure = CleanExec.Run(args, options.Fd);
+    Log.Error(failure.Message);
+    return 1;
+}
+
 Log.Info("Started");
 int sock = options.Fd;
 try

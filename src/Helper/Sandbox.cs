@@ -7,7 +7,7 @@ namespace VirtFs.Helper;
 
 /// <summary>
 /// Confines the helper, one step per method, in a fixed order (each failure names its step):
-/// close inherited fds, chdir(export), chroot("."), chdir("/"), umask(0), drop supplementary groups,
+/// (inherited fds already gone through <see cref="CleanExec"/>) close stray fds, chdir(export), chroot("."), chdir("/"), umask(0), drop supplementary groups,
 /// no_new_privs, bounding set, capability sets. Credentials, capabilities and no_new_privs are per thread in
 /// Linux, so this runs on the main thread before any serving thread exists; serving threads inherit it.
 /// Threads the .NET runtime started before Main (finalizer and the like) keep root's sets; they never run
@@ -32,8 +32,9 @@ internal static unsafe class Sandbox
         DropCapabilities();
     }
 
-    /// <summary>Every fd &gt;= 3 without FD_CLOEXEC came from our parent (the .NET runtime opens its own with
-    /// CLOEXEC), so it is an inherited fd the guest must never reach: close it, except the socket.</summary>
+    /// <summary>Inherited fds were already dropped by <see cref="CleanExec"/> before the runtime restarted; this
+    /// second pass closes anything still open without FD_CLOEXEC (the runtime opens its own with it), except the
+    /// socket.</summary>
     public static void CloseInheritedFds(int keepFd)
     {
         var fds = new List<int>();

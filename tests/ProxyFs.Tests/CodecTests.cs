@@ -38,24 +38,24 @@ public class CodecTests
     public void Create_and_create_others_round_trip()
     {
         var buf = Buf();
-        int n = ProxyRequestEncoder.Create(buf, "f"u8, 0xC1, 0644, 1000, 100);
+        int n = ProxyRequestEncoder.Create(buf, "f"u8, 0xC1, 0x1A4 /* 0644 */, 1000, 100);
         var (h, body) = Split(buf, n);
         Assert.Equal((uint)ProxyRequestType.Create, h.Type);
         var c = CreateRequest.Decode(body);
         Assert.True(c.Path.SequenceEqual("f"u8));
-        Assert.Equal((0xC1, 0644u, 1000u, 100u), (c.Flags, c.Mode, c.Uid, c.Gid));
+        Assert.Equal((0xC1, 0x1A4u, 1000u, 100u), (c.Flags, c.Mode, c.Uid, c.Gid));
 
-        n = ProxyRequestEncoder.Mknod(buf, "n"u8, 0x1000 | 0600, 0x1234_5678_9abcUL, 7, 8);
+        n = ProxyRequestEncoder.Mknod(buf, "n"u8, 0x1000 | 0x180 /* 0600 */, 0x1234_5678_9abcUL, 7, 8);
         (h, body) = Split(buf, n);
         Assert.Equal(7u, MemoryMarshal.Read<uint>(body)); // "ddsdq": uid first
         var m = CreateOtherRequest.Decode(ProxyRequestType.Mknod, body);
-        Assert.Equal((7u, 8u, 0x1000u | 0600, 0x1234_5678_9abcUL), (m.Uid, m.Gid, m.Mode, m.Rdev));
+        Assert.Equal((7u, 8u, 0x1000u | 0x180 /* 0600 */, 0x1234_5678_9abcUL), (m.Uid, m.Gid, m.Mode, m.Rdev));
         Assert.True(m.Path.SequenceEqual("n"u8));
 
-        n = ProxyRequestEncoder.Mkdir(buf, "d"u8, 0755, 1, 2);
+        n = ProxyRequestEncoder.Mkdir(buf, "d"u8, 0x1ED /* 0755 */, 1, 2);
         (_, body) = Split(buf, n);
         var d = CreateOtherRequest.Decode(ProxyRequestType.Mkdir, body);
-        Assert.Equal((1u, 2u, 0755u), (d.Uid, d.Gid, d.Mode));
+        Assert.Equal((1u, 2u, 0x1EDu), (d.Uid, d.Gid, d.Mode));
 
         n = ProxyRequestEncoder.Symlink(buf, "target"u8, "link"u8, 3, 4);
         (_, body) = Split(buf, n);

@@ -24,8 +24,8 @@ public sealed class FdModeTests
             LibC.close(sv[1]);
             using (var c = ProxyClient.FromFd(sv[0]))
             {
-                Assert.Equal(0, c.Mkdir("/viafd"u8, 0755, 1000, 1000));
-                Assert.Equal(0, c.Create("/viafd/f"u8, LibC.O_CREAT | LibC.O_RDWR, 0600, 1000, 1000, out var fd));
+                Assert.Equal(0, c.Mkdir("/viafd"u8, 0x1ED /* 0755 */, 1000, 1000));
+                Assert.Equal(0, c.Create("/viafd/f"u8, LibC.O_CREAT | LibC.O_RDWR, 0x180 /* 0600 */, 1000, 1000, out var fd));
                 using (var fs = new FileStream(fd!, FileAccess.ReadWrite)) fs.Write("x"u8);
                 Assert.Equal("x", File.ReadAllText(Path.Combine(export, "viafd/f")));
             }

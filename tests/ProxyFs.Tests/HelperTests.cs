@@ -29,12 +29,12 @@ public sealed class HelperTests : IDisposable
     public void Create_write_through_fd_and_read_back_on_host_with_requester_ownership()
     {
         using var c = _helper.Connect();
-        Assert.Equal(0, c.Create("/file"u8, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL, 0640, 1000, 1000, out var fd));
+        Assert.Equal(0, c.Create("/file"u8, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL, 0x1A0 /* 0640 */, 1000, 1000, out var fd));
         Assert.NotNull(fd);
         using (var fs = new FileStream(fd!, FileAccess.Write)) fs.Write("hello proxy"u8);
         Assert.Equal("hello proxy", File.ReadAllText(Host("file")));
         var (uid, gid, mode) = HostStat(Host("file"));
-        Assert.Equal((1000u, 1000u, 0x8000u | 0640), (uid, gid, mode));
+        Assert.Equal((1000u, 1000u, 0x8000u | 0x1A0 /* 0640 */), (uid, gid, mode));
 
         Assert.Equal(0, c.Open("file"u8, LibC.O_RDONLY, out var rfd));
         using (var fs = new FileStream(rfd!, FileAccess.Read))
@@ -43,7 +43,7 @@ public sealed class HelperTests : IDisposable
             int n = fs.Read(buf);
             Assert.Equal("hello proxy", Encoding.UTF8.GetString(buf, 0, n));
         }
-        Assert.Equal(-17, c.Create("/file"u8, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL, 0640, 1000, 1000, out var none)); // EEXIST
+        Assert.Equal(-17, c.Create("/file"u8, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL, 0x1A0 /* 0640 */, 1000, 1000, out var none)); // EEXIST
         Assert.Null(none);
         Assert.Equal(-2, c.Open("/missing"u8, LibC.O_RDONLY, out _));
     }
@@ -52,7 +52,7 @@ public sealed class HelperTests : IDisposable
     public void Every_metadata_call_works()
     {
         using var c = _helper.Connect();
-        Assert.Equal(0, c.Mkdir("/d"u8, 0755, 1000, 1001));
+        Assert.Equal(0, c.Mkdir("/d"u8, 0x1ED /* 0755 */, 1000, 1001));
         Assert.Equal((1000u, 1001u), (HostStat(Host("d")).Uid, HostStat(Host("d")).Gid));
         File.WriteAllText(Host("d/f"), "0123456789");
 
@@ -73,8 +73,8 @@ public sealed class HelperTests : IDisposable
         Assert.Equal(0, c.Lstat("/d/s"u8, out st));
         Assert.Equal(0xA000u, st.Mode & 0xF000);
 
-        Assert.Equal(0, c.Chmod("/d/f"u8, 0600));
-        Assert.Equal(0x8000u | 0600, HostStat(Host("d/f")).Mode);
+        Assert.Equal(0, c.Chmod("/d/f"u8, 0x180 /* 0600 */));
+        Assert.Equal(0x8000u | 0x180 /* 0600 */, HostStat(Host("d/f")).Mode);
         Assert.Equal(0, c.Chown("/d/f"u8, 1234, uint.MaxValue));
         Assert.Equal(1234u, HostStat(Host("d/f")).Uid);
         Assert.Equal(0, c.Chown("/d/s"u8, 4321, 4321)); // lchown: the link, not its target
@@ -105,7 +105,7 @@ public sealed class HelperTests : IDisposable
         Assert.Equal(0, c.Remove("/d"u8));
         Assert.False(Directory.Exists(Host("d")));
 
-        Assert.Equal(0, c.Mknod("/fifo"u8, 0x1000 | 0644, 0, 1000, 1000));
+        Assert.Equal(0, c.Mknod("/fifo"u8, 0x1000 | 0x1A4 /* 0644 */, 0, 1000, 1000));
         Assert.Equal(0x1000u, HostStat(Host("fifo")).Mode & 0xF000);
         Assert.Equal(1000u, HostStat(Host("fifo")).Uid);
         Assert.False(c.IsBroken);
@@ -158,11 +158,11 @@ public sealed class HelperTests : IDisposable
         Assert.Equal(0u, HostStat(outside).Uid);
 
         // Creating through ".." lands inside the export.
-        Assert.Equal(0, c.Mkdir("/../../made"u8, 0755, 0, 0));
+        Assert.Equal(0, c.Mkdir("/../../made"u8, 0x1ED /* 0755 */, 0, 0));
         Assert.True(Directory.Exists(Host("made")));
         Assert.False(Directory.Exists(Path.Combine(_helper.Root, "made")));
         // "/etc" is the planted link to the host's /etc; inside the chroot it names nothing.
-        Assert.Equal(-40, c.Create("/etc/new"u8, LibC.O_CREAT | LibC.O_WRONLY, 0644, 0, 0, out _));
+        Assert.Equal(-40, c.Create("/etc/new"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x1A4 /* 0644 */, 0, 0, out _));
         Assert.False(File.Exists("/etc/new"));
     }
 
@@ -175,15 +175,15 @@ public sealed class HelperTests : IDisposable
         Assert.Equal(-ProxyErrno.ENXIO, c.Open("/fifo"u8, LibC.O_RDONLY, out var fd));
         Assert.Null(fd);
         Assert.Equal(-ProxyErrno.ENXIO, c.Open("/fifo"u8, LibC.O_WRONLY | LibC.O_NONBLOCK, out _));
-        Assert.Equal(-ProxyErrno.ENXIO, c.Create("/fifo"u8, LibC.O_RDONLY | LibC.O_CREAT, 0644, 0, 0, out _));
+        Assert.Equal(-ProxyErrno.ENXIO, c.Create("/fifo"u8, LibC.O_RDONLY | LibC.O_CREAT, 0x1A4 /* 0644 */, 0, 0, out _));
         File.CreateSymbolicLink(Host("fifolink"), "fifo");
         Assert.Equal(-ProxyErrno.ENXIO, c.Open("/fifolink"u8, LibC.O_RDONLY, out _));
 
         // A device node made by a root requester (CAP_MKNOD) is refused too: /dev/null is char 1:3.
-        Assert.Equal(0, c.Mknod("/null"u8, 0x2000 | 0666, (1UL << 8) | 3, 0, 0));
+        Assert.Equal(0, c.Mknod("/null"u8, 0x2000 | 0x1B6 /* 0666 */, (1UL << 8) | 3, 0, 0));
         Assert.Equal(-ProxyErrno.ENXIO, c.Open("/null"u8, LibC.O_RDWR, out _));
         // A non-root requester cannot make one at all.
-        Assert.Equal(-1, c.Mknod("/null2"u8, 0x2000 | 0666, (1UL << 8) | 3, 1000, 1000)); // EPERM
+        Assert.Equal(-1, c.Mknod("/null2"u8, 0x2000 | 0x1B6 /* 0666 */, (1UL << 8) | 3, 1000, 1000)); // EPERM
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10));
         // Directories still open (backend reads directories through the fd).
         Assert.Equal(0, c.Open("/"u8, LibC.O_RDONLY | LibC.O_DIRECTORY, out var dfd));
@@ -193,7 +193,7 @@ public sealed class HelperTests : IDisposable
     private static unsafe int Mkfifo(string path)
     {
         byte[] p = Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* pp = p) return LibC.mknod(pp, (mode_t)(ushort)(0x1000 | 0644), 0);
+        fixed (byte* pp = p) return LibC.mknod(pp, (mode_t)(ushort)(0x1000 | 0x1A4 /* 0644 */), 0);
     }
 
     [Fact]
@@ -248,7 +248,7 @@ public sealed class HelperTests : IDisposable
         Assert.Contains("exceeds PROXY_MAX_IO_SZ", _helper.Stderr);
         Assert.Contains("unknown request type 99", _helper.Stderr);
         using var fresh = _helper.Connect();
-        Assert.Equal(0, fresh.Mkdir("/after"u8, 0755, 0, 0));
+        Assert.Equal(0, fresh.Mkdir("/after"u8, 0x1ED /* 0755 */, 0, 0));
     }
 
     private static byte[] Header(ProxyRequestType type, int size)
@@ -282,7 +282,7 @@ public sealed class HelperTests : IDisposable
         Parallel.For(0, 64, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
         {
             using var lease = pool.Rent();
-            Assert.Equal(0, lease.Client.Mkdir(Encoding.UTF8.GetBytes($"/p{i}"), 0755, 1000, 1000));
+            Assert.Equal(0, lease.Client.Mkdir(Encoding.UTF8.GetBytes($"/p{i}"), 0x1ED /* 0755 */, 1000, 1000));
             Assert.Equal(0, lease.Client.Lstat(Encoding.UTF8.GetBytes($"/p{i}"), out var st));
             Assert.Equal(1000u, st.Uid);
         });

@@ -11,4 +11,8 @@ internal static class Syscalls
     public const int SYS_capget = 125;
     public const int SYS_capset = 126;
     public const int SYS_gettid = 186;
+    public const int SYS_close_range = 436;
+
+    /// <summary>close_range(2) flag: mark the range close-on-exec instead of closing it now.</summary>
+    public const uint CLOSE_RANGE_CLOEXEC = 1u << 2;
 }

@@ -1,0 +1,183 @@
+using System.Diagnostics;
+using System.Text;
+using Tmds.Linux;
+using VirtFs.ProxyFs;
+
+namespace VirtFs.ProxyFs.Tests;
+
+/// <summary>Attacks and kernel-semantics checks against the real helper.</summary>
+public sealed class HardeningTests : IDisposable
+{
+    private readonly HelperProcess _helper = HelperProcess.StartNamed();
+
+    public void Dispose() => _helper.Dispose();
+
+    private string Host(string rel) => Path.Combine(_helper.Export, rel);
+
+    private static unsafe (uint Uid, uint Gid, uint Mode) HostStat(string path)
+    {
+        stat st;
+        byte[] p = Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* pp = p) Assert.Equal(0, LibC.lstat(pp, &st));
+        return ((uint)st.st_uid, (uint)st.st_gid, (ushort)st.st_mode);
+    }
+
+    [Fact]
+    public void Directory_swapped_for_symlink_between_requests_stays_inside()
+    {
+        using var c = _helper.Connect();
+        Assert.Equal(0, c.Mkdir("/d"u8, 0x1ED /* 0755 */, 0, 0));
+        Assert.Equal(0, c.Lstat("/d"u8, out _));
+        // Between two requests the directory becomes a link to the host root.
+        Directory.Delete(Host("d"));
+        Directory.CreateSymbolicLink(Host("d"), "/");
+        Assert.Equal(0, c.Create("/d/planted"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x1A4 /* 0644 */, 0, 0, out var fd));
+        fd!.Dispose();
+        Assert.True(File.Exists(Host("planted")));
+        Assert.False(File.Exists("/planted"));
+        Assert.Equal(0, c.Lstat("/d"u8, out var st));
+        Assert.Equal(0xA000u, st.Mode & 0xF000);
+    }
+
+    [Fact]
+    public void Setgid_bit_is_cleared_as_the_kernel_would_for_the_requester()
+    {
+        using var c = _helper.Connect();
+        Directory.CreateDirectory(Host("sg"));
+        File.SetUnixFileMode(Host("sg"), (UnixFileMode)0x3FF | UnixFileMode.SetGroup); // 02777
+        unsafe
+        {
+            byte[] p = Encoding.UTF8.GetBytes(Host("sg") + "\0");
+            fixed (byte* pp = p) Assert.Equal(0, LibC.chown(pp, 0, 2000));
+        }
+        // A requester outside group 2000 without CAP_FSETID: the kernel strips S_ISGID from the new file.
+        Assert.Equal(0, c.Create("/sg/user"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x400 | 0x1ED /* 0755 */, 1000, 1000, out var fd));
+        fd!.Dispose();
+        var user = HostStat(Host("sg/user"));
+        Assert.Equal((1000u, 2000u), (user.Uid, user.Gid)); // gid inherited from the setgid directory
+        Assert.Equal(0u, user.Mode & 0x400);
+        // Root keeps it (CAP_FSETID effective for a 0:0 requester).
+        Assert.Equal(0, c.Create("/sg/root"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x400 | 0x1ED /* 0755 */, 0, 0, out fd));
+        fd!.Dispose();
+        Assert.Equal(0x400u, HostStat(Host("sg/root")).Mode & 0x400);
+    }
+
+    [Fact]
+    public void Requester_without_write_permission_is_still_subject_to_its_identity()
+    {
+        using var c = _helper.Connect();
+        Assert.Equal(0, c.Mkdir("/owned"u8, 0x1C0 /* 0700 */, 1000, 1000));
+        Assert.Equal(0, c.Mkdir("/owned/sub"u8, 0x1ED /* 0755 */, 1000, 1000));
+        Assert.Equal((1000u, 1000u), (HostStat(Host("owned/sub")).Uid, HostStat(Host("owned/sub")).Gid));
+        Assert.Equal(-22, c.Mkdir("/bad"u8, 0x1ED /* 0755 */, uint.MaxValue, 0)); // -1 would mean "stay root"
+        Assert.False(Directory.Exists(Host("bad")));
+    }
+
+    [Fact]
+    public void Readlink_truncates_to_the_buffer_and_xattr_sizes_are_bounded()
+    {
+        using var c = _helper.Connect();
+        File.CreateSymbolicLink(Host("l"), "0123456789");
+        var small = new byte[4];
+        Assert.Equal(4, c.Readlink("/l"u8, small));
+        Assert.Equal("0123", Encoding.ASCII.GetString(small));
+        var big = new byte[100];
+        Assert.Equal(10, c.Readlink("/l"u8, big));
+        Assert.Equal(-22, c.Readlink("/l"u8, Span<byte>.Empty));
+        Assert.Equal(-22, c.Readlink("/"u8, big)); // not a link: EINVAL from the kernel
+    }
+
+    [Fact]
+    public void Helper_keeps_serving_after_a_client_vanishes_mid_request()
+    {
+        using (var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
+        {
+            s.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(_helper.SocketPath));
+            s.Send(new byte[] { 8, 0, 0, 0, 100, 0, 0, 0, 1 }); // header promises 100 bytes, sends 1
+        }
+        using var c = _helper.Connect();
+        Assert.Equal(0, c.Lstat("/"u8, out _));
+    }
+}
+
+public sealed class ProcessTests
+{
+    [Fact]
+    public unsafe void Inherited_fds_are_closed()
+    {
+        string root = Directory.CreateTempSubdirectory("proxy-fds-").FullName;
+        string export = Path.Combine(root, "export");
+        Directory.CreateDirectory(export);
+        string sock = Path.Combine(root, "s.sock");
+        int* pipe = stackalloc int[2];
+        Assert.Equal(0, LibC.pipe(pipe)); // no CLOEXEC: the helper inherits both ends
+        try
+        {
+            string pipeInode = new FileInfo($"/proc/self/fd/{pipe[0]}").LinkTarget!;
+            using var p = Process.Start(HelperProcess.StartInfo("-n", "-p", export, "-s", sock, "-u", "0", "-g", "0"))!;
+            p.BeginErrorReadLine();
+            try
+            {
+                var sw = Stopwatch.StartNew();
+                while (!File.ReadAllText($"/proc/{p.Id}/status").Contains("NoNewPrivs:\t1") && sw.Elapsed < TimeSpan.FromSeconds(30))
+                    Thread.Sleep(20);
+                var targets = Directory.GetFiles($"/proc/{p.Id}/fd").Select(f => new FileInfo(f).LinkTarget).ToList();
+                Assert.DoesNotContain(pipeInode, targets);
+                using var c = ProxyClient.Connect(sock);
+                Assert.Equal(0, c.Lstat("/"u8, out _));
+            }
+            finally
+            {
+                p.Kill();
+                p.WaitForExit();
+            }
+        }
+        finally
+        {
+            LibC.close(pipe[0]);
+            LibC.close(pipe[1]);
+            Directory.Delete(root, true);
+        }
+    }
+
+    [Fact]
+    public void Daemon_mode_detaches_and_serves()
+    {
+        string root = Directory.CreateTempSubdirectory("proxy-daemon-").FullName;
+        string export = Path.Combine(root, "export");
+        Directory.CreateDirectory(export);
+        string sock = Path.Combine(root, "s.sock");
+        try
+        {
+            var psi = HelperProcess.StartInfo("-p", export, "-s", sock, "-u", "0", "-g", "0");
+            using (var parent = Process.Start(psi)!)
+            {
+                parent.StandardError.ReadToEnd();
+                Assert.True(parent.WaitForExit(30000));
+                Assert.Equal(0, parent.ExitCode);
+            }
+            var sw = Stopwatch.StartNew();
+            ProxyClient? c = null;
+            while (c is null && sw.Elapsed < TimeSpan.FromSeconds(30))
+            {
+                try { c = ProxyClient.Connect(sock); } catch (ProxyConnectionException) { Thread.Sleep(50); }
+            }
+            Assert.NotNull(c);
+            using (c) Assert.Equal(0, c!.Lstat("/"u8, out _));
+            // Stop the detached helper: the one whose root is our export.
+            foreach (var dir in Directory.GetDirectories("/proc"))
+            {
+                if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
+                try
+                {
+                    if (new FileInfo(Path.Combine(dir, "root")).LinkTarget == export) Process.GetProcessById(pid).Kill();
+                }
+                catch (Exception) { }
+            }
+        }
+        finally
+        {
+            Directory.Delete(root, true);
+        }
+    }
+}
