@@ -56,6 +56,33 @@ public sealed unsafe class ProxyClient : IDisposable
         return new ProxyClient(new SafeFileHandle((IntPtr)fd, ownsHandle: true));
     }
 
+    /// <summary>
+    /// True when the helper has closed its end, or sent something unasked, while this connection sat idle
+    /// (the helper died or was restarted). The pool checks this before reuse, so the first requests after a
+    /// helper restart do not fail on connections that were dead before they were sent.
+    /// </summary>
+    public bool PeerClosed()
+    {
+        if (IsBroken) return true;
+        bool added = false;
+        try
+        {
+            _socket.DangerousAddRef(ref added);
+            var p = new pollfd { fd = (int)_socket.DangerousGetHandle(), events = (short)(POLLIN | POLLRDHUP) };
+            // An idle connection has nothing to read: readable means EOF, reset, or a protocol violation.
+            int ready = poll(&p, 1, 0);
+            if (ready != 0)
+            {
+                _broken = true;
+            }
+            return _broken;
+        }
+        finally
+        {
+            if (added) _socket.DangerousRelease();
+        }
+    }
+
     public void Dispose()
     {
         _broken = true;

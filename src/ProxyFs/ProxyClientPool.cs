@@ -33,7 +33,7 @@ public sealed class ProxyClientPool : IDisposable
             while (_idle.Count > 0)
             {
                 var c = _idle.Pop();
-                if (!c.IsBroken) return new ProxyClientLease(this, c);
+                if (!c.PeerClosed()) return new ProxyClientLease(this, c);
                 c.Dispose();
             }
         }
