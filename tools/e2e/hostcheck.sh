@@ -1,0 +1,53 @@
+# Sourced by tools/e2e/*.sh: evaluates the guest's "HOSTCHECK: KIND REL ARG..." lines on the host.
+# REL is relative to the export root; anything absolute or with ".." is refused (the guest is not trusted).
+# Kinds (ARG is what the host must see):
+#   sha256 REL HEX | owner REL UID:GID | mode REL OCTAL | size REL BYTES | links REL N
+#   symlink REL TARGET | exists REL | absent REL | content REL TEXT (whole file, no newline)
+#   mtime REL EPOCH | mtime_ns REL NS | type REL STAT-%F-TEXT | rdev REL MAJ,MIN
+#   xattr REL NAME VALUE | noxattr REL NAME | count REL N (entries in a directory)
+#   statfs_bytes REL BYTES (f_frsize * f_blocks) | manifest REL MANIFEST (sha256sum -c in REL)
+#   treediff REL LABPATH (diff -r against the lab chroot's LABPATH, which must be under /usr)
+#   gitfsck REL COMMITS (git fsck passes; HEAD has COMMITS commits)
+# Usage: hostcheck_eval EXPORT FILE PASS_FN FAIL_FN   (PASS_FN NAME; FAIL_FN NAME DETAIL)
+hostcheck_safe_rel() { [[ -n "$1" && "$1" != /* && "$1" != *..* ]] || [[ "$1" == . ]]; }
+hostcheck_eval() {
+    local export=$1 file=$2 passfn=$3 failfn=$4 line kind rel rest a1 a2 f got name lab
+    lab="${VIRTFS_CACHE:-/var/cache/virtfs}/trixie"
+    while IFS= read -r line; do
+        line=${line#HOSTCHECK: }
+        read -r kind rel rest <<<"$line"
+        a1=${rest%% *}; a2=""; [[ "$rest" == *" "* ]] && a2=${rest#* }
+        name="host-$kind:$rel"
+        [[ "$kind" == xattr || "$kind" == noxattr ]] && name="$name:$a1"
+        if ! hostcheck_safe_rel "$rel"; then "$failfn" "$name" "unsafe path from the guest"; continue; fi
+        f="$export/$rel"
+        case "$kind" in
+            sha256)   got=$(sha256sum "$f" 2>&1 | cut -d' ' -f1) ;;
+            owner)    got=$(stat -c %u:%g "$f" 2>&1) ;;
+            mode)     got=$(stat -c %a "$f" 2>&1) ;;
+            size)     got=$(stat -c %s "$f" 2>&1) ;;
+            links)    got=$(stat -c %h "$f" 2>&1) ;;
+            mtime)    got=$(stat -c %Y "$f" 2>&1) ;;
+            mtime_ns) got=$(stat -c %.9Y "$f" 2>&1 | tr -d .) ;;
+            type)     a1=$rest; got=$(stat -c %F "$f" 2>&1) ;;
+            rdev)     got=$(stat -c '%Hr,%Lr' "$f" 2>&1) ;;
+            symlink)  got=$(readlink "$f" 2>&1) ;;
+            content)  a1=$rest; got=$(cat "$f" 2>&1) ;;
+            exists)   a1=yes; got=$([[ -e "$f" || -L "$f" ]] && echo yes || echo no) ;;
+            absent)   a1=yes; got=$([[ -e "$f" || -L "$f" ]] && echo no || echo yes) ;;
+            xattr)    got=$(python3 -c 'import os,sys; sys.stdout.write(os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False).decode())' "$f" "$a1" 2>&1)
+                      a1=$a2 ;;
+            noxattr)  got=$(python3 -c 'import os,sys; print("present" if sys.argv[2] in os.listxattr(sys.argv[1], follow_symlinks=False) else "absent")' "$f" "$a1" 2>&1)
+                      a1=absent ;;
+            count)    got=$(find "$f" -mindepth 1 -maxdepth 1 -printf x 2>&1 | wc -c) ;;
+            statfs_bytes) got=$(stat -f -c '%S %b' "$f" 2>&1 | awk '{ print $1 * $2 }') ;;
+            manifest) hostcheck_safe_rel "$a1" || [[ "$a1" == ../* && "$a1" != ../*..* ]] || { "$failfn" "$name" "unsafe manifest"; continue; }
+                      got=$( (cd "$f" && sha256sum --quiet -c "$a1") >/dev/null 2>&1 && echo ok || echo mismatch); a1=ok ;;
+            treediff) [[ "$a1" == /usr/* && "$a1" != *..* ]] || { "$failfn" "$name" "lab path must be under /usr"; continue; }
+                      got=$(diff -r "$lab$a1" "$f" >/dev/null 2>&1 && echo same || echo differ); a1=same ;;
+            gitfsck)  got=$(git -c safe.directory='*' -C "$f" fsck --strict >/dev/null 2>&1 && git -c safe.directory='*' -C "$f" rev-list --count HEAD 2>&1) ;;
+            *) "$failfn" "$name" "unknown HOSTCHECK kind"; continue ;;
+        esac
+        if [[ "$got" == "$a1" ]]; then "$passfn" "$name"; else "$failfn" "$name" "want '$a1', host has '$got'"; fi
+    done < <(grep -a '^HOSTCHECK: ' "$file" | tr -d '\r' || true)
+}
