@@ -95,6 +95,13 @@ public sealed partial class P9Server
         }
         byte[] path = fid.Path;
         int result;
+        // ftruncate(2) on an open file arrives as SIZE with MTIME and CTIME meaning "now" on the open fid.
+        // Truncating through our own fd sets those times itself, and the path may be gone (unlinked or
+        // renamed away: the file stays usable, POSIX), so the "now" times are not sent by path too.
+        if ((valid & AttrSize) != 0 && CanTruncateThroughFd(fid))
+        {
+            valid &= ~(AttrCtime | ((valid & AttrMtimeSet) == 0 ? AttrMtime : 0));
+        }
         if ((valid & AttrMode) != 0)
         {
             result = _fs.Chmod(path, mode & 0xFFF /* 07777 */);
@@ -145,11 +152,14 @@ public sealed partial class P9Server
     private static bool IsValidNanoseconds(long value) =>
         value is >= 0 and < 1_000_000_000 || value == LibC.UTIME_NOW || value == LibC.UTIME_OMIT;
 
+    private static bool CanTruncateThroughFd(Fid fid) =>
+        fid.Handle is not null && fid.Kind == FidKind.OpenFile && OpenFlags.CanWrite(fid.OpenFlags);
+
     /// <summary>ftruncate on our own writable fd needs no helper hop and works on an unlinked file.</summary>
     private int TruncateFid(Fid fid, byte[] path, long size)
     {
         SafeFileHandle? handle = fid.Handle;
-        if (handle is not null && fid.Kind == FidKind.OpenFile && OpenFlags.CanWrite(fid.OpenFlags))
+        if (handle is not null && CanTruncateThroughFd(fid))
         {
             using var use = new FdUse(handle);
             return LibC.ftruncate(use.Fd, size) < 0 ? -LibC.errno : 0;

@@ -204,6 +204,21 @@ public sealed class P9ServerTests : IDisposable
     }
 
     [Fact]
+    public void Ftruncate_of_an_unlinked_open_file_works()
+    {
+        // What the Linux client sends for ftruncate(2): SIZE | MTIME | CTIME (times "now") on the open fid.
+        File.WriteAllText(Path.Combine(_dir, "f"), "0123456789");
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        _client.Call(T.Tlopen, b => b.U32(1).U32(2)).Expect(T.Rlopen);
+        _client.Call(T.Tunlinkat, b => b.U32(Root).Str("f").U32(0)).Expect(T.Runlinkat);
+        _client.Call(T.Tsetattr, b => b.U32(1).U32(0x8 | 0x20 | 0x40).U32(0).U32(0).U32(0).U64(4)
+            .U64(0).U64(0).U64(0).U64(0)).Expect(T.Rsetattr);
+        var attr = _client.Call(T.Tgetattr, b => b.U32(1).U64(0x7ff)).Expect(T.Rgetattr);
+        attr.U64(); attr.Qid(); attr.U32(); attr.U32(); attr.U32(); attr.U64(); attr.U64();
+        Assert.Equal(4UL, attr.U64()); // size
+    }
+
+    [Fact]
     public void Rename_moves_fids_below_the_renamed_directory()
     {
         Directory.CreateDirectory(Path.Combine(_dir, "old/sub"));
