@@ -43,6 +43,12 @@ internal static unsafe class Listener
         }
     }
 
+    /// <summary>Each connection costs a thread and ~200 KiB of buffers; a pool needs a handful. Beyond this the
+    /// new connection is closed at once (logged), so a misbehaving client cannot exhaust the helper.</summary>
+    public const int MaxConnections = 64;
+
+    private static int s_active;
+
     /// <summary>Accepts forever; a connection's failure never stops the others.</summary>
     public static void Serve(int listenFd, bool getVersion)
     {
@@ -63,9 +69,20 @@ internal static unsafe class Listener
                 return;
             }
             string name = $"connection {++n}";
+            if (Interlocked.Increment(ref s_active) > MaxConnections)
+            {
+                Interlocked.Decrement(ref s_active);
+                Log.Warn($"{name}: refused, {MaxConnections} connections already open");
+                close(c);
+                continue;
+            }
             Log.Info($"{name}: accepted");
             var conn = new Connection(c, name, getVersion);
-            var thread = new Thread(conn.Run) { IsBackground = true, Name = name };
+            var thread = new Thread(() =>
+            {
+                try { conn.Run(); }
+                finally { Interlocked.Decrement(ref s_active); }
+            }) { IsBackground = true, Name = name };
             thread.Start();
         }
     }
