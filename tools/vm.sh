@@ -7,6 +7,11 @@
 #                          without --run: an interactive shell on the console
 #   --file PATH            copy PATH into the guest job dir ($VIRTFS_JOBDIR in the guest); repeatable
 #   --server S             virtfs (default: ours) | builtin (QEMU's own 9p) | virtiofsd
+#                          | qemu72-proxy (QEMU 7.2's virtio-9p-pci on -fsdev proxy, talking to OUR helper)
+#                          | virtfs-qemuhelper (our backend talking to QEMU 7.2's virtfs-proxy-helper)
+#                          (both need tools/lab-bookworm.sh: a bookworm chroot with QEMU 7.2)
+#   --qemu72-sockfd        with qemu72-proxy: a socketpair (-fsdev proxy,sock_fd=N; helper -f N);
+#                          --server qemu72-sockfd means the same
 #   --tag TAG              mount tag (default: share)
 #   --mount-opts OPTS      guest mount options (9p default: access=user,msize=512000)
 #   --mem SIZE             guest RAM (default 1G)
@@ -29,10 +34,10 @@ BACKEND_UID=65534 BACKEND_GID=65534
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 need() { printf 'vm: NEEDS: %s\n' "$*" >&2; exit 3; }
-usage() { sed -n '2,24p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,25p' "${BASH_SOURCE[0]}"; }
 
 SHARE="" RUN="" RUN_SET=0 SERVER=virtfs TAG=share MOUNT_OPTS="" MEM=1G CPUS=2 TIMEOUT="" LOG_DIR="" BUILD=1
-FILES=() HELPER_ARGS=() BACKEND_ARGS=()
+FILES=() HELPER_ARGS=() BACKEND_ARGS=() SOCKFD=0
 ORIG_ARGS=("$@")
 while (( $# )); do
     case "$1" in
@@ -47,13 +52,18 @@ while (( $# )); do
         --timeout) TIMEOUT="$2"; shift 2 ;;
         --log-dir) LOG_DIR="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
+        --qemu72-sockfd) SOCKFD=1; shift ;;
         --helper-arg) HELPER_ARGS+=("$2"); shift 2 ;;
         --backend-arg) BACKEND_ARGS+=("$2"); shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) say "unknown option: $1"; usage >&2; exit 2 ;;
     esac
 done
-case "$SERVER" in virtfs|builtin|virtiofsd) ;; *) say "--server must be virtfs, builtin or virtiofsd"; exit 2 ;; esac
+# qemu72-sockfd: qemu72-proxy --qemu72-sockfd, as one server name for suites that only pass --server
+[[ "$SERVER" == qemu72-sockfd ]] && SERVER=qemu72-proxy SOCKFD=1
+case "$SERVER" in virtfs|builtin|virtiofsd|qemu72-proxy|virtfs-qemuhelper) ;;
+    *) say "--server must be virtfs, builtin, virtiofsd, qemu72-proxy, qemu72-sockfd or virtfs-qemuhelper"; exit 2 ;; esac
+(( SOCKFD )) && [[ "$SERVER" != qemu72-proxy ]] && { say "--qemu72-sockfd needs --server qemu72-proxy"; exit 2; }
 [[ "$TAG" =~ ^[A-Za-z0-9._-]{1,31}$ ]] || { say "--tag: 1-31 characters of [A-Za-z0-9._-]"; exit 2; }
 [[ "$CPUS" =~ ^[0-9]+$ ]] || { say "--cpus: a number"; exit 2; }
 [[ "$MEM" =~ ^[0-9]+[MG]$ ]] || { say "--mem: e.g. 512M or 1G"; exit 2; }
@@ -72,7 +82,7 @@ if [[ -z "${VIRTFS_VM_NS:-}" ]]; then
 fi
 
 # --- build and lab ---
-if [[ "$SERVER" == virtfs ]]; then
+if [[ "$SERVER" == virtfs || "$SERVER" == qemu72-proxy || "$SERVER" == virtfs-qemuhelper ]]; then
     if (( BUILD )); then
         "$HERE/build.sh" >&2 || { say "tools/build.sh failed"; exit 1; }
     fi
@@ -84,6 +94,16 @@ fi
 # A shared lock: lab.sh takes it exclusively to rebuild, so it never rebuilds under a running guest.
 exec 8>"$CACHE/.lock"
 timeout 1200 flock -s 8 || { say "could not take the lab lock"; exit 1; }
+# QEMU 7.2 peers (issue 4 interop) live in a bookworm chroot: QEMU's proxy driver and its helper.
+BW="$CACHE/bookworm"
+QROOT="$ROOT" QGUEST="$GUEST_DIR" QROOTFS=/
+if [[ "$SERVER" == qemu72-proxy || "$SERVER" == virtfs-qemuhelper ]]; then
+    "$HERE/lab-bookworm.sh" >&2 || { rc=$?; [[ $rc == 3 ]] && exit 3; say "tools/lab-bookworm.sh failed ($rc)"; exit 1; }
+    exec 7>"$CACHE/.lock-bookworm"
+    timeout 1200 flock -s 7 || { say "could not take the bookworm lock"; exit 1; }
+    # QEMU 7.2 boots the trixie lab's kernel, initramfs and userland: the trixie tree at /trixie.
+    [[ "$SERVER" == qemu72-proxy ]] && QROOT="$BW" QGUEST="/trixie$GUEST_DIR" QROOTFS=/trixie
+fi
 
 ID="$(date +%s)-$$"
 RUNDIR_G="/run/virtfs-$ID"                 # as seen from inside the chroot (QEMU)
@@ -93,7 +113,7 @@ JOBDIR="$ROOT$JOBDIR_G"
 SRV_G="/srv/virtfs-$ID"
 SRV="$ROOT$SRV_G"
 OWN_SHARE=0 OWN_LOGS=0
-PIDS=() MOUNTS=()
+PIDS=() MOUNTS=() QRUN_PREFIX=()
 STATUS=125
 
 cleanup() {
@@ -110,7 +130,7 @@ cleanup() {
         wait "$p" 2>/dev/null || true
     done
     for (( i=${#MOUNTS[@]}-1; i>=0; i-- )); do umount -l "${MOUNTS[$i]}" 2>/dev/null || true; done
-    rmdir "$SRV" 2>/dev/null || true
+    rmdir "$SRV" "$BW$SRV_G" "$BW$RUNDIR_G" 2>/dev/null || true
     rm -rf "$RUNDIR" "$JOBDIR"
     (( OWN_SHARE )) && rm -rf "$SHARE"
     (( OWN_LOGS )) && rm -rf "$LOG_DIR"
@@ -135,6 +155,16 @@ bind() { mkdir -p "$2"; mount "${3:---bind}" "$1" "$2"; MOUNTS+=("$2"); }
 bind /dev "$ROOT/dev" --rbind
 bind /proc "$ROOT/proc"
 bind /sys "$ROOT/sys" --rbind
+if [[ "$QROOT" != "$ROOT" || "$SERVER" == virtfs-qemuhelper ]]; then
+    bind /dev "$BW/dev" --rbind
+    bind /proc "$BW/proc"
+    bind /sys "$BW/sys" --rbind
+    bind "$RUNDIR" "$BW$RUNDIR_G"              # sockets and console log at the same path in both chroots
+fi
+if [[ "$QROOT" != "$ROOT" ]]; then
+    bind "$ROOT" "$BW/trixie"                  # not recursive: the guest mounts its own /proc /sys /dev
+    mount -o remount,bind,ro "$BW/trixie"
+fi
 
 tail_logs() {
     local f
@@ -191,6 +221,46 @@ case "$SERVER" in
         CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
         QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
                   -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
+    qemu72-proxy)
+        # QEMU 7.2's own 9p server in front (virtio-9p-pci), file access through OUR helper.
+        HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
+        if (( SOCKFD )); then
+            say "helper: $HELPER -p $SHARE -f N -n ${HELPER_ARGS[*]} (socketpair with QEMU's sock_fd=N)"
+            QRUN_PREFIX=(perl "$HERE/socketpair-exec.pl" "$LOG_DIR/helper.log"
+                         -- "$HELPER" -p "$SHARE" -f @FD@ -n "${HELPER_ARGS[@]}" --)
+            QEMU_DEV=(-fsdev "proxy,id=p,sock_fd=@FD@" -device "virtio-9p-pci,fsdev=p,mount_tag=$TAG")
+        else
+            chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
+            say "helper: $HELPER -p $SHARE -s $RUNDIR/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n ${HELPER_ARGS[*]}"
+            "$HELPER" -p "$SHARE" -s "$RUNDIR/helper.sock" -u $BACKEND_UID -g $BACKEND_GID -n "${HELPER_ARGS[@]}" \
+                >"$LOG_DIR/helper.log" 2>&1 </dev/null &
+            PIDS+=($!)
+            wait_socket "$RUNDIR/helper.sock" "$!" virtfs-proxy-helper || exit 1
+            QEMU_DEV=(-fsdev "proxy,id=p,socket=$RUNDIR_G/helper.sock" -device "virtio-9p-pci,fsdev=p,mount_tag=$TAG")
+        fi ;;
+    virtfs-qemuhelper)
+        # Our backend, file access through QEMU 7.2's helper (root, in the bookworm chroot). That
+        # helper accepts exactly one connection: one pooled connection, never a probe.
+        chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
+        bind "$SHARE" "$BW$SRV_G"
+        BACKEND="$REPO/artifacts/bin/vhost-user-9p"
+        if ! setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups test -x "$BACKEND"; then
+            cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
+        fi
+        say "helper (QEMU 7.2): /usr/lib/qemu/virtfs-proxy-helper -p $SRV_G -s $RUNDIR_G/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n"
+        chroot "$BW" /usr/lib/qemu/virtfs-proxy-helper -p "$SRV_G" -s "$RUNDIR_G/helper.sock" \
+            -u $BACKEND_UID -g $BACKEND_GID -n >"$LOG_DIR/helper.log" 2>&1 </dev/null &
+        PIDS+=($!)
+        wait_socket "$RUNDIR/helper.sock" "$!" "QEMU 7.2's virtfs-proxy-helper" || exit 1
+        say "backend (uid $BACKEND_UID): $BACKEND --socket-path $RUNDIR/vhost.sock --tag $TAG --helper-socket $RUNDIR/helper.sock --helper-connections 1 ${BACKEND_ARGS[*]}"
+        setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups -- \
+            "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" --helper-socket "$RUNDIR/helper.sock" \
+            --helper-connections 1 "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
+        PIDS+=($!)
+        wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
+        CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
+        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
+                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
 esac
 
 # --- the job ---
@@ -214,10 +284,11 @@ fi
 QEMU=(/usr/bin/qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp "$CPUS" -m "$MEM"
       -object "memory-backend-memfd,id=mem,size=$MEM,share=on" -machine q35,memory-backend=mem
       -nic none -nographic -no-reboot
-      -kernel "$GUEST_DIR/vmlinuz" -initrd "$GUEST_DIR/initrd" -append "$APPEND"
-      -virtfs local,path=/,mount_tag=rootfs,security_model=passthrough,readonly=on,multidevs=remap,id=rootfs
+      -kernel "$QGUEST/vmlinuz" -initrd "$QGUEST/initrd" -append "$APPEND"
+      -virtfs "local,path=$QROOTFS,mount_tag=rootfs,security_model=passthrough,readonly=on,multidevs=remap,id=rootfs"
       "${QEMU_DEV[@]}")
-printf '%q ' chroot "$ROOT" "${QEMU[@]}" >"$LOG_DIR/qemu-cmdline.txt"; echo >>"$LOG_DIR/qemu-cmdline.txt"
+QRUN=("${QRUN_PREFIX[@]}" chroot "$QROOT")
+printf '%q ' "${QRUN[@]}" "${QEMU[@]}" >"$LOG_DIR/qemu-cmdline.txt"; echo >>"$LOG_DIR/qemu-cmdline.txt"
 say "booting ($SERVER, tag $TAG, ${MEM} RAM, $CPUS cpus)"
 
 # Watchdog: if a server process dies, stop QEMU rather than letting the guest hang until the timeout.
@@ -243,7 +314,7 @@ TO=()
 if (( RUN_SET )); then
     # stdin from /dev/null: QEMU's stdio must not grab a terminal; console to stdout and console.log.
     : >"$LOG_DIR/console.raw"   # exists before tail looks for it
-    "${TO[@]}" chroot "$ROOT" "${QEMU[@]}" </dev/null 2>"$LOG_DIR/qemu.log" >>"$LOG_DIR/console.raw" &
+    "${TO[@]}" "${QRUN[@]}" "${QEMU[@]}" </dev/null 2>"$LOG_DIR/qemu.log" >>"$LOG_DIR/console.raw" &
     QPID=$!
     PIDS+=("$QPID")
     SERVER_PIDS=("${PIDS[@]:0:${#PIDS[@]}-1}")
@@ -277,7 +348,7 @@ else
         else IQ+=("$a"); fi
     done
     set +e
-    "${TO[@]}" chroot "$ROOT" "${IQ[@]}" 2>"$LOG_DIR/qemu.log"
+    "${TO[@]}" "${QRUN[@]}" "${IQ[@]}" 2>"$LOG_DIR/qemu.log"
     QRC=$?
     set -e
     clean_console <"$RUNDIR/console.raw" >"$LOG_DIR/console.log" 2>/dev/null || true
