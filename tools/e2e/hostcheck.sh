@@ -5,7 +5,7 @@
 #   symlink REL TARGET | exists REL | absent REL | content REL TEXT (whole file, no newline)
 #   mtime REL EPOCH | mtime_ns REL NS | type REL STAT-%F-TEXT | rdev REL MAJ,MIN
 #   xattr REL NAME VALUE | noxattr REL NAME | count REL N (entries in a directory)
-#   statfs_bytes REL BYTES (f_frsize * f_blocks) | manifest REL MANIFEST (sha256sum -c in REL)
+#   statfs_type REL HEX (f_type) | statfs_bytes REL BYTES (f_frsize * f_blocks) | manifest REL MANIFEST (sha256sum -c in REL)
 #   treediff REL LABPATH (diff -r against the lab chroot's LABPATH, which must be under /usr)
 #   gitfsck REL COMMITS (git fsck passes; HEAD has COMMITS commits)
 # Usage: hostcheck_eval EXPORT FILE PASS_FN FAIL_FN   (PASS_FN NAME; FAIL_FN NAME DETAIL)
@@ -40,6 +40,7 @@ hostcheck_eval() {
             noxattr)  got=$(python3 -c 'import os,sys; print("present" if sys.argv[2] in os.listxattr(sys.argv[1], follow_symlinks=False) else "absent")' "$f" "$a1" 2>&1)
                       a1=absent ;;
             count)    got=$(find "$f" -mindepth 1 -maxdepth 1 -printf x 2>&1 | wc -c) ;;
+            statfs_type) got=$(stat -f -c %t "$f" 2>&1) ;;
             statfs_bytes) got=$(stat -f -c '%S %b' "$f" 2>&1 | awk '{ print $1 * $2 }') ;;
             manifest) hostcheck_safe_rel "$a1" || [[ "$a1" == ../* && "$a1" != ../*..* ]] || { "$failfn" "$name" "unsafe manifest"; continue; }
                       got=$( (cd "$f" && sha256sum --quiet -c "$a1") >/dev/null 2>&1 && echo ok || echo mismatch); a1=ok ;;

@@ -52,14 +52,16 @@ printf 'locked by the host\n' >"$E/hostlocked.txt"; chmod 0666 "$E/hostlocked.tx
 : >"$E/ns.txt"; touch -a -d @1200000000.123456789 "$E/ns.txt"; touch -m -d @1300000000.987654321 "$E/ns.txt"
 # A host process holds a classic POSIX write lock on the whole file for the run: a server with real
 # locks makes the guest's F_SETLK fail with EAGAIN (docs/semantics.md).
-perl -MFcntl -e 'open(my $f, "+<", $ARGV[0]) or die "$!"; fcntl($f, F_SETLK, pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0)) or die "lock: $!"; print "locked\n"; $| = 1; sleep 3600' \
+perl -MFcntl -e 'open(my $f, "+<", $ARGV[0]) or die "$!"; my $l = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die "lock: $!"; print "locked\n"; $| = 1; sleep 3600' \
     "$E/hostlocked.txt" >"$LOG_DIR/locker.out" 2>&1 &
 LOCKER=$!
+for _ in $(seq 1 50); do grep -q locked "$LOG_DIR/locker.out" 2>/dev/null && break; sleep 0.1; done
+grep -q locked "$LOG_DIR/locker.out" || { echo "posix: the host lock holder failed: $(cat "$LOG_DIR/locker.out")" >&2; exit 1; }
 
 set +e
 timeout --kill-after=20 "$TIMEOUT" "$TOOLS/vm.sh" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
     --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/posix.sh" "${VM_ARGS[@]}" \
-    --run "POSIX_BIG=$BIG bash \"\$VIRTFS_JOBDIR/posix.sh\"" >"$LOG_DIR/guest.out" 2>"$LOG_DIR/vm.err"
+    --run "cd / && POSIX_BIG=$BIG exec bash \"\$VIRTFS_JOBDIR/posix.sh\"" >"$LOG_DIR/guest.out" 2>"$LOG_DIR/vm.err"
 RC=$?
 set -e
 kill "$LOCKER" 2>/dev/null; LOCKER=""
