@@ -5,8 +5,9 @@
 #
 #   1. unit tests: `dotnet test` for each project under tests/ (counts read from its trx file);
 #   2. tools/build.sh (Native AOT executables into artifacts/bin);
-#   3. end to end: tools/e2e/slice.sh against QEMU's built-in 9p (the reference column) and against
-#      ours (virtfs: vhost-user-9p + virtfs-proxy-helper), then a differential summary.
+#   3. end to end: tools/e2e/slice.sh (issue 2) and tools/e2e/posix.sh (issue 3, POSIX semantics) against
+#      QEMU's built-in 9p (the reference column) and against ours (virtfs: vhost-user-9p +
+#      virtfs-proxy-helper), each followed by a differential table (tools/e2e/differential.sh).
 # A suite that cannot run here (not root, no .NET SDK, no registry for the lab) says what it needs
 # and counts as one skipped; a missing executable of ours counts as failed.
 #
@@ -130,38 +131,51 @@ if (( E2E )); then
             fi
         fi
     fi
-    for srv in $SERVERS; do
-        section "slice suite: $srv"
-        if (( ! LAB_OK )); then skip "slice[$srv]" "$LAB_WHY"; continue; fi
-        if [[ "$srv" == virtfs ]] && { (( ! BUILD_OK )) || [[ ! -x artifacts/bin/vhost-user-9p || ! -x artifacts/bin/virtfs-proxy-helper ]]; }; then
-            # our own executables missing is a failure, not a skip
-            echo "FAIL: slice[$srv] (artifacts/bin/vhost-user-9p and artifacts/bin/virtfs-proxy-helper must build)"
-            F=$((F + 1)); continue
+    # Each guest suite against each server; QEMU's built-in 9p is the reference column. A reference
+    # FAIL on a check that docs/semantics.md lists as a deliberate difference (`SUITE:check`: we do
+    # better) counts as skipped and prints as XFAIL.
+    # posix runs 10 000 directory entries; VIRTFS_POSIX_BIG overrides (e.g. 100000 on a fast machine).
+    for suite in slice posix; do
+        case "$suite" in
+            slice) stimeout=300 sargs=() ;;
+            posix) stimeout=600 sargs=(--big "${VIRTFS_POSIX_BIG:-10000}") ;;
+        esac
+        documented=" $(grep -o "\`$suite:[^\`]*\`" docs/semantics.md 2>/dev/null | tr -d '`' | sed "s/^$suite://" | tr '\n' ' ') "
+        for srv in $SERVERS; do
+            section "$suite suite: $srv"
+            if (( ! LAB_OK )); then skip "$suite[$srv]" "$LAB_WHY"; continue; fi
+            if [[ "$srv" == virtfs ]] && { (( ! BUILD_OK )) || [[ ! -x artifacts/bin/vhost-user-9p || ! -x artifacts/bin/virtfs-proxy-helper ]]; }; then
+                # our own executables missing is a failure, not a skip
+                echo "FAIL: $suite[$srv] (artifacts/bin/vhost-user-9p and artifacts/bin/virtfs-proxy-helper must build)"
+                F=$((F + 1)); continue
+            fi
+            t=$(date +%s)
+            out="$LOGS/$suite-$srv.out"
+            run_logged "$out" $((stimeout + 120)) tools/e2e/$suite.sh --server "$srv" --no-build --timeout "$stimeout" \
+                --log-dir "$LOGS/$suite-$srv" "${sargs[@]}"
+            rc=$?
+            if (( rc == 3 )); then
+                skip "$suite[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue
+            fi
+            np=0 nf=0 nx=0
+            while IFS= read -r line; do
+                name=${line#*] }; name=${name%% *}
+                if [[ "$line" == FAIL:* && "$srv" == builtin && "$documented" == *" $name "* ]]; then
+                    echo "XFAIL: ${line#FAIL: } [reference limit, docs/semantics.md]"; nx=$((nx + 1))
+                else
+                    echo "$line"; [[ "$line" == PASS:* ]] && np=$((np + 1)) || nf=$((nf + 1))
+                fi
+            done < <(grep -a -E '^(PASS|FAIL): ' "$out")
+            if (( rc != 0 && nf == 0 && nx == 0 )); then nf=1; echo "FAIL: $suite[$srv] (exit $rc)"; tail -n 20 "$out"; fi
+            echo "$suite[$srv]: passed=$np failed=$nf xfail=$nx ($(( $(date +%s) - t ))s)"
+            P=$((P + np)) F=$((F + nf)) S=$((S + nx))
+        done
+        # Differential: every check whose outcome differs between QEMU's built-in server and ours.
+        if [[ -f "$LOGS/$suite-builtin.out" && -f "$LOGS/$suite-virtfs.out" ]]; then
+            section "differential $suite (builtin vs virtfs)"
+            tools/e2e/differential.sh "$suite" builtin "$LOGS/$suite-builtin.out" virtfs "$LOGS/$suite-virtfs.out"
         fi
-        t=$(date +%s)
-        out="$LOGS/slice-$srv.out"
-        run_logged "$out" 420 tools/e2e/slice.sh --server "$srv" --no-build --timeout 300 --log-dir "$LOGS/slice-$srv"
-        rc=$?
-        if (( rc == 3 )); then
-            skip "slice[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue
-        fi
-        grep -a -E '^(PASS|FAIL): ' "$out"
-        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
-        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: slice[$srv] (exit $rc)"; tail -n 20 "$out"; fi
-        echo "slice[$srv]: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
-        P=$((P + np)) F=$((F + nf))
     done
-    # Differential: checks QEMU's built-in server passes but ours does not.
-    if [[ -f "$LOGS/slice-builtin.out" && -f "$LOGS/slice-virtfs.out" ]]; then
-        section "differential (builtin vs virtfs)"
-        names() { grep -a "^$1: " "$2" | sed -E 's/^[A-Z]+: slice\[[a-z]+\] //; s/ \(.*$//' | sort -u; }
-        diffs="$(comm -12 <(names PASS "$LOGS/slice-builtin.out") <(names FAIL "$LOGS/slice-virtfs.out"))"
-        if [[ -n "$diffs" ]]; then
-            echo "passes on builtin, fails on virtfs:"; printf '  %s\n' $diffs
-        else
-            echo "no check passes on builtin and fails on virtfs"
-        fi
-    fi
 fi
 
 # Helper recovery: kill virtfs-proxy-helper under a busy guest, restart it, the mount keeps working.
