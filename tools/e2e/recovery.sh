@@ -31,8 +31,10 @@ LOG_DIR="${LOG_DIR:-$WORK/logs}"; mkdir -p "$LOG_DIR"
 NEW_HELPER=""
 VM_PID=""
 cleanup() {
-    [[ -n "$VM_PID" ]] && kill -TERM "$VM_PID" 2>/dev/null && wait "$VM_PID" 2>/dev/null
-    [[ -n "$NEW_HELPER" ]] && kill -TERM "$NEW_HELPER" 2>/dev/null && wait "$NEW_HELPER" 2>/dev/null
+    # "|| true": under set -e a failing wait (143 for a process we just killed) would end the
+    # trap early and become the script's exit status, failing a run whose checks all passed.
+    [[ -n "$VM_PID" ]] && kill -TERM "$VM_PID" 2>/dev/null && wait "$VM_PID" 2>/dev/null || true
+    [[ -n "$NEW_HELPER" ]] && kill -TERM "$NEW_HELPER" 2>/dev/null && wait "$NEW_HELPER" 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
