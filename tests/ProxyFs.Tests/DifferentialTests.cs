@@ -11,20 +11,16 @@ namespace VirtFs.ProxyFs.Tests;
 /// </summary>
 public sealed class DifferentialTests
 {
-    [Fact]
+    [Qemu72HelperFact]
     public void Replies_match_qemus_helper_byte_for_byte()
     {
-        string? qemu = Environment.GetEnvironmentVariable("QEMU72_PROXY_HELPER");
-        if (string.IsNullOrEmpty(qemu)) qemu = "/usr/lib/qemu/virtfs-proxy-helper";
-        if (!File.Exists(qemu)) return;
 
         using var ours = HelperProcess.StartNamed();
         string root = Directory.CreateTempSubdirectory("proxy-diff-").FullName;
         string export = Path.Combine(root, "export");
         Directory.CreateDirectory(export);
         string sock = Path.Combine(root, "s.sock");
-        var psi = new ProcessStartInfo(qemu) { UseShellExecute = false, RedirectStandardError = true };
-        foreach (var a in new[] { "-n", "-p", export, "-s", sock, "-u", "0", "-g", "0" }) psi.ArgumentList.Add(a);
+        var psi = Qemu72Helper.StartInfo("-n", "-p", export, "-s", sock, "-u", "0", "-g", "0");
         using var p = Process.Start(psi)!;
         p.BeginErrorReadLine();
         try

@@ -7,29 +7,19 @@ namespace VirtFs.ProxyFs.Tests;
 /// <summary>
 /// Our ProxyClient against QEMU 7.2's own virtfs-proxy-helper (Debian bookworm, package qemu-system-common:
 /// `apt-get download qemu-system-common && dpkg -x` is enough). Path from $QEMU72_PROXY_HELPER, else
-/// /usr/lib/qemu/virtfs-proxy-helper; the test does nothing when neither exists.
+/// see <see cref="Qemu72Helper"/>; reported as skipped when it is not here.
 /// QEMU's helper accepts exactly one connection on its named socket.
 /// </summary>
 public sealed class QemuHelperInteropTests
 {
-    private static string? HelperPath()
-    {
-        string? p = Environment.GetEnvironmentVariable("QEMU72_PROXY_HELPER");
-        if (!string.IsNullOrEmpty(p)) return File.Exists(p) ? p : null;
-        return File.Exists("/usr/lib/qemu/virtfs-proxy-helper") ? "/usr/lib/qemu/virtfs-proxy-helper" : null;
-    }
-
-    [Fact]
+    [Qemu72HelperFact]
     public void Our_client_speaks_to_qemus_helper()
     {
-        string? helper = HelperPath();
-        if (helper is null) return; // not installed here
         string root = Directory.CreateTempSubdirectory("proxy-qemu-").FullName;
         string export = Path.Combine(root, "export");
         Directory.CreateDirectory(export);
         string sock = Path.Combine(root, "s.sock");
-        var psi = new ProcessStartInfo(helper) { UseShellExecute = false, RedirectStandardError = true };
-        foreach (var a in new[] { "-n", "-p", export, "-s", sock, "-u", "0", "-g", "0" }) psi.ArgumentList.Add(a);
+        var psi = Qemu72Helper.StartInfo("-n", "-p", export, "-s", sock, "-u", "0", "-g", "0");
         using var p = Process.Start(psi)!;
         p.BeginErrorReadLine();
         try
