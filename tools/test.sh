@@ -7,24 +7,28 @@
 #   2. tools/build.sh (Native AOT executables into artifacts/bin);
 #   3. end to end: tools/e2e/slice.sh (issue 2) and tools/e2e/posix.sh (issue 3, POSIX semantics) against
 #      QEMU's built-in 9p (the reference column) and against ours (virtfs: vhost-user-9p +
-#      virtfs-proxy-helper), each followed by a differential table (tools/e2e/differential.sh).
+#      virtfs-proxy-helper), each followed by a differential table (tools/e2e/differential.sh);
+#   4. interop with QEMU 7.2 (issue 4; bookworm chroot from tools/lab-bookworm.sh): the slice suite through
+#      QEMU 7.2's virtio-9p-pci on -fsdev proxy with OUR helper (socket= and sock_fd= forms), and through
+#      OUR backend with QEMU 7.2's virtfs-proxy-helper.
 # A suite that cannot run here (not root, no .NET SDK, no registry for the lab) says what it needs
 # and counts as one skipped; a missing executable of ours counts as failed.
 #
-# Usage: tools/test.sh [--no-unit] [--no-e2e] [--servers "builtin virtfs"] [--keep-logs DIR]
+# Usage: tools/test.sh [--no-unit] [--no-e2e] [--no-interop] [--servers "builtin virtfs"] [--keep-logs DIR]
 # Env: VIRTFS_TEST_ARTIFACTS (dotnet build output for tests, default /tmp/virtfs-test-artifacts),
 #      VIRTFS_CACHE (the lab, default /var/cache/virtfs)
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO" || exit 2
-UNIT=1 E2E=1 SERVERS="builtin virtfs" KEEP=""
+UNIT=1 E2E=1 INTEROP=1 SERVERS="builtin virtfs" KEEP=""
 while (( $# )); do
     case "$1" in
         --no-unit) UNIT=0; shift ;;
         --no-e2e) E2E=0; shift ;;
+        --no-interop) INTEROP=0; shift ;;
         --servers) SERVERS="$2"; shift 2 ;;
         --keep-logs) KEEP="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "test: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -196,6 +200,45 @@ if (( E2E )) && [[ " $SERVERS " == *" virtfs "* ]]; then
         echo "recovery: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
         P=$((P + np)) F=$((F + nf))
     fi
+fi
+
+# Interop with QEMU 7.2 (issue 4): its proxy driver against our helper, our backend against its helper.
+if (( E2E && INTEROP )); then
+    section "interop: QEMU 7.2 (bookworm)"
+    BW_OK=1 BW_WHY=""
+    if (( ! LAB_OK )); then
+        BW_OK=0 BW_WHY="$LAB_WHY"
+    else
+        t=$(date +%s)
+        run_logged "$LOGS/lab-bookworm.log" 1500 tools/lab-bookworm.sh; rc=$?
+        if (( rc == 0 )); then
+            echo "lab-bookworm: ready ($(( $(date +%s) - t ))s): $(cat "${VIRTFS_CACHE:-/var/cache/virtfs}/bookworm/.virtfs-qemu-version" 2>/dev/null)"
+        else
+            BW_OK=0
+            BW_WHY="$(grep -h 'NEEDS:' "$LOGS/lab-bookworm.log" | sed 's/.*NEEDS: //' | head -n1)"
+            BW_WHY="${BW_WHY:-a bookworm chroot (tools/lab-bookworm.sh exit $rc)}"
+            tail -n 20 "$LOGS/lab-bookworm.log"
+            (( rc != 3 )) && { echo "FAIL: lab-bookworm (tools/lab-bookworm.sh exit $rc)"; F=$((F + 1)); }
+        fi
+    fi
+    # qemu72-proxy: QEMU 7.2 -> our helper (socket=); qemu72-sockfd: the same over sock_fd=;
+    # virtfs-qemuhelper: our backend -> QEMU 7.2's helper.
+    for srv in qemu72-proxy qemu72-sockfd virtfs-qemuhelper; do
+        if (( ! BW_OK )); then skip "slice[$srv]" "$BW_WHY"; continue; fi
+        if (( ! BUILD_OK )); then echo "FAIL: slice[$srv] (our executables did not build)"; F=$((F + 1)); continue; fi
+        t=$(date +%s)
+        out="$LOGS/slice-$srv.out"
+        run_logged "$out" 420 tools/e2e/slice.sh --server "$srv" --no-build --timeout 300 --log-dir "$LOGS/slice-$srv"
+        rc=$?
+        if (( rc == 3 )); then
+            skip "slice[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue
+        fi
+        grep -a -E '^(PASS|FAIL): ' "$out"
+        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
+        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: slice[$srv] (exit $rc)"; tail -n 20 "$out"; fi
+        echo "slice[$srv]: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
+        P=$((P + np)) F=$((F + nf))
+    done
 fi
 
 section "summary"
