@@ -12,6 +12,9 @@
 hostcheck_safe_rel() { [[ -n "$1" && "$1" != /* && "$1" != *..* ]] || [[ "$1" == . ]]; }
 hostcheck_eval() {
     local export=$1 file=$2 passfn=$3 failfn=$4 line kind rel rest a1 a2 f got name lab
+    # a failing probe (stat of a missing file) is an answer, not a reason to stop: no errexit in here
+    local -
+    set +e +o pipefail
     lab="${VIRTFS_CACHE:-/var/cache/virtfs}/trixie"
     while IFS= read -r line; do
         line=${line#HOSTCHECK: }
