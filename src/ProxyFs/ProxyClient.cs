@@ -102,26 +102,59 @@ public sealed unsafe class ProxyClient : IDisposable
         fd = null;
         int err = CheckPath(path);
         if (err != 0) return err;
-        return SendFdRequest(ProxyRequestEncoder.Create(_send, path, flags, mode, uid, gid), out fd);
+        if (!RootWithGroup(uid, gid))
+            return SendFdRequest(ProxyRequestEncoder.Create(_send, path, flags, mode, uid, gid), out fd);
+        int r = SendFdRequest(ProxyRequestEncoder.Create(_send, path, flags, mode, 0, 0), out fd);
+        if (r >= 0) GiveGroup(path, gid);
+        return r;
     }
+
+    /// <summary>
+    /// A create-type request as uid 0 with a gid other than 0 (root creating in a setgid directory, or root with
+    /// another primary group) is sent as 0:0 and followed by T_CHOWN to 0:gid. QEMU 7.2's helper cannot take
+    /// it: its setugid() drops the main thread's effective capabilities to DAC_OVERRIDE whenever uid or gid is
+    /// not 0, and resetugid() only restores them through the euid change, which a uid-0 request never makes.
+    /// The next create with a gid other than 0 then fails setresgid() in that thread alone, glibc's setxid
+    /// broadcast sees threads disagree, and the helper aborts (seen with bookworm's 7.2.22). Root needs neither
+    /// id for the permission checks (DAC_OVERRIDE), and the final owner is the same: 0 and the requested gid,
+    /// which the Linux client already sets to a setgid directory's group (v9fs_get_fsgid_for_create).
+    /// </summary>
+    private static bool RootWithGroup(uint uid, uint gid) => uid == 0 && gid != 0;
+
+    /// <summary>The T_CHOWN half of <see cref="RootWithGroup"/>. Best effort: the object exists, and the only
+    /// way the chown fails is that the path changed meanwhile (a rename by someone else), which the caller
+    /// could not tell from a plain create either.</summary>
+    private void GiveGroup(ReadOnlySpan<byte> path, uint gid) => Chown(path, 0, gid);
 
     public int Mknod(ReadOnlySpan<byte> path, uint mode, ulong rdev, uint uid, uint gid)
     {
         int err = CheckPath(path);
-        return err != 0 ? err : StatusRequest(ProxyRequestEncoder.Mknod(_send, path, mode, rdev, uid, gid));
+        if (err != 0) return err;
+        if (!RootWithGroup(uid, gid)) return StatusRequest(ProxyRequestEncoder.Mknod(_send, path, mode, rdev, uid, gid));
+        int r = StatusRequest(ProxyRequestEncoder.Mknod(_send, path, mode, rdev, 0, 0));
+        if (r >= 0) GiveGroup(path, gid);
+        return r;
     }
 
     public int Mkdir(ReadOnlySpan<byte> path, uint mode, uint uid, uint gid)
     {
         int err = CheckPath(path);
-        return err != 0 ? err : StatusRequest(ProxyRequestEncoder.Mkdir(_send, path, mode, uid, gid));
+        if (err != 0) return err;
+        if (!RootWithGroup(uid, gid)) return StatusRequest(ProxyRequestEncoder.Mkdir(_send, path, mode, uid, gid));
+        int r = StatusRequest(ProxyRequestEncoder.Mkdir(_send, path, mode, 0, 0));
+        if (r >= 0) GiveGroup(path, gid);
+        return r;
     }
 
     public int Symlink(ReadOnlySpan<byte> target, ReadOnlySpan<byte> linkPath, uint uid, uint gid)
     {
         int err = CheckPath(target, allowEmpty: false);
         if (err == 0) err = CheckPath(linkPath);
-        return err != 0 ? err : StatusRequest(ProxyRequestEncoder.Symlink(_send, target, linkPath, uid, gid));
+        if (err != 0) return err;
+        if (!RootWithGroup(uid, gid)) return StatusRequest(ProxyRequestEncoder.Symlink(_send, target, linkPath, uid, gid));
+        int r = StatusRequest(ProxyRequestEncoder.Symlink(_send, target, linkPath, 0, 0));
+        if (r >= 0) GiveGroup(linkPath, gid);
+        return r;
     }
 
     public int Link(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath) => TwoPaths(ProxyRequestType.Link, oldPath, newPath);

@@ -54,6 +54,101 @@ public sealed class QemuDriverInteropTests : IDisposable
         return b;
     }
 
+    /// <summary>A peer that answers every status request with 0 and records (type, body).</summary>
+    private static List<(ProxyRequestType Type, byte[] Body)> RecordStatusRequests(Action<ProxyClient> act)
+    {
+        var fds = SocketPair();
+        var seen = new List<(ProxyRequestType, byte[])>();
+        using var peer = new Socket(new SafeSocketHandle((IntPtr)fds[1], ownsHandle: true));
+        var t = new Thread(() =>
+        {
+            try
+            {
+                while (true)
+                {
+                    var h = ReadExactly(peer, 8);
+                    var body = ReadExactly(peer, (int)BitConverter.ToUInt32(h, 4));
+                    lock (seen) seen.Add(((ProxyRequestType)BitConverter.ToUInt32(h, 0), body));
+                    peer.Send(new byte[] { 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0 }); // {T_SUCCESS, 4} status 0
+                }
+            }
+            catch (Exception) { } // EOF: the client is done
+        });
+        t.Start();
+        using (var c = ProxyClient.FromFd(fds[0])) act(c);
+        t.Join(10000);
+        lock (seen) return seen.ToList();
+    }
+
+    private static unsafe int[] SocketPair()
+    {
+        int* fds = stackalloc int[2];
+        Assert.Equal(0, Tmds.Linux.LibC.socketpair(Tmds.Linux.LibC.AF_UNIX, Tmds.Linux.LibC.SOCK_STREAM | Tmds.Linux.LibC.SOCK_CLOEXEC, 0, fds));
+        return new[] { fds[0], fds[1] };
+    }
+
+    private static (uint Uid, uint Gid) CreatorIds(ProxyRequestType type, byte[] body)
+    {
+        // T_MKDIR "ddsd", T_MKNOD "ddsdq", T_SYMLINK "ddss": uid, gid first.
+        Assert.Contains(type, new[] { ProxyRequestType.Mkdir, ProxyRequestType.Mknod, ProxyRequestType.Symlink });
+        return (BitConverter.ToUInt32(body, 0), BitConverter.ToUInt32(body, 4));
+    }
+
+    [Fact]
+    public void Root_with_a_group_is_sent_as_root_then_chowned()
+    {
+        var seen = RecordStatusRequests(c =>
+        {
+            Assert.Equal(0, c.Mkdir("/d"u8, 0x1ED, 0, 1000));
+            Assert.Equal(0, c.Symlink("t"u8, "/l"u8, 0, 1000));
+            Assert.Equal(0, c.Mknod("/n"u8, 0x11A4 /* fifo 0644 */, 0, 0, 1000));
+        });
+        Assert.Equal(6, seen.Count);
+        for (int i = 0; i < 6; i += 2)
+        {
+            Assert.Equal((0u, 0u), CreatorIds(seen[i].Type, seen[i].Body));
+            Assert.Equal(ProxyRequestType.Chown, seen[i + 1].Type);
+            var b = seen[i + 1].Body;
+            int n = BitConverter.ToUInt16(b, 0);
+            Assert.Equal((0u, 1000u), (BitConverter.ToUInt32(b, 2 + n), BitConverter.ToUInt32(b, 6 + n)));
+        }
+    }
+
+    [Fact]
+    public void Other_identities_go_in_one_request()
+    {
+        var seen = RecordStatusRequests(c =>
+        {
+            Assert.Equal(0, c.Mkdir("/a"u8, 0x1ED, 0, 0));
+            Assert.Equal(0, c.Mkdir("/b"u8, 0x1ED, 1000, 1000));
+            Assert.Equal(0, c.Mkdir("/c"u8, 0x1ED, 1000, 0));
+        });
+        Assert.Equal(new[] { (0u, 0u), (1000u, 1000u), (1000u, 0u) }, seen.Select(r => CreatorIds(r.Type, r.Body)).ToArray());
+    }
+
+    [Fact]
+    public void Root_with_a_group_gets_that_group_from_our_helper_too()
+    {
+        using var c = _helper.Connect();
+        Assert.Equal(0, c.Mkdir("/rg"u8, 0x1ED, 0, 4321));
+        Assert.Equal(0, c.Create("/rg/f"u8, 0x41 /* O_WRONLY|O_CREAT */, 0x1A4, 0, 4321, out var fd));
+        fd!.Dispose();
+        foreach (var rel in new[] { "rg", "rg/f" })
+        {
+            var st = new FileInfo(Path.Combine(_helper.Export, rel));
+            Assert.Equal(0u, Stat(st.FullName).Uid);
+            Assert.Equal(4321u, Stat(st.FullName).Gid);
+        }
+    }
+
+    private static unsafe (uint Uid, uint Gid) Stat(string path)
+    {
+        Tmds.Linux.stat st;
+        var b = Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = b) Assert.Equal(0, Tmds.Linux.LibC.lstat(p, &st));
+        return ((uint)st.st_uid, (uint)st.st_gid);
+    }
+
     [Fact]
     public void CPath_accepts_one_trailing_nul_as_the_terminator()
     {
