@@ -9,8 +9,8 @@
 #      QEMU's built-in 9p (the reference column) and against ours (virtfs: vhost-user-9p +
 #      virtfs-proxy-helper), each followed by a differential table (tools/e2e/differential.sh);
 #   4. interop with QEMU 7.2 (issue 4; bookworm chroot from tools/lab-bookworm.sh): the slice suite through
-#      QEMU 7.2's virtio-9p-pci on -fsdev proxy with OUR helper (socket= and sock_fd= forms), and through
-#      OUR backend with QEMU 7.2's virtfs-proxy-helper.
+#      QEMU 7.2's virtio-9p-pci on -fsdev proxy with OUR helper (socket= and sock_fd= forms), and the slice
+#      and posix suites through OUR backend with QEMU 7.2's virtfs-proxy-helper.
 # A suite that cannot run here (not root, no .NET SDK, no registry for the lab) says what it needs
 # and counts as one skipped; a missing executable of ours counts as failed.
 #
@@ -222,22 +222,38 @@ if (( E2E && INTEROP )); then
         fi
     fi
     # qemu72-proxy: QEMU 7.2 -> our helper (socket=); qemu72-sockfd: the same over sock_fd=;
-    # virtfs-qemuhelper: our backend -> QEMU 7.2's helper.
-    for srv in qemu72-proxy qemu72-sockfd virtfs-qemuhelper; do
-        if (( ! BW_OK )); then skip "slice[$srv]" "$BW_WHY"; continue; fi
-        if (( ! BUILD_OK )); then echo "FAIL: slice[$srv] (our executables did not build)"; F=$((F + 1)); continue; fi
+    # virtfs-qemuhelper: our backend -> QEMU 7.2's helper. The posix suite runs only through our backend:
+    # through QEMU 7.2's own 9p server it takes over 9 minutes under TCG. A FAIL that docs/proxy-protocol.md
+    # lists as `SERVER:check` (a QEMU 7.2 defect we cannot repair from our side) counts as skipped (XFAIL).
+    known72=" $(grep -o '`[a-z0-9-]*:[a-z0-9-]*`' docs/proxy-protocol.md 2>/dev/null | tr -d '`' | tr '\n' ' ') "
+    for run in slice:qemu72-proxy slice:qemu72-sockfd slice:virtfs-qemuhelper posix:virtfs-qemuhelper; do
+        suite=${run%%:*} srv=${run#*:}
+        if (( ! BW_OK )); then skip "$suite[$srv]" "$BW_WHY"; continue; fi
+        if (( ! BUILD_OK )); then echo "FAIL: $suite[$srv] (our executables did not build)"; F=$((F + 1)); continue; fi
+        case "$suite" in
+            slice) stimeout=300 sargs=() ;;
+            posix) stimeout=480 sargs=(--big 2000) ;;
+        esac
         t=$(date +%s)
-        out="$LOGS/slice-$srv.out"
-        run_logged "$out" 420 tools/e2e/slice.sh --server "$srv" --no-build --timeout 300 --log-dir "$LOGS/slice-$srv"
+        out="$LOGS/$suite-$srv.out"
+        run_logged "$out" $((stimeout + 120)) tools/e2e/$suite.sh --server "$srv" --no-build --timeout "$stimeout" \
+            --log-dir "$LOGS/$suite-$srv" "${sargs[@]}"
         rc=$?
         if (( rc == 3 )); then
-            skip "slice[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue
+            skip "$suite[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue
         fi
-        grep -a -E '^(PASS|FAIL): ' "$out"
-        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
-        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: slice[$srv] (exit $rc)"; tail -n 20 "$out"; fi
-        echo "slice[$srv]: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
-        P=$((P + np)) F=$((F + nf))
+        np=0 nf=0 nx=0
+        while IFS= read -r line; do
+            name=${line#*] }; name=${name%% *}
+            if [[ "$line" == FAIL:* && "$known72" == *" $srv:$name "* ]]; then
+                echo "XFAIL: ${line#FAIL: } [QEMU 7.2 defect, docs/proxy-protocol.md]"; nx=$((nx + 1))
+            else
+                echo "$line"; [[ "$line" == PASS:* ]] && np=$((np + 1)) || nf=$((nf + 1))
+            fi
+        done < <(grep -a -E '^(PASS|FAIL): ' "$out")
+        if (( rc != 0 && nf == 0 && nx == 0 )); then nf=1; echo "FAIL: $suite[$srv] (exit $rc)"; tail -n 20 "$out"; fi
+        echo "$suite[$srv]: passed=$np failed=$nf xfail=$nx ($(( $(date +%s) - t ))s)"
+        P=$((P + np)) F=$((F + nf)) S=$((S + nx))
     done
 fi
 
