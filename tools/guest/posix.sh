@@ -579,7 +579,6 @@ expect bigdir-create ok "$(perl -e 'mkdir $ARGV[0] or die; for (0..$ARGV[1]-1) {
 echo "posix: created $BIG entries in $(( $(now) - t0 ))s"
 expect bigdir-readdir-complete ok "$(perl -e 'opendir(my $d, $ARGV[0]) or die; my %s; for (readdir $d) { next if /^\.\.?$/; die "dup $_" if $s{$_}++ } for (0..$ARGV[1]-1) { die "missing f$_" unless $s{"f$_"} } print keys(%s) == $ARGV[1] ? "ok" : "count " . keys(%s)' "$B" "$BIG" 2>&1)"
 expect bigdir-ls-count "$BIG" "$(ls -f "$B" 2>/dev/null | grep -c '^f')"
-hostcheck count $R/big "$BIG"
 # a cookie from one listing, used on a fresh open (v9fs keeps a read-ahead buffer per open directory
 # that lseek does not drop, so seeking back within one open would test the guest kernel, not the server)
 expect bigdir-seekdir-cookie ok "$(perl -e 'opendir(my $d, $ARGV[0]) or die; readdir $d for 1..($ARGV[1]/2); my $pos = telldir $d; my @a = map { scalar readdir $d } 1..20; opendir(my $e, $ARGV[0]) or die; seekdir $e, $pos; my @b = map { scalar readdir $e } 1..20; print "@a" eq "@b" ? "ok" : "differ: @a | @b"' "$B" "$BIG" 2>&1)"
