@@ -141,6 +141,48 @@ public sealed class QemuDriverInteropTests : IDisposable
         }
     }
 
+    [Qemu72HelperFact]
+    public void Qemus_helper_survives_root_creates_with_a_group_then_user_creates()
+    {
+        // Without the 0:0 + T_CHOWN split, the second create aborted QEMU 7.2's helper (setxid mismatch).
+        string root = Directory.CreateTempSubdirectory("proxy-qemu-gid-").FullName;
+        string export = Path.Combine(root, "export");
+        Directory.CreateDirectory(export);
+        string sock = Path.Combine(root, "s.sock");
+        using var p = System.Diagnostics.Process.Start(Qemu72Helper.StartInfo("-n", "-p", export, "-s", sock, "-u", "0", "-g", "0"))!;
+        p.BeginErrorReadLine();
+        try
+        {
+            ProxyClient? c = null;
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            while (c is null && sw.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                try { c = ProxyClient.Connect(sock); } catch (ProxyConnectionException) { Thread.Sleep(50); }
+            }
+            Assert.NotNull(c);
+            using (c)
+            {
+                Assert.Equal(0, c!.Mkdir("/sg"u8, 0x1FF, 0, 1000));
+                Assert.Equal(0, c.Create("/sg/root"u8, 0x41, 0x1A4, 0, 1000, out var fd1));
+                fd1!.Dispose();
+                Assert.Equal(0, c.Create("/sg/user"u8, 0x41, 0x1A4, 1001, 1000, out var fd2));
+                fd2!.Dispose();
+                Assert.Equal(0, c.Mkdir("/sg/userdir"u8, 0x1ED, 1001, 1000));
+                Assert.False(c.IsBroken);
+            }
+            Assert.Equal((0u, 1000u), Stat(Path.Combine(export, "sg")));
+            Assert.Equal((0u, 1000u), Stat(Path.Combine(export, "sg/root")));
+            Assert.Equal((1001u, 1000u), Stat(Path.Combine(export, "sg/user")));
+            Assert.Equal((1001u, 1000u), Stat(Path.Combine(export, "sg/userdir")));
+        }
+        finally
+        {
+            if (!p.HasExited) p.Kill();
+            p.WaitForExit();
+            Directory.Delete(root, true);
+        }
+    }
+
     private static unsafe (uint Uid, uint Gid) Stat(string path)
     {
         Tmds.Linux.stat st;
