@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using VirtFs.VhostUser;
@@ -27,7 +28,8 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     private readonly ILogger _logger;
     /// <summary>Requests with the tag peeked in ring order: the worker ends exactly what was begun, whatever
     /// a hostile guest writes into the buffer meanwhile.</summary>
-    private readonly BlockingCollection<(VirtqRequest Request, int Tag)> _queue = new(new ConcurrentQueue<(VirtqRequest, int)>());
+    private readonly BlockingCollection<(VirtqRequest Request, int Tag, long Enqueued)> _queue = new(new ConcurrentQueue<(VirtqRequest, int, long)>());
+    private readonly RequestStatistics _statistics = new();
     private readonly TagTracker<VirtqRequest> _tags = new();
     private readonly Thread[] _workers;
 
@@ -85,7 +87,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         {
             try
             {
-                _queue.Add((request, tracked));
+                _queue.Add((request, tracked, Stopwatch.GetTimestamp()));
                 return;
             }
             catch (InvalidOperationException)
@@ -101,12 +103,16 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     {
         var buffers = new WorkerBuffers();
         var exchange = new VirtqExchange();
-        foreach ((VirtqRequest request, int tracked) in _queue.GetConsumingEnumerable())
+        Span<byte> type = stackalloc byte[1];
+        foreach ((VirtqRequest request, int tracked, long enqueued) in _queue.GetConsumingEnumerable())
         {
             int written = 0;
+            long started = Stopwatch.GetTimestamp();
+            type[0] = 0;
             try
             {
                 exchange.Bind(request);
+                request.CopyFromReadable(4, type);
                 written = _server.Serve(exchange, buffers, out _);
             }
             catch (Exception e)
@@ -119,6 +125,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
                 exchange.Unbind();
             }
             request.Complete(written);
+            _statistics.Record(type[0], enqueued, started, Stopwatch.GetTimestamp());
             EndTag(tracked);
         }
     }
@@ -151,7 +158,11 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         flush.Complete(written == message.Length ? written : 0);
     }
 
-    public void OnStopped() => _logger.LogInformation("virtio-9p device stopped by the front-end");
+    public void OnStopped()
+    {
+        _logger.LogInformation("virtio-9p device stopped by the front-end");
+        _statistics.Log(_logger);
+    }
 
     public void Dispose()
     {
