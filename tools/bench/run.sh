@@ -7,17 +7,19 @@
 # never in timed unit tests: a ratio is meaningful only against a peer measured minutes apart.
 #
 # Usage: tools/bench/run.sh [--servers "builtin virtiofsd virtfs"] [--size 128M] [--no-build] [--log-dir DIR]
+#                           [--9p-opts OPTS]   (9p mount options for builtin and virtfs, e.g. access=user,msize=512000,cache=loose)
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
-SERVERS="builtin virtiofsd virtfs" SIZE=128M BUILD=() LOG_DIR=""
+SERVERS="builtin virtiofsd virtfs" SIZE=128M BUILD=() LOG_DIR="" P9_OPTS=()
 while (( $# )); do
     case "$1" in
         --servers) SERVERS="$2"; shift 2 ;;
         --size) SIZE="$2"; shift 2 ;;
         --no-build) BUILD=(--no-build); shift ;;
         --log-dir) LOG_DIR="$2"; shift 2 ;;
-        -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --9p-opts) P9_OPTS=(--mount-opts "$2"); shift 2 ;;
+        -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -33,7 +35,9 @@ for server in $SERVERS; do
     log=("--log-dir" "${LOG_DIR:-$WORK/$server/logs}")
     echo "bench: $server" >&2
     out="$WORK/$server/out.txt"
-    if ! "$TOOLS/vm.sh" --server "$server" --share "$export_dir" "${BUILD[@]}" "${log[@]}" --timeout 900 \
+    opts=()
+    [[ "$server" != virtiofsd ]] && opts=("${P9_OPTS[@]}")
+    if ! "$TOOLS/vm.sh" --server "$server" --share "$export_dir" "${BUILD[@]}" "${log[@]}" "${opts[@]}" --timeout 900 \
             --file "$HERE/guest-bench.sh" --run "BENCH_SIZE=$SIZE sh \$VIRTFS_JOBDIR/guest-bench.sh" >"$out" 2>&1; then
         echo "bench: $server run failed (see $out)" >&2
     fi
