@@ -202,6 +202,26 @@ if (( E2E )); then
     done
 fi
 
+# An export spanning two host filesystems whose inode numbers collide (qid remapping). Ours only: the
+# lab binds the export into QEMU's chroot non-recursively, so the built-in server would not see the mounts.
+if (( E2E )) && [[ " $SERVERS " == *" virtfs "* ]]; then
+    section "multi-device export: virtfs"
+    if (( ! LAB_OK )); then
+        skip "multidev[virtfs]" "$LAB_WHY"
+    elif (( ! BUILD_OK )); then
+        echo "FAIL: multidev[virtfs] (our executables did not build)"; F=$((F + 1))
+    else
+        out="$LOGS/multidev.out"
+        run_logged "$out" 400 tools/e2e/multidev.sh --server virtfs --no-build
+        rc=$?
+        grep -a -E '^(PASS|FAIL): ' "$out"
+        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
+        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: multidev[virtfs] (exit $rc)"; tail -n 20 "$out"; fi
+        echo "multidev[virtfs]: passed=$np failed=$nf"
+        P=$((P + np)) F=$((F + nf))
+    fi
+fi
+
 # Helper recovery: kill virtfs-proxy-helper under a busy guest, restart it, the mount keeps working.
 if (( E2E )) && [[ " $SERVERS " == *" virtfs "* ]]; then
     section "recovery: helper killed and restarted"
