@@ -222,6 +222,23 @@ if (( E2E )) && [[ " $SERVERS " == *" virtfs "* ]]; then
     fi
 fi
 
+# Interrupted requests: killed guest processes make the client send Tflush; data and mount must survive.
+if (( E2E )); then
+    for srv in $SERVERS; do
+        section "interrupted requests (Tflush): $srv"
+        if (( ! LAB_OK )); then skip "flush[$srv]" "$LAB_WHY"; continue; fi
+        if [[ "$srv" == virtfs ]] && (( ! BUILD_OK )); then echo "FAIL: flush[$srv] (our executables did not build)"; F=$((F + 1)); continue; fi
+        out="$LOGS/flush-$srv.out"
+        run_logged "$out" 500 tools/e2e/flush.sh --server "$srv" --no-build
+        rc=$?
+        if (( rc == 3 )); then skip "flush[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue; fi
+        grep -a -E '^(PASS|FAIL): |Tflush' "$out"
+        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
+        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: flush[$srv] (exit $rc)"; tail -n 20 "$out"; fi
+        P=$((P + np)) F=$((F + nf))
+    done
+fi
+
 # Helper recovery: kill virtfs-proxy-helper under a busy guest, restart it, the mount keeps working.
 if (( E2E )) && [[ " $SERVERS " == *" virtfs "* ]]; then
     section "recovery: helper killed and restarted"

@@ -148,8 +148,10 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     }
 
     /// <summary>Rflush: size[4] type[1] tag[2], the flush's own tag.</summary>
-    private static void CompleteFlush(VirtqRequest flush)
+    private void CompleteFlush(VirtqRequest flush)
     {
+        long now = Stopwatch.GetTimestamp();
+        _statistics.Record((byte)P9MessageType.Tflush, now, now, now);
         Span<byte> message = stackalloc byte[P9Limits.HeaderSize];
         flush.CopyFromReadable(0, message);
         BinaryPrimitives.WriteUInt32LittleEndian(message, P9Limits.HeaderSize);
