@@ -183,79 +183,43 @@ if (( E2E )); then
     done
 fi
 
-# A 100 000-entry directory listed from the guest (issue 3), on the reference and on ours.
-if (( E2E )); then
-    for srv in $SERVERS; do
-        section "big directory: $srv"
-        if (( ! LAB_OK )); then skip "bigdir[$srv]" "$LAB_WHY"; continue; fi
-        if [[ "$srv" == virtfs ]] && (( ! BUILD_OK )); then echo "FAIL: bigdir[$srv] (our executables did not build)"; F=$((F + 1)); continue; fi
-        t=$(date +%s)
-        out="$LOGS/bigdir-$srv.out"
-        run_logged "$out" 600 tools/e2e/bigdir.sh --server "$srv" --no-build --log-dir "$LOGS/bigdir-$srv"
-        rc=$?
-        if (( rc == 3 )); then skip "bigdir[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue; fi
-        grep -a -E '^(PASS|FAIL): ' "$out"
-        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
-        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: bigdir[$srv] (exit $rc)"; tail -n 20 "$out"; fi
-        echo "bigdir[$srv]: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
-        P=$((P + np)) F=$((F + nf))
-    done
-fi
-
-# An export spanning two host filesystems whose inode numbers collide (qid remapping). Ours only: the
-# lab binds the export into QEMU's chroot non-recursively, so the built-in server would not see the mounts.
-if (( E2E )) && [[ " $SERVERS " == *" virtfs "* ]]; then
-    section "multi-device export: virtfs"
-    if (( ! LAB_OK )); then
-        skip "multidev[virtfs]" "$LAB_WHY"
-    elif (( ! BUILD_OK )); then
-        echo "FAIL: multidev[virtfs] (our executables did not build)"; F=$((F + 1))
-    else
-        out="$LOGS/multidev.out"
-        run_logged "$out" 400 tools/e2e/multidev.sh --server virtfs --no-build
-        rc=$?
-        grep -a -E '^(PASS|FAIL): ' "$out"
-        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
-        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: multidev[virtfs] (exit $rc)"; tail -n 20 "$out"; fi
-        echo "multidev[virtfs]: passed=$np failed=$nf"
-        P=$((P + np)) F=$((F + nf))
+# run_suite LABEL TIMEOUT CMD...: one end-to-end script whose PASS/FAIL lines count in the totals.
+# Exit 3 from it means "cannot run here" (a skip); a non-zero exit without a FAIL line is one failure.
+run_suite() {
+    local label=$1 limit=$2 t out rc np nf; shift 2
+    if (( ! LAB_OK )); then skip "$label" "$LAB_WHY"; return; fi
+    if (( ! BUILD_OK )) && [[ "$label" == *virtfs* || "$label" == recovery ]]; then
+        echo "FAIL: $label (our executables did not build)"; F=$((F + 1)); return
     fi
-fi
+    t=$(date +%s)
+    out="$LOGS/${label//[^a-z0-9-]/-}.out"
+    run_logged "$out" "$limit" "$@"
+    rc=$?
+    if (( rc == 3 )); then skip "$label" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; return; fi
+    grep -a -E '^(PASS|FAIL): |Tflush' "$out"
+    np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
+    if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: $label (exit $rc)"; tail -n 20 "$out"; fi
+    echo "$label: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
+    P=$((P + np)) F=$((F + nf))
+}
 
-# Interrupted requests: killed guest processes make the client send Tflush; data and mount must survive.
 if (( E2E )); then
     for srv in $SERVERS; do
+        # A 100 000-entry directory listed from the guest (issue 3), on the reference and on ours.
+        section "big directory: $srv"
+        run_suite "bigdir[$srv]" 600 tools/e2e/bigdir.sh --server "$srv" --no-build --log-dir "$LOGS/bigdir-$srv"
+        # Killed guest processes make the client send Tflush; data and mount must survive.
         section "interrupted requests (Tflush): $srv"
-        if (( ! LAB_OK )); then skip "flush[$srv]" "$LAB_WHY"; continue; fi
-        if [[ "$srv" == virtfs ]] && (( ! BUILD_OK )); then echo "FAIL: flush[$srv] (our executables did not build)"; F=$((F + 1)); continue; fi
-        out="$LOGS/flush-$srv.out"
-        run_logged "$out" 500 tools/e2e/flush.sh --server "$srv" --no-build
-        rc=$?
-        if (( rc == 3 )); then skip "flush[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; continue; fi
-        grep -a -E '^(PASS|FAIL): |Tflush' "$out"
-        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
-        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: flush[$srv] (exit $rc)"; tail -n 20 "$out"; fi
-        P=$((P + np)) F=$((F + nf))
+        run_suite "flush[$srv]" 500 tools/e2e/flush.sh --server "$srv" --no-build
     done
-fi
-
-# Helper recovery: kill virtfs-proxy-helper under a busy guest, restart it, the mount keeps working.
-if (( E2E )) && [[ " $SERVERS " == *" virtfs "* ]]; then
-    section "recovery: helper killed and restarted"
-    if (( ! LAB_OK )); then
-        skip "recovery" "$LAB_WHY"
-    elif (( ! BUILD_OK )); then
-        echo "FAIL: recovery (our executables did not build)"; F=$((F + 1))
-    else
-        t=$(date +%s)
-        out="$LOGS/recovery.out"
-        run_logged "$out" 600 tools/e2e/recovery.sh --no-build --log-dir "$LOGS/recovery"
-        rc=$?
-        grep -a -E '^(PASS|FAIL): ' "$out"
-        np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
-        if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: recovery (exit $rc)"; tail -n 20 "$out"; fi
-        echo "recovery: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
-        P=$((P + np)) F=$((F + nf))
+    if [[ " $SERVERS " == *" virtfs "* ]]; then
+        # An export over two host filesystems whose inode numbers collide (qid remapping). Ours only: the lab
+        # binds the export into QEMU's chroot non-recursively, so the built-in server would not see the mounts.
+        section "multi-device export: virtfs"
+        run_suite "multidev[virtfs]" 400 tools/e2e/multidev.sh --server virtfs --no-build
+        # Kill virtfs-proxy-helper under a busy guest, restart it: the mount keeps working.
+        section "recovery: helper killed and restarted"
+        run_suite "recovery" 600 tools/e2e/recovery.sh --no-build --log-dir "$LOGS/recovery"
     fi
 fi
 
