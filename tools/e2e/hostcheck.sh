@@ -5,6 +5,7 @@
 #   symlink REL TARGET | exists REL | absent REL | content REL TEXT (whole file, no newline)
 #   mtime REL EPOCH | mtime_ns REL NS | type REL STAT-%F-TEXT | rdev REL MAJ,MIN
 #   xattr REL NAME VALUE | noxattr REL NAME | count REL N (entries in a directory)
+#   acl REL u::rw-,u:1000:rw-,g::r--,m::rw-,o::--- (system.posix_acl_access decoded, entries in stored order)
 #   statfs_type REL HEX (f_type) | statfs_bytes REL BYTES (f_frsize * f_blocks, within 0.1%) | manifest REL MANIFEST (sha256sum -c in REL)
 #   treediff REL LABPATH (diff -r against the lab chroot's LABPATH, which must be under /usr)
 #   gitfsck REL COMMITS (git fsck passes; HEAD has COMMITS commits)
@@ -42,6 +43,16 @@ hostcheck_eval() {
                       a1=$a2 ;;
             noxattr)  got=$(python3 -c 'import os,sys; print("present" if sys.argv[2] in os.listxattr(sys.argv[1], follow_symlinks=False) else "absent")' "$f" "$a1" 2>&1)
                       a1=absent ;;
+            acl)      got=$(python3 -c '
+import os, struct, sys
+raw = os.getxattr(sys.argv[1], "system.posix_acl_access", follow_symlinks=False)
+tags = {1: "u", 2: "u", 4: "g", 8: "g", 0x10: "m", 0x20: "o"}
+out = []
+for off in range(4, len(raw), 8):
+    tag, perm, who = struct.unpack_from("<HHI", raw, off)
+    rwx = "".join(c if perm & b else "-" for c, b in (("r", 4), ("w", 2), ("x", 1)))
+    out.append("%s:%s:%s" % (tags.get(tag, "?"), who if tag in (2, 8) else "", rwx))
+print(",".join(out))' "$f" 2>&1) ;;
             count)    got=$(find "$f" -mindepth 1 -maxdepth 1 -printf x 2>&1 | wc -c) ;;
             statfs_type) got=$(stat -f -c %t "$f" 2>&1) ;;
             # f_blocks of ext4 moves by a few blocks between runs (reserved clusters): within 0.1%

@@ -72,6 +72,24 @@ if ($cmd eq 'getlk') {
 print $hold ? "ok $$\n" : "ok\n";
 sleep $hold if $hold;
 EOF
+# lk2.pl FILE: one process locks [0,10) through one fd and [5,15) through a second fd of the same file
+# (a process never conflicts with itself); children find [0,1) and [12,13) taken; after the parent closes
+# the second fd (POSIX: any close drops the process's locks on the file) a child gets [0,1).
+# Prints the five results.
+cat >"$T/lk2.pl" <<'EOF'
+use strict; use Fcntl; use Errno;
+my $file = shift;
+open(my $one, '+<', $file) or die "open: $!"; open(my $two, '+<', $file) or die "open: $!";
+sub lk { my ($fh, $s, $l) = @_; my $fl = pack('s s x4 q q i x4', F_WRLCK, 0, $s, $l, 0);
+    fcntl($fh, F_SETLK, $fl) ? "ok" : ((sort grep { $!{$_} } keys %!)[0] // "errno=" . ($!+0)) }
+sub child { my ($s, $l) = @_; my $pid = open(my $p, '-|') // die "fork: $!";
+    if (!$pid) { open(my $c, '+<', $file) or die "open: $!"; print lk($c, $s, $l); exit 0 }
+    local $/; my $r = <$p>; close $p; $r }
+my @r = (lk($one, 0, 10), lk($two, 5, 10), child(0, 1), child(12, 1));
+close $two;
+push @r, child(0, 1);
+print "@r\n";
+EOF
 # ts.py PATH ATIME MTIME: utimensat(AT_FDCWD, PATH, times, 0) where each time is SEC[.NSEC], "now"
 # (UTIME_NOW) or "omit" (UTIME_OMIT); prints "ok" or the errno name. ts.py -g PATH: "atime_ns mtime_ns".
 cat >"$T/ts.py" <<'EOF'
@@ -507,6 +525,8 @@ expect lock-as-other-user ok "$(as $U1 perl "$T/lk.pl" "$K/f" setlk w 0 0 2>&1)"
 check lock-flock-conflict sh -c "! flock -n -x '$K/f' true"
 check lock-flock-wait timeout 20 flock -x "$K/f" true
 check lock-flock-shared sh -c "(flock -s '$K/f' sleep 2 &) ; sleep 0.5; flock -n -s '$K/f' true"
+: >"$K/own"
+expect lock-same-process-two-fds "ok ok EAGAIN EAGAIN ok" "$(perl "$T/lk2.pl" "$K/own" 2>&1)"
 # a lock held by a host process (tools/e2e/posix.sh holds [0, EOF) of hostlocked.txt)
 expect lock-conflicts-with-host EAGAIN "$(lk "$M/hostlocked.txt" setlk w 0 0)"
 
@@ -632,6 +652,53 @@ for mode in mmap loose; do
     mount -t 9p -o "$OPTS0" "$TAG0" "$M" || { fail "cache-$mode-restore" "could not mount back with $OPTS0"; break; }
 done
 expect cache-restored-original "$OPTS0" "$(awk -v m="$M" '$2 == m { print $4 }' /proc/mounts)"
+
+# ======================= POSIX ACLs: access=client,posixacl =======================
+# The Linux client handles system.posix_acl_* only on a posixacl mount, which needs access=client
+# (elsewhere setfacl answers EOPNOTSUPP in the guest, before any request). The client then checks
+# permissions itself against the ACLs it reads from the server, and stores ACLs as xattrs: the host
+# file must carry exactly the ACL set here, and a directory's default ACL must reach what the guest
+# creates in it (the host kernel applies it at create).
+section "POSIX ACLs (access=client,posixacl)"
+if umount "$M" 2>"$T/umount.err" &&
+   mount -t 9p -o "trans=virtio,version=9p2000.L,access=client,posixacl,msize=512000" "$TAG0" "$M" 2>"$T/mount.err"; then
+    pass acl-mount
+    A="$W/acl"; mkdir -p "$A"; chmod 0755 "$A"; : >"$A/f"; chmod 0640 "$A/f"
+    check acl-set setfacl -m u:$U1:rw-,g:$U2:r-- "$A/f"
+    expect acl-get "user::rw- user:$U1:rw- group::r-- group:$U2:r-- mask::rw- other::---" \
+        "$(getfacl -c -n "$A/f" 2>/dev/null | grep -v '^$' | tr '\n' ' ' | sed 's/ $//')"
+    expect acl-mask-is-group-mode 660 "$(stat -c %a "$A/f")"
+    check acl-grants-named-user as $U1 sh -c "echo u1 >>'$A/f'"
+    check acl-grants-named-group asg $U2 $U2 cat "$A/f"
+    expect acl-group-entry-read-only EACCES "$(as $U2 python3 -c 'import os,sys,errno
+try: os.open(sys.argv[1], os.O_WRONLY); print("ok")
+except OSError as e: print(errno.errorcode[e.errno])' "$A/f" 2>&1)"
+    check acl-chmod-updates-mask chmod 0600 "$A/f"
+    expect acl-mask-after-chmod "mask::---" "$(getfacl -c -n "$A/f" 2>/dev/null | grep '^mask')"
+    hostcheck acl $R/acl/f "u::rw-,u:$U1:rw-,g::r--,g:$U2:r--,m::---,o::---"
+    expect acl-masked-user-denied EACCES "$(as $U1 python3 -c 'import os,sys,errno
+try: os.open(sys.argv[1], os.O_WRONLY); print("ok")
+except OSError as e: print(errno.errorcode[e.errno])' "$A/f" 2>&1)"
+    mkdir "$A/d"
+    check acl-default-set setfacl -d -m u:$U1:rwx "$A/d"
+    : >"$A/d/child"; mkdir "$A/d/sub"
+    expect acl-default-inherited-by-file "user:$U1:rwx" \
+        "$(getfacl -c -n "$A/d/child" 2>/dev/null | grep "^user:$U1:" | sed 's/[[:space:]].*//')"
+    expect acl-default-inherited-by-dir "default:user:$U1:rwx" "$(getfacl -c -n "$A/d/sub" 2>/dev/null | grep "^default:user:$U1:")"
+    hostcheck acl $R/acl/d/sub "u::rwx,u:$U1:rwx,g::r-x,m::rwx,o::r-x"
+    : >"$A/g"; setfacl -m u:$U1:r-- "$A/g"
+    check acl-remove setfacl -b "$A/g"
+    expect acl-removed "" "$(getfacl -c -n "$A/g" 2>/dev/null | grep "^user:$U1:")"
+    hostcheck noxattr $R/acl/g system.posix_acl_access
+    expect acl-invalid-rejected EINVAL "$(python3 -c 'import os,sys,errno
+try: os.setxattr(sys.argv[1], "system.posix_acl_access", b"\x02\x00\x00\x00garbage!"); print("ok")
+except OSError as e: print(errno.errorcode[e.errno])' "$A/f" 2>&1)"
+    umount "$M" || fail acl-umount busy
+else
+    fail acl-mount "$(cat "$T/umount.err" "$T/mount.err" 2>/dev/null | tr '\n' ' ')"
+fi
+grep -q " $M 9p " /proc/mounts || mount -t 9p -o "$OPTS0" "$TAG0" "$M" || fail acl-restore "could not mount back with $OPTS0"
+expect acl-restored-original "$OPTS0" "$(awk -v m="$M" '$2 == m { print $4 }' /proc/mounts)"
 
 section done
 echo "posix: $PASSES passed, $FAILS failed"

@@ -35,16 +35,21 @@ internal sealed class Fid(uint id, byte[] path, uint uid)
     /// <summary>Txattrwalk: the value (or name list) read; Txattrcreate: the value being written.</summary>
     public XattrState? Xattr { get; set; }
 
-    /// <summary>A second, read-write fd for byte-range locks when the guest's own fd is read-only
-    /// (flock(1) opens O_RDONLY but asks for a write lock).</summary>
-    public SafeFileHandle? LockHandle { get; set; }
+    /// <summary>Device and inode of <see cref="Handle"/>, read at the first lock request: the file part of
+    /// a <see cref="LockOwnerKey"/>.</summary>
+    public (ulong Device, ulong Inode)? FileIdentity { get; set; }
+
+    /// <summary>The lock owners this fid has locked for (see <see cref="Server.LockOwners"/>), usually one,
+    /// and the table they live in; released with the fid.</summary>
+    public List<LockOwnerKey>? LockOwners { get; set; }
+
+    public LockOwners? LockTable { get; set; }
 
     public void Release()
     {
+        LockTable?.Release(this);
         Handle?.Dispose();
-        LockHandle?.Dispose();
         Handle = null;
-        LockHandle = null;
     }
 }
 

@@ -1,5 +1,7 @@
 using Microsoft.Win32.SafeHandles;
+using System.Text;
 using Tmds.Linux;
+using VirtFs.Virtio9p.FileSystem;
 using VirtFs.Virtio9p.Interop;
 using VirtFs.Virtio9p.Protocol;
 
@@ -14,10 +16,10 @@ public sealed partial class P9Server
 
     /// <summary>
     /// Tlock: fid[4] type[1] flags[4] start[8] length[8] proc_id[4] client_id[s] -> status[1].
-    /// Real byte-range locks on the host (QEMU answers SUCCESS without locking), as open-file-description
-    /// locks on the fid's fd, so locks held by different fids, and by other users of the host file, conflict
-    /// as they should. Never waits: a conflict answers BLOCKED and the Linux client polls (FACTS), so a
-    /// blocking lock cannot stall other requests.
+    /// Real byte-range locks on the host (QEMU answers SUCCESS without locking), taken through the fd of the
+    /// lock owner (<see cref="LockOwners"/>), so guest processes conflict with each other and with host
+    /// users of the file but never with themselves. Never waits: a conflict answers BLOCKED and the Linux
+    /// client polls (FACTS), so a blocking lock cannot stall other requests.
     /// </summary>
     private int Lock(ref Call call)
     {
@@ -26,8 +28,8 @@ public sealed partial class P9Server
         call.Body.ReadUInt32(); // flags: P9_LOCK_FLAGS_BLOCK only tells us the client will retry
         ulong start = call.Body.ReadUInt64();
         ulong length = call.Body.ReadUInt64();
-        call.Body.ReadUInt32();
-        call.Body.ReadString(MaxClientIdLength);
+        uint procId = call.Body.ReadUInt32();
+        ReadOnlySpan<byte> clientId = call.Body.ReadString(MaxClientIdLength);
         call.Body.ReadEnd();
         if (type > LockUnlock || start > long.MaxValue || length > long.MaxValue)
         {
@@ -41,13 +43,24 @@ public sealed partial class P9Server
         byte status;
         lock (fid.Sync)
         {
-            SafeFileHandle? handle = LockHandleFor(fid, type);
-            if (handle is null)
+            int found = OwnerKey(fid, procId, clientId, out LockOwnerKey key);
+            if (found < 0)
+            {
+                return found;
+            }
+            SafeFileHandle? handle = type == LockUnlock
+                ? _lockOwners.Find(key) // an owner that never locked holds nothing: no fd to open for it
+                : _lockOwners.Acquire(fid, key, () => OpenOwnerHandle(fid));
+            if (handle is null && type != LockUnlock)
             {
                 return -Errno.EBADF;
             }
-            var request = new flock { l_type = type, l_whence = 0, l_start = (long)start, l_len = (long)length };
-            int errno = ApplyLock(handle, LibC.F_OFD_SETLK, ref request);
+            int errno = 0;
+            if (handle is not null)
+            {
+                var request = new flock { l_type = type, l_whence = 0, l_start = (long)start, l_len = (long)length };
+                errno = ApplyLock(handle, LibC.F_OFD_SETLK, ref request);
+            }
             status = errno switch
             {
                 0 => StatusSuccess,
@@ -83,11 +96,14 @@ public sealed partial class P9Server
         var query = new flock { l_type = type, l_whence = 0, l_start = (long)start, l_len = (long)length };
         lock (fid.Sync)
         {
-            SafeFileHandle? handle = fid.LockHandle ?? fid.Handle;
-            if (handle is null)
+            int found = OwnerKey(fid, procId, clientId, out LockOwnerKey key);
+            if (found < 0)
             {
-                return -Errno.EBADF;
+                return found;
             }
+            // Asked through the owner's own description, the owner's locks do not count as conflicts
+            // (F_GETLK ignores the caller's locks); an owner without one holds no lock here.
+            SafeFileHandle handle = _lockOwners.Find(key) ?? fid.Handle!;
             int errno = ApplyLock(handle, LibC.F_OFD_GETLK, ref query);
             if (errno != 0)
             {
@@ -105,28 +121,52 @@ public sealed partial class P9Server
         return reply.Finish();
     }
 
-    /// <summary>
-    /// The fd a fid locks through. flock(1) opens read-only yet asks for an exclusive lock, which
-    /// F_OFD_SETLK refuses (EBADF) on a read-only fd; so a fid whose fd is not writable gets a second,
-    /// read-write fd from the helper at its first lock, and every lock of that fid goes through it.
-    /// </summary>
-    private SafeFileHandle? LockHandleFor(Fid fid, byte type)
+    /// <summary>The lock owner a request names, on the file the fid has open. Locks need an open fid (the
+    /// Linux client locks only open files); its identity is read once.</summary>
+    private static int OwnerKey(Fid fid, uint procId, ReadOnlySpan<byte> clientId, out LockOwnerKey key)
     {
-        if (fid.LockHandle is not null)
+        key = default;
+        if (fid.Handle is null || (fid.Kind != FidKind.OpenFile && fid.Kind != FidKind.OpenDirectory))
         {
-            return fid.LockHandle;
+            return -Errno.EBADF;
         }
-        if (fid.Handle is null || fid.Kind != FidKind.OpenFile)
+        if (fid.FileIdentity is null)
         {
-            return null;
+            int stat = StatHandle(fid.Handle, out FileStat attributes);
+            if (stat < 0)
+            {
+                return stat;
+            }
+            fid.FileIdentity = (attributes.Device, attributes.Inode);
         }
-        if (type == LockWrite && !OpenFlags.CanWrite(fid.OpenFlags) &&
-            _fs.Open(fid.Path, OpenFlags.ORdWr | OpenFlags.ONofollow, out SafeFileHandle? lockHandle) >= 0)
+        (ulong device, ulong inode) = fid.FileIdentity.Value;
+        key = new LockOwnerKey(device, inode, procId, Encoding.Latin1.GetString(clientId));
+        return 0;
+    }
+
+    /// <summary>
+    /// A new open file description for a lock owner: the file reopened read-write through the helper, so
+    /// both read and write locks work whatever the fid's own mode (flock(1) opens O_RDONLY yet asks for an
+    /// exclusive lock, which F_OFD_SETLK refuses on a read-only fd). When the path no longer leads to the
+    /// same file (unlinked, replaced) or cannot be opened read-write (a directory, a running executable,
+    /// a read-only mount), a duplicate of the fid's fd serves instead, with that fd's access mode.
+    /// </summary>
+    private SafeFileHandle? OpenOwnerHandle(Fid fid)
+    {
+        if (fid.Kind == FidKind.OpenFile &&
+            _fs.Open(fid.Path, OpenFlags.ORdWr | OpenFlags.ONofollow, out SafeFileHandle? reopened) >= 0 &&
+            reopened is not null)
         {
-            fid.LockHandle = lockHandle;
-            return lockHandle;
+            if (StatHandle(reopened, out FileStat attributes) == 0 &&
+                fid.FileIdentity == (attributes.Device, attributes.Inode))
+            {
+                return reopened;
+            }
+            reopened.Dispose();
         }
-        return fid.Handle;
+        using var use = new FdUse(fid.Handle!);
+        int duplicate = LibC.fcntl(use.Fd, LibC.F_DUPFD_CLOEXEC, 0);
+        return duplicate < 0 ? null : new SafeFileHandle(duplicate, ownsHandle: true);
     }
 
     private static unsafe int ApplyLock(SafeFileHandle handle, int command, ref flock request)

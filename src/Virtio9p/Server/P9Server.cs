@@ -16,6 +16,7 @@ public sealed partial class P9Server
     private readonly ILogger _logger;
     private readonly FidTable _fids = new();
     private readonly QidMapper _qids = new();
+    private readonly LockOwners _lockOwners = new();
     private readonly int _maxMessageSize;
     private volatile int _msize;
 
@@ -35,6 +36,8 @@ public sealed partial class P9Server
     public int MessageSize => _msize;
 
     internal int FidCount => _fids.Count;
+
+    internal int LockOwnerCount => _lockOwners.Count;
 
     /// <summary>Serves one exchange. Returns the number of reply bytes written into the exchange (0 when
     /// the request was too broken to answer at all), and the request's tag.</summary>

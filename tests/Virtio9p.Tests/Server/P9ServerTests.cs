@@ -306,20 +306,61 @@ public sealed class P9ServerTests : IDisposable
     }
 
     [Fact]
-    public void Locks_conflict_between_fids_and_never_block()
+    public void Locks_of_different_owners_conflict_and_never_block()
     {
         File.WriteAllText(Path.Combine(_dir, "f"), "");
         _client.Walk(Root, 1, "f").Expect(T.Rwalk);
         _client.Walk(Root, 2, "f").Expect(T.Rwalk);
         _client.Call(T.Tlopen, b => b.U32(1).U32(2)).Expect(T.Rlopen);
         _client.Call(T.Tlopen, b => b.U32(2).U32(0)).Expect(T.Rlopen); // read-only, like flock(1)
-        Assert.Equal(0, Lock(1, 1).U8());
-        Assert.Equal(1, Lock(2, 1).U8()); // BLOCKED, answered at once
-        Assert.Equal(0, Lock(1, 2).U8()); // unlock
-        Assert.Equal(0, Lock(2, 1).U8()); // write lock through a read-only fid
+        Assert.Equal(0, Lock(1, 1, 42).U8());
+        Assert.Equal(1, Lock(2, 1, 43).U8()); // BLOCKED, answered at once
+        Assert.Equal(0, Lock(1, 2, 42).U8()); // unlock
+        Assert.Equal(0, Lock(2, 1, 43).U8()); // write lock through a read-only fid
 
-        P9TestClient.Reply Lock(uint fid, byte type) => _client.Call(T.Tlock,
-            b => b.U32(fid).U8(type).U32(1).U64(0).U64(0).U32(42).Str("guest")).Expect(T.Rlock);
+        P9TestClient.Reply Lock(uint fid, byte type, uint proc) => _client.Call(T.Tlock,
+            b => b.U32(fid).U8(type).U32(1).U64(0).U64(0).U32(proc).Str("guest")).Expect(T.Rlock);
+    }
+
+    [Fact]
+    public void Locks_belong_to_the_guest_process_not_to_the_fid()
+    {
+        File.WriteAllText(Path.Combine(_dir, "f"), "");
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        _client.Walk(Root, 2, "f").Expect(T.Rwalk);
+        _client.Call(T.Tlopen, b => b.U32(1).U32(2)).Expect(T.Rlopen);
+        _client.Call(T.Tlopen, b => b.U32(2).U32(0)).Expect(T.Rlopen);
+        const uint Process = 42, Other = 43;
+
+        // One process locking overlapping ranges through two fds does not conflict with itself...
+        Assert.Equal(0, Lock(1, 1, 0, 10, Process));
+        Assert.Equal(0, Lock(2, 1, 5, 10, Process));
+        // ...but another process does, through either fid (processes sharing an fd after fork).
+        Assert.Equal(1, Lock(1, 1, 12, 1, Other));
+        Assert.Equal(1, Lock(2, 0, 0, 1, Other));
+        var conflict = _client.Call(T.Tgetlock,
+            b => b.U32(1).U8(1).U64(0).U64(0).U32(Other).Str("guest")).Expect(T.Rgetlock);
+        Assert.Equal(1, conflict.U8());
+        var own = _client.Call(T.Tgetlock,
+            b => b.U32(2).U8(1).U64(0).U64(0).U32(Process).Str("guest")).Expect(T.Rgetlock);
+        Assert.Equal(2, own.U8()); // F_GETLK ignores the asker's own locks
+
+        // Unlocking through the other fd releases what the first one locked (POSIX close semantics).
+        Assert.Equal(0, Lock(2, 2, 0, 0, Process));
+        Assert.Equal(0, Lock(1, 1, 0, 0, Other));
+        Assert.Equal(2, _client.Server.LockOwnerCount);
+
+        // The owners' fds close with the last fid that locked through them, and their locks with them.
+        _client.Call(T.Tclunk, b => b.U32(1)).Expect(T.Rclunk);
+        Assert.Equal(2, _client.Server.LockOwnerCount); // fid 2 locked for both owners too
+        _client.Call(T.Tclunk, b => b.U32(2)).Expect(T.Rclunk);
+        Assert.Equal(0, _client.Server.LockOwnerCount);
+        _client.Walk(Root, 3, "f").Expect(T.Rwalk);
+        _client.Call(T.Tlopen, b => b.U32(3).U32(2)).Expect(T.Rlopen);
+        Assert.Equal(0, Lock(3, 1, 0, 0, Process));
+
+        byte Lock(uint fid, byte type, ulong start, ulong length, uint proc) => _client.Call(T.Tlock,
+            b => b.U32(fid).U8(type).U32(0).U64(start).U64(length).U32(proc).Str("guest")).Expect(T.Rlock).U8();
     }
 
     [Fact]
