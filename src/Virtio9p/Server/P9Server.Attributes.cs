@@ -9,19 +9,21 @@ namespace VirtFs.Virtio9p.Server;
 public sealed partial class P9Server
 {
     // Tgetattr valid bits (include/net/9p/9p.h P9_STATS_*).
-    private const ulong StatsBasic = 0x7ff, StatsBtime = 0x800;
+    private const ulong StatsBasic = 0x7ff, StatsBtime = 0x800, StatsGen = 0x1000;
 
     // Tsetattr valid bits (P9_ATTR_*).
     private const uint AttrMode = 0x1, AttrUid = 0x2, AttrGid = 0x4, AttrSize = 0x8, AttrAtime = 0x10,
         AttrMtime = 0x20, AttrCtime = 0x40, AttrAtimeSet = 0x80, AttrMtimeSet = 0x100;
 
     /// <summary>Tgetattr: fid[4] request_mask[8] -> valid[8] qid mode uid gid nlink rdev size blksize blocks
-    /// atime mtime ctime btime gen data_version. We always return the basic set (what stat(2) has) and btime
-    /// when the host has it; gen and data_version are not available on Linux hosts, so their bits stay clear.</summary>
+    /// atime mtime ctime btime gen data_version. We always return the basic set (what stat(2) has); btime
+    /// when the host has it and the fid is open (statx on its fd; the proxy protocol's lstat has none); gen
+    /// when asked for, the fid is open and the host filesystem keeps one (FS_IOC_GETVERSION, as QEMU, but
+    /// without QEMU's extra open per request). Linux hosts have no data_version to give.</summary>
     private int Getattr(ref Call call)
     {
         uint fidId = call.Body.ReadUInt32();
-        call.Body.ReadUInt64();
+        ulong requestMask = call.Body.ReadUInt64();
         call.Body.ReadEnd();
         Fid? fid = GetFid(fidId);
         if (fid is null)
@@ -33,8 +35,11 @@ public sealed partial class P9Server
         {
             return result;
         }
+        ulong generation = 0;
+        bool hasGeneration = (requestMask & StatsGen) != 0 && (a.IsRegular || a.IsDirectory) &&
+            ReadGeneration(fid, out generation);
         P9Writer reply = call.StartReply(P9MessageType.Rgetattr);
-        reply.WriteUInt64(StatsBasic | (a.HasBirth ? StatsBtime : 0));
+        reply.WriteUInt64(StatsBasic | (a.HasBirth ? StatsBtime : 0) | (hasGeneration ? StatsGen : 0));
         reply.WriteQid(_qids.ToQid(a));
         reply.WriteUInt32(a.Mode);
         reply.WriteUInt32(a.Uid);
@@ -48,7 +53,7 @@ public sealed partial class P9Server
         WriteTime(ref reply, a.Modify);
         WriteTime(ref reply, a.Change);
         WriteTime(ref reply, a.HasBirth ? a.Birth : default);
-        reply.WriteUInt64(0); // gen
+        reply.WriteUInt64(generation);
         reply.WriteUInt64(0); // data_version
         return reply.Finish();
     }
@@ -60,6 +65,27 @@ public sealed partial class P9Server
     }
 
     /// <summary>An open fid is stat'ed through its fd (it keeps working after unlink); others by path.</summary>
+    /// <summary>The inode generation of an open fid's file (ext2/3/4, btrfs, xfs keep one; tmpfs answers
+    /// ENOTTY, and then the gen bit stays clear).</summary>
+    private static unsafe bool ReadGeneration(Fid fid, out ulong generation)
+    {
+        const int FsIocGetVersion = unchecked((int)0x80087601); // _IOR('v', 1, long)
+        generation = 0;
+        SafeFileHandle? handle = fid.Handle;
+        if (handle is null || fid.Kind is not (FidKind.OpenFile or FidKind.OpenDirectory))
+        {
+            return false;
+        }
+        int value = 0; // the kernel stores an int although the ioctl number says long
+        using var use = new FdUse(handle);
+        if (LibC.ioctl(use.Fd, FsIocGetVersion, &value) < 0)
+        {
+            return false;
+        }
+        generation = (uint)value;
+        return true;
+    }
+
     private int StatFid(Fid fid, out FileStat attributes)
     {
         SafeFileHandle? handle = fid.Handle;

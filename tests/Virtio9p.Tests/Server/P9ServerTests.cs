@@ -204,6 +204,22 @@ public sealed class P9ServerTests : IDisposable
     }
 
     [Fact]
+    public void Getattr_reports_gen_for_open_files_where_the_host_keeps_one()
+    {
+        File.WriteAllText(Path.Combine(_dir, "f"), "x");
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        const ulong All = 0x3fff, Gen = 0x1000;
+        Assert.Equal(0UL, _client.Call(T.Tgetattr, b => b.U32(1).U64(All)).Expect(T.Rgetattr).U64() & Gen);
+        _client.Call(T.Tlopen, b => b.U32(1).U32(0)).Expect(T.Rlopen);
+        ulong valid = _client.Call(T.Tgetattr, b => b.U32(1).U64(All)).Expect(T.Rgetattr).U64();
+        Assert.Equal(0x7ffUL, valid & 0x7ff);
+        // ext4 (what the temp dir is on in the lab) keeps a generation; tmpfs does not.
+        bool ext4 = new DriveInfo(_dir).DriveFormat.StartsWith("ext", StringComparison.Ordinal);
+        Assert.Equal(ext4 ? Gen : 0, valid & Gen);
+        Assert.Equal(0UL, _client.Call(T.Tgetattr, b => b.U32(1).U64(0x7ff)).Expect(T.Rgetattr).U64() & Gen);
+    }
+
+    [Fact]
     public void Ftruncate_of_an_unlinked_open_file_works()
     {
         // What the Linux client sends for ftruncate(2): SIZE | MTIME | CTIME (times "now") on the open fid.
