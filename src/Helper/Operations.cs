@@ -38,7 +38,9 @@ internal sealed unsafe class Operations
         fd = null;
         if ((req.Flags & (O_CREAT | O_TMPFILE_FLAG)) != 0) return -ProxyErrno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
-        return r < 0 ? r : OpenRegular(path, req.Flags, 0, out fd);
+        if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        return r < 0 ? r : OpenRegular(path, offset, req.Flags, 0, out fd);
     }
 
     /// <summary>T_CREATE, as the requester's uid/gid so the new file is theirs.</summary>
@@ -48,11 +50,13 @@ internal sealed unsafe class Operations
         if ((req.Flags & O_TMPFILE_FLAG) != 0) return -ProxyErrno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
         r = Identity.Become(req.Uid, req.Gid, out var identity);
         if (r < 0) return r;
         using (identity)
         {
-            return OpenRegular(path, req.Flags, req.Mode, out fd);
+            return OpenRegular(path, offset, req.Flags, req.Mode, out fd);
         }
     }
 
@@ -63,11 +67,11 @@ internal sealed unsafe class Operations
     /// fstat on the result refuses it with ENXIO like QEMU's close_if_special_file. O_NONBLOCK is then cleared
     /// again unless asked for.
     /// </summary>
-    private static int OpenRegular(byte[] path, int flags, uint mode, out SafeFileHandle? fd)
+    private static int OpenRegular(byte[] path, int offset, int flags, uint mode, out SafeFileHandle? fd)
     {
         fd = null;
         stat st;
-        fixed (byte* p = path)
+        fixed (byte* p = &path[offset])
         {
             // SAFETY: p is NUL-terminated (CPath) and pinned.
             int statFlags = (flags & O_NOFOLLOW) != 0 ? AT_SYMLINK_NOFOLLOW : 0;
@@ -113,11 +117,13 @@ internal sealed unsafe class Operations
             r = _path2.Set(req.Target, out target);
             if (r < 0) return r;
         }
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
         r = Identity.Become(req.Uid, req.Gid, out var identity);
         if (r < 0) return r;
         using (identity)
         {
-            fixed (byte* p = path)
+            fixed (byte* p = &path[offset])
             fixed (byte* t = target)
             {
                 // SAFETY: NUL-terminated, pinned buffers.
@@ -135,18 +141,20 @@ internal sealed unsafe class Operations
     // ---- path operations ----
 
     /// <summary>T_LINK: link(2) does not follow a symlink given as the old path.</summary>
-    public int Link(in PathRequest req) => TwoPaths(req, static (a, b) => link(a, b));
+    public int Link(in PathRequest req) => TwoPaths(req, static (da, a, db, b) => linkat(da, a, db, b, 0));
 
     /// <summary>T_RENAME: rename(2) acts on the names themselves.</summary>
-    public int Rename(in PathRequest req) => TwoPaths(req, static (a, b) => Native.rename(a, b));
+    public int Rename(in PathRequest req) => TwoPaths(req, static (da, a, db, b) => Native.renameat(da, a, db, b));
 
     public int Lstat(in PathRequest req, out ProxyStat result)
     {
         result = default;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
         stat st;
-        fixed (byte* p = path)
+        fixed (byte* p = &path[offset])
         {
             if (lstat(p, &st) < 0) return -errno;
         }
@@ -165,8 +173,10 @@ internal sealed unsafe class Operations
         result = default;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
         StatFsBuf b;
-        fixed (byte* p = path)
+        fixed (byte* p = &path[offset])
         {
             if (Native.statfs(p, &b) < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
         }
@@ -181,9 +191,11 @@ internal sealed unsafe class Operations
     {
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
         if (req.Int0 <= 1) return -ProxyErrno.EINVAL;
         int max = Math.Min(req.Int0 - 1, ProxyLimits.MaxReplyStringLength);
-        fixed (byte* p = path)
+        fixed (byte* p = &path[offset])
         fixed (byte* d = _data)
         {
             long n = readlink(p, d, (size_t)max);
@@ -224,6 +236,8 @@ internal sealed unsafe class Operations
         if (req.Size < 0) return -ProxyErrno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
         byte[]? name = null;
         if (type == ProxyRequestType.GetXattr)
         {
@@ -231,7 +245,7 @@ internal sealed unsafe class Operations
             if (r < 0) return r;
         }
         int size = Math.Min(req.Size, ProxyLimits.MaxReplyStringLength);
-        fixed (byte* p = path)
+        fixed (byte* p = &path[offset])
         fixed (byte* n = name)
         fixed (byte* d = _data)
         {
@@ -251,9 +265,11 @@ internal sealed unsafe class Operations
         if (req.Size != req.Value.Length) return -ProxyErrno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
         r = _name.Set(req.Name, out var name);
         if (r < 0) return r;
-        fixed (byte* p = path)
+        fixed (byte* p = &path[offset])
         fixed (byte* n = name)
         fixed (byte* v = req.Value)
         {
@@ -266,9 +282,11 @@ internal sealed unsafe class Operations
     {
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
         r = _name.Set(req.Second, out var name);
         if (r < 0) return r;
-        fixed (byte* p = path)
+        fixed (byte* p = &path[offset])
         fixed (byte* n = name)
         {
             int rc = Native.lremovexattr(p, n);
@@ -284,7 +302,9 @@ internal sealed unsafe class Operations
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         if (!_getVersionSupported) return 0;
-        r = OpenRegular(path, O_RDONLY, 0, out var fd);
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
+        r = OpenRegular(path, offset, O_RDONLY, 0, out var fd);
         if (r < 0) return r;
         using (fd)
         {
@@ -307,28 +327,50 @@ internal sealed unsafe class Operations
     }
 
     private delegate int OnePathOp(byte* path, in PathRequest req);
-    private delegate int TwoPathOp(byte* a, byte* b);
+    private delegate int TwoPathOp(int dirA, byte* a, int dirB, byte* b);
 
     private int OnePath(in PathRequest req, OnePathOp op)
     {
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
-        fixed (byte* p = path)
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
+        fixed (byte* p = &path[offset])
         {
             return op(p, req) < 0 ? -errno : 0;
         }
     }
 
+    /// <summary>Link and rename: both paths resolved from directory fds, so either may be a long path
+    /// (<see cref="LongPaths.Anchor"/>); short ones use the cwd, "/", as they are.</summary>
     private int TwoPaths(in PathRequest req, TwoPathOp op)
     {
         int r = _path1.Set(req.Path, out var a);
         if (r < 0) return r;
         r = _path2.Set(req.Second, out var b);
         if (r < 0) return r;
-        fixed (byte* pa = a)
-        fixed (byte* pb = b)
+        int dirA = AT_FDCWD, dirB = AT_FDCWD, offsetA = 0, offsetB = 0;
+        try
         {
-            return op(pa, pb) < 0 ? -errno : 0;
+            if (IsLong(a) || IsLong(b))
+            {
+                r = LongPaths.Anchor(a, out dirA, out offsetA);
+                if (r < 0) return r;
+                r = LongPaths.Anchor(b, out dirB, out offsetB);
+                if (r < 0) return r;
+            }
+            fixed (byte* pa = &a[offsetA])
+            fixed (byte* pb = &b[offsetB])
+            {
+                return op(dirA, pa, dirB, pb) < 0 ? -errno : 0;
+            }
+        }
+        finally
+        {
+            if (dirA >= 0) close(dirA);
+            if (dirB >= 0) close(dirB);
         }
     }
+
+    private static bool IsLong(byte[] cstring) => Array.IndexOf(cstring, (byte)0) > LongPaths.KernelLimit;
 }

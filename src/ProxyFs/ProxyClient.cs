@@ -294,8 +294,8 @@ public sealed unsafe class ProxyClient : IDisposable
         return err != 0 ? err : StatusRequest(ProxyRequestEncoder.TwoStrings(_send, type, a, b));
     }
 
-    /// <summary>Paths reach C strings on the helper: a NUL would silently cut them (EINVAL), and the kernel
-    /// refuses more than PATH_MAX (ENAMETOOLONG).</summary>
+    /// <summary>Paths reach C strings on the helper: a NUL would silently cut them (EINVAL); longer than
+    /// <see cref="ProxyLimits.MaxPathLength"/> is ENAMETOOLONG.</summary>
     private static int CheckPath(ReadOnlySpan<byte> path, bool allowEmpty = false)
     {
         if (path.IsEmpty && !allowEmpty) return -ProxyErrno.ENOENT;

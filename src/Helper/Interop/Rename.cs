@@ -4,7 +4,8 @@ namespace VirtFs.Helper.Interop;
 
 internal static unsafe partial class Native
 {
-    /// <summary>rename(2): neither path's last component is followed if it is a symlink.</summary>
+    /// <summary>renameat(2) (Tmds.LibC has no binding): neither path's last component is followed if it is
+    /// a symlink.</summary>
     [LibraryImport("libc", SetLastError = true)]
-    public static partial int rename(byte* oldpath, byte* newpath);
+    public static partial int renameat(int olddirfd, byte* oldpath, int newdirfd, byte* newpath);
 }

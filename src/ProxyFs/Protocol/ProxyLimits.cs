@@ -19,8 +19,11 @@ public static class ProxyLimits
     /// <summary>Largest payload of an "s" reply: it must fit in a body (u16 length + bytes &lt;= MaxBodySize).</summary>
     public const int MaxReplyStringLength = MaxBodySize - 2;
 
-    /// <summary>PATH_MAX including the NUL: the kernel refuses longer paths with ENAMETOOLONG, so we do before sending.</summary>
-    public const int MaxPathLength = 4095;
+    /// <summary>Longest path we send. Longer than the kernel's PATH_MAX (4095 before the NUL) on purpose: a deep
+    /// guest directory has export-relative paths past it, and our helper enters such paths in chunks
+    /// (src/Helper/LongPaths.cs; QEMU 7.2's helper answers ENAMETOOLONG). 16 KiB keeps the two paths of a
+    /// rename well inside a body.</summary>
+    public const int MaxPathLength = 16383;
 
     /// <summary>V9FS_FD_VALID (INT_MAX): the int sent with an SCM_RIGHTS fd in open/create replies.</summary>
     public const int FdValid = int.MaxValue;
