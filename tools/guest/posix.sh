@@ -530,6 +530,17 @@ expect lock-same-process-two-fds "ok ok EAGAIN EAGAIN ok" "$(perl "$T/lk2.pl" "$
 # a lock held by a host process (tools/e2e/posix.sh holds [0, EOF) of hostlocked.txt)
 expect lock-conflicts-with-host EAGAIN "$(lk "$M/hostlocked.txt" setlk w 0 0)"
 
+# ======================= paths longer than PATH_MAX =======================
+# 25 levels of 200-byte names, each entered with cd: the guest only ever passes short relative paths, but
+# the export-relative path passes 5000 bytes (QEMU's server walks by component; ours enters in chunks).
+section "paths longer than PATH_MAX"
+D="$W/longpath"; mkdir -p "$D"
+got=$(cd "$D" && for i in $(seq 1 25); do n=$(printf 'd%0199d' "$i"); mkdir "$n" && cd "$n" || exit 1; done
+      echo data >f && cat f && mv f g && ln g h && stat -c %h g && chmod 0600 g && stat -c %a h && rm g h && ls | wc -l
+      echo $(( $(pwd | wc -c) > 4096 )) 2>&1)
+expect deep-path-ops "data 2 600 0 1" "$(echo $got)"
+check deep-path-remove rm -rf "$D"
+
 # ======================= fsync =======================
 section "fsync"
 Y="$W/sync"; mkdir -p "$Y"
