@@ -20,6 +20,10 @@ namespace VirtFs.Virtio9p.Server;
 /// </summary>
 internal sealed class LockOwners
 {
+    /// <summary>Owners holding an fd at once. A real guest has a few per locked file; a hostile one could name a
+    /// new proc_id in every Tlock and run the backend out of fds. Past this, new owners get ENOLCK.</summary>
+    public const int MaxOwners = 4096;
+
     private readonly Dictionary<LockOwnerKey, Entry> _entries = new();
     private readonly object _sync = new();
 
@@ -47,16 +51,23 @@ internal sealed class LockOwners
     /// <summary>
     /// Takes a reference on the owner's fd for <paramref name="fid"/> (once per fid), creating the owner with
     /// <paramref name="open"/> when it is new. <paramref name="open"/> may block on the helper, so it runs
-    /// outside the table's lock; when two fids race to create one owner, the loser's fd is closed.
+    /// outside the table's lock; when two fids race to create one owner, the loser's fd is closed. Null when
+    /// the fd cannot be had, or (<paramref name="full"/>) the table holds <see cref="MaxOwners"/> already.
     /// </summary>
-    public SafeFileHandle? Acquire(Fid fid, in LockOwnerKey key, Func<SafeFileHandle?> open)
+    public SafeFileHandle? Acquire(Fid fid, in LockOwnerKey key, Func<SafeFileHandle?> open, out bool full)
     {
+        full = false;
         bool referenced = fid.LockOwners?.Contains(key) == true;
         lock (_sync)
         {
             if (_entries.TryGetValue(key, out Entry? existing))
             {
                 return Reference(fid, key, existing, referenced);
+            }
+            if (_entries.Count >= MaxOwners)
+            {
+                full = true;
+                return null;
             }
         }
         SafeFileHandle? handle = open();

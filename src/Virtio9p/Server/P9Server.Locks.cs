@@ -48,12 +48,13 @@ public sealed partial class P9Server
             {
                 return found;
             }
+            bool full = false;
             SafeFileHandle? handle = type == LockUnlock
                 ? _lockOwners.Find(key) // an owner that never locked holds nothing: no fd to open for it
-                : _lockOwners.Acquire(fid, key, () => OpenOwnerHandle(fid));
+                : _lockOwners.Acquire(fid, key, () => OpenOwnerHandle(fid), out full);
             if (handle is null && type != LockUnlock)
             {
-                return -Errno.EBADF;
+                return full ? -Errno.ENOLCK : -Errno.EBADF;
             }
             int errno = 0;
             if (handle is not null)

@@ -380,6 +380,25 @@ public sealed class P9ServerTests : IDisposable
     }
 
     [Fact]
+    public void Lock_owners_are_bounded_against_a_guest_naming_endless_processes()
+    {
+        File.WriteAllText(Path.Combine(_dir, "f"), "");
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        _client.Call(T.Tlopen, b => b.U32(1).U32(2)).Expect(T.Rlopen);
+        for (uint proc = 0; proc < VirtFs.Virtio9p.Server.LockOwners.MaxOwners; proc++)
+        {
+            uint start = proc;
+            _client.Call(T.Tlock, b => b.U32(1).U8(1).U32(0).U64(start).U64(1).U32(start).Str("guest")).Expect(T.Rlock);
+        }
+        Assert.Equal(37, _client.Call(T.Tlock, // ENOLCK
+            b => b.U32(1).U8(1).U32(0).U64(99999).U64(1).U32(99999).Str("guest")).Errno);
+        // Owners that exist still lock and unlock; clunking the fid closes every owner's fd.
+        _client.Call(T.Tlock, b => b.U32(1).U8(2).U32(0).U64(0).U64(0).U32(7).Str("guest")).Expect(T.Rlock);
+        _client.Call(T.Tclunk, b => b.U32(1)).Expect(T.Rclunk);
+        Assert.Equal(0, _client.Server.LockOwnerCount);
+    }
+
+    [Fact]
     public void Malformed_messages_get_rlerror_not_a_crash()
     {
         // size field lies
