@@ -51,6 +51,19 @@ internal static unsafe class Capabilities
         return r < 0 ? -LibC.errno : 0;
     }
 
+    /// <summary>Adds <paramref name="mask"/> to the calling thread's effective set, keeping its permitted and
+    /// inheritable sets as they are (capget, then capset). Returns 0 or -errno.</summary>
+    public static int RaiseEffective(uint mask)
+    {
+        CapHeader h = new() { Version = LinuxCapabilityVersion3, Pid = 0 };
+        CapData* d = stackalloc CapData[2];
+        // SAFETY: header and two data words live on this stack frame for both syscalls.
+        if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_capget, &h, d) < 0) return -LibC.errno;
+        d[0].Effective |= mask & d[0].Permitted;
+        long r = (ssize_t)LibC.syscall(Syscalls.SYS_capset, &h, d);
+        return r < 0 ? -LibC.errno : 0;
+    }
+
     /// <summary>Drops every capability but the kept ones from the bounding set (needs CAP_SETPCAP, so it runs
     /// before <see cref="Set"/>). Stops at the first EINVAL: past CAP_LAST_CAP.</summary>
     public static int DropBoundingSet()

@@ -1,4 +1,5 @@
 using Microsoft.Win32.SafeHandles;
+using VirtFs.Helper.Interop;
 using VirtFs.ProxyFs;
 using VirtFs.ProxyFs.Protocol;
 using VirtFs.ProxyFs.Transport;
@@ -11,31 +12,71 @@ namespace VirtFs.Helper;
 /// not match its format, a string longer than its message) is logged and ends this connection only; since the
 /// whole body is decoded before any syscall, nothing is half-applied.
 /// </summary>
-internal sealed class Connection
+internal sealed unsafe class Connection
 {
+    private readonly SafeFileHandle _handle;
     private readonly int _socket;
     private readonly string _name;
+    private readonly int _timeoutMs;
     private readonly byte[] _request = new byte[ProxyLimits.MaxMessageSize];
     private readonly byte[] _reply = new byte[ProxyLimits.MaxMessageSize];
     private readonly Operations _ops;
+    private long _lastActivity = Environment.TickCount64;
+    private volatile bool _evicted;
 
-    public Connection(int socket, string name, bool getVersionSupported)
+    /// <summary>Takes ownership of <paramref name="socket"/>. A request must arrive whole within
+    /// <paramref name="timeoutSeconds"/> of its first byte, and each reply write may block that long.</summary>
+    public Connection(SafeFileHandle socket, string name, bool getVersionSupported, int timeoutSeconds, XattrPolicy xattrs)
     {
-        _socket = socket;
+        _handle = socket;
+        _socket = (int)socket.DangerousGetHandle();
         _name = name;
-        _ops = new Operations(getVersionSupported);
+        _timeoutMs = checked(timeoutSeconds * 1000);
+        _ops = new Operations(getVersionSupported, xattrs);
+    }
+
+    public string Name => _name;
+
+    /// <summary>When the last request was answered (or the connection accepted), Environment.TickCount64.</summary>
+    public long LastActivity => Volatile.Read(ref _lastActivity);
+
+    public bool Evicted => _evicted;
+
+    /// <summary>Ends the connection from another thread: shutdown wakes its thread with EOF. The SafeHandle's
+    /// reference keeps the fd from being closed (and its number reused) during the call.</summary>
+    public void Evict()
+    {
+        _evicted = true;
+        bool added = false;
+        try
+        {
+            _handle.DangerousAddRef(ref added);
+            Tmds.Linux.LibC.shutdown(_socket, SocketOptions.SHUT_RDWR);
+        }
+        catch (ObjectDisposedException)
+        {
+            // already closed by its own thread
+        }
+        finally
+        {
+            if (added) _handle.DangerousRelease();
+        }
     }
 
     /// <summary>Runs until the peer closes or breaks the protocol. Never throws.</summary>
     public void Run()
     {
+        bool added = false;
         try
         {
+            _handle.DangerousAddRef(ref added);
+            SetSendTimeout();
             while (true)
             {
-                if (!SocketIo.ReadExact(_socket, _request.AsSpan(0, ProxyLimits.HeaderSize), eofAllowedAtStart: true))
+                long deadline = NoDeadline;
+                if (!Receive(_request.AsSpan(0, ProxyLimits.HeaderSize), ref deadline, eofAllowedAtStart: true))
                 {
-                    Log.Info($"{_name}: closed by peer");
+                    Log.Info(_evicted ? $"{_name}: evicted" : $"{_name}: closed by peer");
                     return;
                 }
                 var header = ProxyHeader.Read(_request);
@@ -43,8 +84,9 @@ internal sealed class Connection
                 if (!ProxyRequestTypes.IsRequest(header.Type))
                     throw new ProxyProtocolException($"unknown request type {header.Type}");
                 int size = (int)header.Size;
-                SocketIo.ReadExact(_socket, _request.AsSpan(ProxyLimits.HeaderSize, size), eofAllowedAtStart: false);
+                Receive(_request.AsSpan(ProxyLimits.HeaderSize, size), ref deadline, eofAllowedAtStart: false);
                 Dispatch((ProxyRequestType)header.Type, _request.AsSpan(ProxyLimits.HeaderSize, size));
+                Volatile.Write(ref _lastActivity, Environment.TickCount64);
             }
         }
         catch (ProxyProtocolException e)
@@ -53,7 +95,7 @@ internal sealed class Connection
         }
         catch (ProxyConnectionException e)
         {
-            Log.Error($"{_name}: {e.Message}");
+            Log.Error(_evicted ? $"{_name}: evicted ({e.Message})" : $"{_name}: {e.Message}");
         }
         catch (Exception e)
         {
@@ -61,8 +103,68 @@ internal sealed class Connection
         }
         finally
         {
-            Tmds.Linux.LibC.close(_socket);
+            if (added) _handle.DangerousRelease();
+            _handle.Dispose();
         }
+    }
+
+    private const long NoDeadline = long.MaxValue;
+
+    /// <summary>
+    /// Fills <paramref name="buffer"/>. Attack stopped: a peer that sends part of a request and stops used to hold
+    /// this thread (and a connection slot) forever. The wait for the first byte of a request is unbounded (an idle
+    /// pooled connection is normal); from that byte on, the whole request must arrive by
+    /// <paramref name="deadline"/> (set here to first byte + timeout), or the connection ends. False on a clean
+    /// EOF before the first byte when <paramref name="eofAllowedAtStart"/>.
+    /// </summary>
+    private bool Receive(Span<byte> buffer, ref long deadline, bool eofAllowedAtStart)
+    {
+        int done = 0;
+        fixed (byte* p = buffer)
+        {
+            while (done < buffer.Length)
+            {
+                int waitMs = deadline == NoDeadline ? -1
+                    : (int)Math.Clamp(deadline - Environment.TickCount64, 0, int.MaxValue);
+                var pfd = new Tmds.Linux.pollfd { fd = _socket, events = (short)Tmds.Linux.LibC.POLLIN };
+                // SAFETY: pfd is a local that outlives the call.
+                int ready = Tmds.Linux.LibC.poll(&pfd, 1, waitMs);
+                if (ready == 0)
+                    throw new ProxyConnectionException($"request not complete {_timeoutMs / 1000} s after its first byte");
+                if (ready < 0)
+                {
+                    int e = Tmds.Linux.LibC.errno;
+                    if (e == Tmds.Linux.LibC.EINTR) continue;
+                    throw new ProxyConnectionException($"poll failed: errno {e}");
+                }
+                // SAFETY: p + done .. p + buffer.Length lies inside the pinned span.
+                long n = Tmds.Linux.LibC.recv(_socket, p + done, (Tmds.Linux.size_t)(buffer.Length - done), Tmds.Linux.LibC.MSG_DONTWAIT);
+                if (n > 0)
+                {
+                    done += (int)n;
+                    if (deadline == NoDeadline) deadline = Environment.TickCount64 + _timeoutMs;
+                    continue;
+                }
+                if (n == 0)
+                {
+                    if (done == 0 && eofAllowedAtStart && deadline == NoDeadline) return false;
+                    throw new ProxyConnectionException("peer closed the connection mid-message");
+                }
+                int err = Tmds.Linux.LibC.errno;
+                if (err == Tmds.Linux.LibC.EINTR || err == Tmds.Linux.LibC.EAGAIN) continue;
+                throw new ProxyConnectionException($"recv failed: errno {err}");
+            }
+        }
+        return true;
+    }
+
+    /// <summary>A peer that stops reading replies would block our writes forever: each send gives up after the
+    /// timeout (SO_SNDTIMEO), which ends the connection.</summary>
+    private void SetSendTimeout()
+    {
+        var tv = new SocketOptions.TimeVal { Seconds = _timeoutMs / 1000 };
+        // SAFETY: tv is a local; its size is passed.
+        Tmds.Linux.LibC.setsockopt(_socket, SocketOptions.SOL_SOCKET, SocketOptions.SO_SNDTIMEO, &tv, sizeof(SocketOptions.TimeVal));
     }
 
     private void Dispatch(ProxyRequestType type, ReadOnlySpan<byte> body)

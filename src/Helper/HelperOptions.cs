@@ -9,6 +9,14 @@ internal sealed class HelperOptions
     public int Uid = -1;
     public int Gid = -1;
     public bool Daemon = true;
+    /// <summary>--request-timeout: seconds a request may take to arrive once its first byte has, and a reply
+    /// write may block.</summary>
+    public int RequestTimeoutSeconds = 10;
+    /// <summary>--allow-xattr: extra xattr name prefixes served besides user.* and the POSIX ACLs.</summary>
+    public List<string> AllowedXattrPrefixes = new();
+
+    public XattrPolicy Xattrs => _xattrs ??= new XattrPolicy(AllowedXattrPrefixes);
+    private XattrPolicy? _xattrs;
 
     public const string Usage =
         "usage: virtfs-proxy-helper\n" +
@@ -17,7 +25,11 @@ internal sealed class HelperOptions
         " {-s|--socket <socketname> socket file used for communication\n" +
         " \t-u|--uid <uid> -g|--gid <gid>} - uid:gid combination to give  access to this socket\n" +
         " \tNote: -s & -f can not be used together\n" +
-        " [-n|--nodaemon] Run as a normal program\n";
+        " [-n|--nodaemon] Run as a normal program\n" +
+        " [--allow-xattr <prefix>] also serve xattrs named <prefix>* (e.g. security.);\n" +
+        " \tby default only user.* and system.posix_acl_{access,default}; repeatable\n" +
+        " [--request-timeout <seconds>] a request must arrive whole this long after its\n" +
+        " \tfirst byte, and a reply write may block this long (default 10)\n";
 
     /// <summary>Parses; on error writes the message and usage to stderr and sets the exit code QEMU's helper uses
     /// (1 = EXIT_FAILURE, 255 = its "return -1" when socket or path is missing).</summary>
@@ -35,6 +47,28 @@ internal sealed class HelperOptions
                 string name = a[2..];
                 int eq = name.IndexOf('=');
                 if (eq >= 0) { value = name[(eq + 1)..]; name = name[..eq]; }
+                if (name is "allow-xattr" or "request-timeout")
+                {
+                    if (value is null)
+                    {
+                        if (i + 1 >= args.Length) return Fail($"option '--{name}' requires an argument", 1, out exitCode);
+                        value = args[++i];
+                    }
+                    if (name == "allow-xattr")
+                    {
+                        // "security" and "security." both mean the security.* namespace; an empty prefix would allow all.
+                        string prefix = value.EndsWith('.') ? value : value + ".";
+                        if (prefix.Length < 2) return Fail("--allow-xattr needs a name prefix such as security.", 1, out exitCode);
+                        o.AllowedXattrPrefixes.Add(prefix);
+                    }
+                    else
+                    {
+                        if (!int.TryParse(value, out int seconds) || seconds < 1 || seconds > 3600)
+                            return Fail("--request-timeout must be 1..3600 seconds", 1, out exitCode);
+                        o.RequestTimeoutSeconds = seconds;
+                    }
+                    continue;
+                }
                 opt = name switch
                 {
                     "path" => 'p', "fd" => 'f', "socket" => 's', "uid" => 'u', "gid" => 'g',

@@ -1,10 +1,12 @@
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
+using VirtFs.Helper.Interop;
 using static Tmds.Linux.LibC;
 
 namespace VirtFs.Helper;
 
-/// <summary>The named socket (-s): created before the chroot, owned by -u/-g, mode 0770 (QEMU's helper binds under
+/// <summary>The named socket (-s): created before the sandbox, owned by -u/-g, mode 0770 (QEMU's helper binds under
 /// umask 7). Unlike QEMU's helper, which accepts once, it keeps accepting so the backend can pool connections;
 /// each connection gets its own thread, created from the sandboxed main thread so it inherits the sandbox.</summary>
 internal static unsafe class Listener
@@ -18,7 +20,8 @@ internal static unsafe class Listener
         p.CopyTo(cpath, 0);
         fixed (byte* cp = cpath)
         {
-            // A stale socket from a previous run is replaced; anything else at that path is refused.
+            // A stale socket from a previous run is replaced; anything else at that path is refused. unlink acts on
+            // the name itself, never on what a symlink there points to.
             stat st;
             if (lstat(cp, &st) == 0)
             {
@@ -32,27 +35,66 @@ internal static unsafe class Listener
             sockaddr_un addr = default;
             addr.sun_family = AF_UNIX;
             p.CopyTo(new Span<byte>((byte*)&addr + sockaddr_un.sun_path_offset, sockaddr_un.sun_path_length));
-            mode_t old = umask(7);
-            int rc = bind(fd, (sockaddr*)&addr, sizeof(sockaddr_un));
-            int err = errno;
-            umask(old);
-            if (rc < 0) { close(fd); throw new Sandbox.SandboxException("bind", err); }
-            if (chown(cp, (uint)uid, (uint)gid) < 0) { err = errno; close(fd); throw new Sandbox.SandboxException("chown socket", err); }
+            int err = BindAs(fd, &addr, (uint)uid, (uint)gid);
+            if (err != 0) { close(fd); throw new Sandbox.SandboxException("bind", err); }
             if (listen(fd, 16) < 0) { err = errno; close(fd); throw new Sandbox.SandboxException("listen", err); }
             return fd;
         }
     }
 
-    /// <summary>Each connection costs a thread and ~200 KiB of buffers; a pool needs a handful. Beyond this the
-    /// new connection is closed at once (logged), so a misbehaving client cannot exhaust the helper.</summary>
+    /// <summary>
+    /// Binds so that the socket is born owned by uid:gid with mode 0770. Attack stopped: binding as root and then
+    /// chown()ing the path left a window in which the owner of the socket's directory could put a symlink there
+    /// and have any root file chowned to it. Here nothing is done by path after the bind: the kernel gives the new
+    /// socket inode this thread's filesystem ids, set to uid/gid for the call (setfsuid/setfsgid, raw so only this
+    /// thread changes). DAC_OVERRIDE is raised again (a change of fsuid from 0 clears it) so root may still create
+    /// the socket in a directory the uid cannot write. Returns 0 or errno.
+    /// </summary>
+    private static int BindAs(int fd, sockaddr_un* addr, uint uid, uint gid)
+    {
+        if (uid == uint.MaxValue || gid == uint.MaxValue) return EINVAL;
+        mode_t oldMask = umask(7);
+        LibC.syscall(Syscalls.SYS_setfsgid, (int)gid);
+        LibC.syscall(Syscalls.SYS_setfsuid, (int)uid);
+        int err = 0;
+        try
+        {
+            // setfsuid reports the previous id, not success: read both back (an invalid id changes nothing).
+            if ((int)(ssize_t)LibC.syscall(Syscalls.SYS_setfsuid, -1) != (int)uid ||
+                (int)(ssize_t)LibC.syscall(Syscalls.SYS_setfsgid, -1) != (int)gid)
+                return EPERM;
+            int r = Capabilities.RaiseEffective(1u << Capabilities.CAP_DAC_OVERRIDE);
+            if (r < 0) return -r;
+            // SAFETY: addr points to a sockaddr_un on the caller's frame.
+            if (bind(fd, (sockaddr*)addr, sizeof(sockaddr_un)) < 0) err = errno;
+            return err;
+        }
+        finally
+        {
+            // Back to 0: the kernel refills the filesystem capabilities from the permitted set.
+            LibC.syscall(Syscalls.SYS_setfsuid, 0);
+            LibC.syscall(Syscalls.SYS_setfsgid, 0);
+            if ((int)(ssize_t)LibC.syscall(Syscalls.SYS_setfsuid, -1) != 0 ||
+                (int)(ssize_t)LibC.syscall(Syscalls.SYS_setfsgid, -1) != 0)
+                Environment.FailFast("virtfs-proxy-helper: cannot restore filesystem ids after bind");
+            umask(oldMask);
+        }
+    }
+
+    /// <summary>Each connection costs a thread and ~200 KiB of buffers; a pool needs a handful. At this many, a
+    /// new connection evicts the one that has been quiet longest (<see cref="Admit"/>).</summary>
     public const int MaxConnections = 64;
 
-    private static int s_active;
+    private static readonly List<Connection> s_connections = new();
+    private static readonly RateLimitedLog s_refusals = new(TimeSpan.FromSeconds(1));
 
     /// <summary>Accepts forever; a connection's failure never stops the others.</summary>
-    public static void Serve(int listenFd, bool getVersion)
+    public static void Serve(int listenFd, bool getVersion, HelperOptions options)
     {
         int n = 0;
+        uint allowedUid = (uint)options.Uid;
+        int timeoutSeconds = options.RequestTimeoutSeconds;
+        var xattrs = options.Xattrs;
         while (true)
         {
             int c = accept4(listenFd, null, null, SOCK_CLOEXEC);
@@ -68,22 +110,101 @@ internal static unsafe class Listener
                 Log.Error($"accept failed: errno {err}");
                 return;
             }
+            var socket = new SafeFileHandle((IntPtr)c, ownsHandle: true);
             string name = $"connection {++n}";
-            if (Interlocked.Increment(ref s_active) > MaxConnections)
+            // Only the uid the socket was made for, and root, are served: a process that shares the socket's
+            // group, or reaches it through a badly set directory, gets nothing (SO_PEERCRED: who connected).
+            int peer = PeerUid(c, out uint peerUid);
+            if (peer < 0 || (peerUid != allowedUid && peerUid != 0))
             {
-                Interlocked.Decrement(ref s_active);
-                Log.Warn($"{name}: refused, {MaxConnections} connections already open");
-                close(c);
+                s_refusals.Warn(peer < 0 ? $"{name}: refused, SO_PEERCRED failed (errno {-peer})"
+                    : $"{name}: refused, peer uid {peerUid} is neither {allowedUid} nor 0");
+                socket.Dispose();
                 continue;
             }
-            Log.Info($"{name}: accepted");
-            var conn = new Connection(c, name, getVersion);
+            var conn = new Connection(socket, name, getVersion, timeoutSeconds, xattrs);
+            if (!Admit(conn))
+            {
+                s_refusals.Warn($"{name}: refused, {2 * MaxConnections} connections still open");
+                socket.Dispose();
+                continue;
+            }
+            Log.Info($"{name}: accepted (uid {peerUid})");
             var thread = new Thread(() =>
             {
                 try { conn.Run(); }
-                finally { Interlocked.Decrement(ref s_active); }
+                finally
+                {
+                    lock (s_connections) s_connections.Remove(conn);
+                }
             }) { IsBackground = true, Name = name };
             thread.Start();
         }
+    }
+
+    /// <summary>
+    /// Registers a new connection. Attack stopped: connections that stall (an idle flood, or half-sent requests
+    /// until they time out) used to fill every slot, and each new connection was then reset. Now a new connection
+    /// at the limit evicts the connection whose last complete request is oldest (a pool's busy connections are
+    /// recent; a stalled one is not); the evicted one's thread sees EOF and ends. Up to twice the limit may
+    /// exist while evicted threads end; beyond that the new connection is refused.
+    /// </summary>
+    private static bool Admit(Connection conn)
+    {
+        Connection? victim = null;
+        lock (s_connections)
+        {
+            if (s_connections.Count >= 2 * MaxConnections) return false;
+            int live = 0;
+            foreach (var c in s_connections)
+            {
+                if (c.Evicted) continue;
+                live++;
+                if (victim is null || c.LastActivity < victim.LastActivity) victim = c;
+            }
+            if (live < MaxConnections) victim = null;
+            s_connections.Add(conn);
+        }
+        if (victim is not null)
+        {
+            s_refusals.Warn($"{victim.Name}: evicted for a new connection ({MaxConnections} open, it was the quietest)");
+            victim.Evict();
+        }
+        return true;
+    }
+
+    private static int PeerUid(int socket, out uint uid)
+    {
+        SocketOptions.UCred cred = default;
+        socklen_t length = sizeof(SocketOptions.UCred);
+        // SAFETY: cred and length are locals that outlive the call; length is the struct's size.
+        int r = getsockopt(socket, SocketOptions.SOL_SOCKET, SocketOptions.SO_PEERCRED, &cred, &length);
+        uid = cred.Uid;
+        return r < 0 ? -errno : 0;
+    }
+}
+
+/// <summary>One log line per interval at most, with a count of what was held back: connection refusals are
+/// triggered by the peer, and must not flood the log.</summary>
+internal sealed class RateLimitedLog(TimeSpan interval)
+{
+    private long _nextAllowed;
+    private int _suppressed;
+
+    public void Warn(string message)
+    {
+        long now = Environment.TickCount64;
+        lock (this)
+        {
+            if (now < _nextAllowed)
+            {
+                _suppressed++;
+                return;
+            }
+            _nextAllowed = now + (long)interval.TotalMilliseconds;
+            if (_suppressed > 0) message += $" ({_suppressed} similar messages suppressed)";
+            _suppressed = 0;
+        }
+        Log.Warn(message);
     }
 }

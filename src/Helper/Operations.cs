@@ -13,7 +13,9 @@ namespace VirtFs.Helper;
 /// and ".." stops at the export root. Every result is 0/positive or -errno; replies are built by the caller.
 /// Policies (docs/proxy-protocol.md): lstat/lchown/utimensat/link/rename/remove/xattrs never follow a final
 /// symlink; chmod and truncate follow it as QEMU's helper does (the target is inside the chroot); open/create
-/// never hand out anything but a regular file or directory (CVE-2023-2861).
+/// never open, let alone hand out, anything but a regular file or directory (CVE-2023-2861). The root is a
+/// detached nosuid,nodev,noexec copy of the export's mounts (<see cref="Sandbox"/>), and every fd handed out
+/// inherits that.
 /// </summary>
 internal sealed unsafe class Operations
 {
@@ -23,8 +25,16 @@ internal sealed unsafe class Operations
     private readonly CPath _path1 = new(), _path2 = new(), _name = new();
     private readonly byte[] _data = new byte[ProxyLimits.MaxBodySize];
     private readonly bool _getVersionSupported;
+    private readonly XattrPolicy _xattrs;
 
-    public Operations(bool getVersionSupported) => _getVersionSupported = getVersionSupported;
+    public Operations(bool getVersionSupported, XattrPolicy xattrs)
+    {
+        _getVersionSupported = getVersionSupported;
+        _xattrs = xattrs;
+    }
+
+    /// <summary>The name in a CPath buffer, without its NUL.</summary>
+    private static ReadOnlySpan<byte> NameOf(byte[] cstring) => cstring.AsSpan(0, Array.IndexOf(cstring, (byte)0));
 
     /// <summary>Bytes of the last "s" payload (readlink target, xattr value or list) in <see cref="Data"/>.</summary>
     public ReadOnlySpan<byte> Data(int length) => _data.AsSpan(0, length);
@@ -40,10 +50,13 @@ internal sealed unsafe class Operations
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
-        return r < 0 ? r : OpenRegular(path, offset, req.Flags, 0, out fd);
+        return r < 0 ? r : OpenRegular(path, offset, req.Flags, out fd);
     }
 
-    /// <summary>T_CREATE, as the requester's uid/gid so the new file is theirs.</summary>
+    /// <summary>T_CREATE, as the requester's uid/gid so the new file is theirs. The create itself runs with
+    /// O_EXCL, so it can only make a new regular file; when the name exists and the client did not ask for
+    /// O_EXCL, the existing file is opened through the same checks as T_OPEN (a fifo or device node there is
+    /// never opened).</summary>
     public int Create(in CreateRequest req, out SafeFileHandle? fd)
     {
         fd = null;
@@ -56,41 +69,60 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using (identity)
         {
-            return OpenRegular(path, offset, req.Flags, req.Mode, out fd);
+            // A name that vanishes between the two tries (a racing unlink) is tried again, a few times.
+            for (int attempt = 0; ; attempt++)
+            {
+                r = CreateNew(path, offset, req.Flags, req.Mode, out fd);
+                if (r != -EEXIST || (req.Flags & O_EXCL) != 0) return r;
+                r = OpenRegular(path, offset, req.Flags & ~O_CREAT, out fd);
+                if (r != -ENOENT || attempt == 2) return r;
+            }
+        }
+    }
+
+    /// <summary>open(O_CREAT|O_EXCL): makes a new regular file or fails; never opens what is already there
+    /// (O_EXCL does not follow a final symlink either).</summary>
+    private static int CreateNew(byte[] path, int offset, int flags, uint mode, out SafeFileHandle? fd)
+    {
+        fd = null;
+        fixed (byte* p = &path[offset])
+        {
+            // SAFETY: p is NUL-terminated (CPath) and pinned.
+            int n = open(p, flags | O_CREAT | O_EXCL | O_NOCTTY | O_CLOEXEC, (mode_t)(ushort)(mode & 0xFFFF));
+            if (n < 0) return -errno;
+            fd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
+            return 0;
         }
     }
 
     /// <summary>
     /// Opens only regular files and directories (CVE-2023-2861: a guest-made device node or fifo must never be
-    /// opened for it). Before opening, a stat on the same path refuses special files without touching them; then
-    /// the open adds O_NONBLOCK|O_NOCTTY so a fifo swapped in meanwhile cannot block us or become a tty, and
-    /// fstat on the result refuses it with ENXIO like QEMU's close_if_special_file. O_NONBLOCK is then cleared
-    /// again unless asked for.
+    /// opened for it), without a window between check and use: O_PATH opens the name without running any
+    /// driver or fifo code, fstat on that fd says what the inode is, and only a regular file or directory is
+    /// then reopened with the real flags through /proc/self/fd (<see cref="ProcSelfFd"/>), which reaches that
+    /// same inode whatever is renamed meanwhile (a fifo swapped in with RENAME_EXCHANGE after a path-based
+    /// stat used to be opened by root). Special files answer ENXIO, as QEMU's close_if_special_file.
     /// </summary>
-    private static int OpenRegular(byte[] path, int offset, int flags, uint mode, out SafeFileHandle? fd)
+    private static int OpenRegular(byte[] path, int offset, int flags, out SafeFileHandle? fd)
     {
         fd = null;
         stat st;
+        SafeFileHandle pathFd;
         fixed (byte* p = &path[offset])
         {
             // SAFETY: p is NUL-terminated (CPath) and pinned.
-            int statFlags = (flags & O_NOFOLLOW) != 0 ? AT_SYMLINK_NOFOLLOW : 0;
-            if (fstatat(AT_FDCWD, p, &st, statFlags) == 0 && !IsRegularOrDirectory(st.st_mode) && !IsSymlink(st.st_mode))
-                return -ProxyErrno.ENXIO;
-
-            int n = open(p, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, (mode_t)(ushort)(mode & 0xFFFF));
+            int n = open(p, O_PATH | O_CLOEXEC | (flags & (O_NOFOLLOW | O_DIRECTORY)));
             if (n < 0) return -errno;
-            if (fstat(n, &st) < 0 || !IsRegularOrDirectory(st.st_mode))
-            {
-                int err = errno;
-                close(n);
-                return IsRegularOrDirectory(st.st_mode) ? -err : -ProxyErrno.ENXIO;
-            }
-            if ((flags & O_NONBLOCK) == 0)
-            {
-                int fl = fcntl(n, F_GETFL);
-                if (fl >= 0) fcntl(n, F_SETFL, fl & ~O_NONBLOCK);
-            }
+            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
+        }
+        using (pathFd)
+        {
+            // SAFETY: st is a local; the fd stays open (pathFd) for the call.
+            if (fstat((int)pathFd.DangerousGetHandle(), &st) < 0) return -errno;
+            if (IsSymlink(st.st_mode)) return -ELOOP; // O_NOFOLLOW on a final symlink, as open(2) says
+            if (!IsRegularOrDirectory(st.st_mode)) return -ProxyErrno.ENXIO;
+            int n = ProcSelfFd.Reopen(pathFd, (flags & ~(O_CREAT | O_EXCL)) | O_NOCTTY | O_CLOEXEC);
+            if (n < 0) return n;
             fd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
             return 0;
         }
@@ -230,7 +262,9 @@ internal sealed unsafe class Operations
         return rmdir(p);
     });
 
-    /// <summary>T_LGETXATTR / T_LLISTXATTR. Size 0 asks for the size; otherwise at most what fits a reply.</summary>
+    /// <summary>T_LGETXATTR / T_LLISTXATTR. Size 0 asks for the size; otherwise at most what fits a reply. Names
+    /// the <see cref="XattrPolicy"/> refuses look absent: ENODATA, and left out of lists (so a list is always read
+    /// whole into our buffer, filtered, and then measured against the client's size).</summary>
     public int GetXattr(ProxyRequestType type, in GetXattrRequest req)
     {
         if (req.Size < 0) return -ProxyErrno.EINVAL;
@@ -243,18 +277,24 @@ internal sealed unsafe class Operations
         {
             r = _name.Set(req.Name, out name);
             if (r < 0) return r;
+            if (!_xattrs.Allows(NameOf(name))) return -ENODATA;
         }
-        int size = Math.Min(req.Size, ProxyLimits.MaxReplyStringLength);
+        int size = type == ProxyRequestType.ListXattr ? ProxyLimits.MaxReplyStringLength
+            : Math.Min(req.Size, ProxyLimits.MaxReplyStringLength);
         fixed (byte* p = &path[offset])
         fixed (byte* n = name)
         fixed (byte* d = _data)
         {
+            // SAFETY: path and name are NUL-terminated and pinned; d has MaxBodySize >= size bytes.
             byte* buf = size == 0 ? null : d;
             nint rc = type == ProxyRequestType.GetXattr
                 ? Native.lgetxattr(p, n, buf, (nuint)size)
                 : Native.llistxattr(p, buf, (nuint)size);
             if (rc < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-            return (int)Math.Min(rc, int.MaxValue);
+            if (type == ProxyRequestType.GetXattr) return (int)Math.Min(rc, int.MaxValue);
+            int length = _xattrs.FilterList(_data.AsSpan(0, (int)rc));
+            if (req.Size != 0 && length > req.Size) return -ProxyErrno.ERANGE;
+            return length;
         }
     }
 
@@ -269,6 +309,7 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         r = _name.Set(req.Name, out var name);
         if (r < 0) return r;
+        if (!_xattrs.Allows(NameOf(name))) return -EOPNOTSUPP;
         fixed (byte* p = &path[offset])
         fixed (byte* n = name)
         fixed (byte* v = req.Value)
@@ -286,6 +327,7 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         r = _name.Set(req.Second, out var name);
         if (r < 0) return r;
+        if (!_xattrs.Allows(NameOf(name))) return -ENODATA;
         fixed (byte* p = &path[offset])
         fixed (byte* n = name)
         {
@@ -304,7 +346,7 @@ internal sealed unsafe class Operations
         if (!_getVersionSupported) return 0;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
-        r = OpenRegular(path, offset, O_RDONLY, 0, out var fd);
+        r = OpenRegular(path, offset, O_RDONLY, out var fd);
         if (r < 0) return r;
         using (fd)
         {

@@ -53,6 +53,12 @@ if (!CleanExec.IsClean)
 }
 
 Log.Info("Started");
+if (options.Socket is not null && options.Uid > 0 && ExportReach.IsReachable(options.Path!, (uint)options.Uid, (uint)options.Gid))
+{
+    Log.Warn($"warning: uid {options.Uid} can reach the export {options.Path} by its host path; a file the guest makes " +
+        "setuid root there could be run with privilege from the host. Make a parent directory of the export 0700 " +
+        "(docs/security.md).");
+}
 int sock = options.Fd;
 try
 {
@@ -69,11 +75,12 @@ catch (Sandbox.SandboxException e)
 bool getVersion = Operations.ProbeGetVersion();
 if (options.Socket is not null)
 {
-    Listener.Serve(sock, getVersion);
+    Listener.Serve(sock, getVersion, options);
 }
 else
 {
-    new Connection(sock, "connection", getVersion).Run();
+    new Connection(new Microsoft.Win32.SafeHandles.SafeFileHandle(sock, ownsHandle: true), "connection", getVersion,
+        options.RequestTimeoutSeconds, options.Xattrs).Run();
 }
 Log.Info("Done");
 return 0;

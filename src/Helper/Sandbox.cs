@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 using System.Text;
 using Tmds.Linux;
 using VirtFs.Helper.Interop;
@@ -7,7 +8,9 @@ namespace VirtFs.Helper;
 
 /// <summary>
 /// Confines the helper, one step per method, in a fixed order (each failure names its step):
-/// (inherited fds already gone through <see cref="CleanExec"/>) close stray fds, chdir(export), chroot("."), chdir("/"), umask(0), drop supplementary groups,
+/// (inherited fds already gone through <see cref="CleanExec"/>) close stray fds, open /proc/self/fd (for
+/// <see cref="ProcSelfFd"/>), a detached nosuid,nodev,noexec copy of the export's mounts as the root
+/// (<see cref="EnterExport"/>), umask(0), drop supplementary groups,
 /// no_new_privs, bounding set, capability sets. Credentials, capabilities and no_new_privs are per thread in
 /// Linux, so this runs on the main thread before any serving thread exists; serving threads inherit it.
 /// Threads the .NET runtime started before Main (finalizer and the like) keep root's sets; they never run
@@ -25,6 +28,8 @@ internal static unsafe class Sandbox
     public static void Enter(string exportPath, int keepFd)
     {
         CloseInheritedFds(keepFd);
+        int r = ProcSelfFd.Init();
+        if (r < 0) throw new SandboxException("open(/proc/self/fd)", -r);
         EnterExport(exportPath);
         LibC.umask(0);
         DropSupplementaryGroups();
@@ -49,16 +54,52 @@ internal static unsafe class Sandbox
         }
     }
 
+    /// <summary>The detached copy of the export's mount tree. Never closed: closing the last reference to an
+    /// OPEN_TREE_CLONE fd dissolves the tree, which would cut the sub-mounts off the export.</summary>
+    private static SafeFileHandle? s_exportTree;
+
+    /// <summary>
+    /// The helper's root becomes a private, detached copy of the export's mounts, flagged nosuid,nodev,noexec.
+    /// Every fd the helper hands out lives on that copy, so whoever holds one (a backend taken over by a guest):
+    /// <list type="number">
+    /// <item>cannot run a setuid-root file with privilege, or run anything at all, through it: nosuid and
+    /// noexec hold for fexecve (create 0:0 + chmod 04755 + open + fexecve);</item>
+    /// <item>cannot open a device node the guest made, even by openat() on a handed-out directory fd: nodev
+    /// (the helper's own refusal only covers its own opens);</item>
+    /// <item>cannot leave the export with "..": the copy's root mount has no parent, so ".." at its root stays
+    /// there for every process, not only for the chrooted helper;</item>
+    /// <item>cannot link or rename its own files from outside into the export (to have the helper chown and
+    /// chmod them): link and rename across mounts fail with EXDEV.</item>
+    /// </list>
+    /// open_tree(OPEN_TREE_CLONE|AT_RECURSIVE) copies the export and the mounts below it; mount_setattr
+    /// (AT_RECURSIVE) flags every one of them; fchdir + chroot(".") + chdir("/") enter it. The host's own
+    /// mounts are not changed. Needs CAP_SYS_ADMIN and CAP_SYS_CHROOT, dropped later in this sandbox.
+    /// </summary>
     private static void EnterExport(string exportPath)
     {
         byte[] path = Encoding.UTF8.GetBytes(exportPath + "\0");
         fixed (byte* p = path)
+        fixed (byte* empty = "\0"u8)
         fixed (byte* dot = ".\0"u8)
         fixed (byte* root = "/\0"u8)
         {
-            // SAFETY: NUL-terminated, pinned strings.
-            if (LibC.chdir(p) < 0) throw new SandboxException("chdir(export)", LibC.errno);
+            // SAFETY: NUL-terminated, pinned strings; attr lives on this frame for the call.
+            long tree = (ssize_t)LibC.syscall(Syscalls.SYS_open_tree, LibC.AT_FDCWD, p,
+                MountApi.OPEN_TREE_CLONE | MountApi.OPEN_TREE_CLOEXEC | MountApi.AT_RECURSIVE);
+            if (tree < 0) throw new SandboxException("open_tree(export, OPEN_TREE_CLONE|AT_RECURSIVE)", LibC.errno);
+            s_exportTree = new SafeFileHandle((IntPtr)tree, ownsHandle: true);
+
+            var attr = new MountApi.MountAttr
+            {
+                AttrSet = MountApi.MOUNT_ATTR_NOSUID | MountApi.MOUNT_ATTR_NODEV | MountApi.MOUNT_ATTR_NOEXEC,
+            };
+            if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_mount_setattr, (int)tree, empty,
+                    MountApi.AT_EMPTY_PATH | MountApi.AT_RECURSIVE, &attr, sizeof(MountApi.MountAttr)) < 0)
+                throw new SandboxException("mount_setattr(nosuid,nodev,noexec, AT_RECURSIVE)", LibC.errno);
+
+            if (LibC.fchdir((int)tree) < 0) throw new SandboxException("fchdir(export tree)", LibC.errno);
             if (LibC.chroot(dot) < 0) throw new SandboxException("chroot(\".\")", LibC.errno);
+            // After chroot the cwd could still be outside the root; "/" is the export now.
             if (LibC.chdir(root) < 0) throw new SandboxException("chdir(\"/\")", LibC.errno);
         }
     }

@@ -101,6 +101,77 @@ public sealed class HardeningTests : IDisposable
         using var c = _helper.Connect();
         Assert.Equal(0, c.Lstat("/"u8, out _));
     }
+
+    [Fact]
+    public void Only_user_and_acl_xattrs_are_served()
+    {
+        using var c = _helper.Connect();
+        Assert.Equal(0, c.Create("/x"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x1A4, 0, 0, out var fd));
+        fd!.Dispose();
+        const int EOPNOTSUPP = 95, ENODATA = 61;
+        // security.selinux is acted on by the host's LSM: the backend must not set it (it could, as root).
+        Assert.Equal(-EOPNOTSUPP, c.SetXattr("/x"u8, "security.selinux"u8, "system_u:object_r:etc_t:s0\0"u8, 0));
+        Assert.Equal(-EOPNOTSUPP, c.SetXattr("/x"u8, "trusted.overlay.opaque"u8, "y"u8, 0));
+        Assert.Equal(-EOPNOTSUPP, c.SetXattr("/x"u8, "system.nfs4_acl"u8, "y"u8, 0));
+        Assert.Equal(0, c.SetXattr("/x"u8, "user.ok"u8, "1"u8, 0));
+        // A label the host set is invisible and cannot be removed through the helper.
+        unsafe
+        {
+            fixed (byte* p = Encoding.UTF8.GetBytes(Host("x") + "\0"))
+            fixed (byte* n = "trusted.host\0"u8)
+            fixed (byte* v = "h"u8)
+            {
+                Assert.Equal(0, setxattr(p, n, v, 1, 0));
+            }
+        }
+        var buf = new byte[256];
+        Assert.Equal(-ENODATA, c.GetXattr("/x"u8, "trusted.host"u8, buf));
+        Assert.Equal(-ENODATA, c.RemoveXattr("/x"u8, "trusted.host"u8));
+        int n2 = c.ListXattr("/x"u8, buf);
+        Assert.True(n2 > 0);
+        Assert.Equal("user.ok\0", Encoding.ASCII.GetString(buf, 0, n2));
+        Assert.Equal(n2, c.ListXattr("/x"u8, Span<byte>.Empty)); // the size asked alone matches what is listed
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern unsafe int setxattr(byte* path, byte* name, byte* value, nuint size, int flags);
+
+    [Fact]
+    public void Stalled_connections_time_out_and_never_lock_others_out()
+    {
+        using var helper = HelperProcess.StartNamed("--request-timeout", "2");
+        var stalled = new List<System.Net.Sockets.Socket>();
+        try
+        {
+            // 70 connections (more than the helper's 64 slots) each send half a header and stop.
+            for (int i = 0; i < 70; i++)
+            {
+                var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix,
+                    System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+                s.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(helper.SocketPath));
+                s.Send(new byte[] { 1, 0, 0 });
+                stalled.Add(s);
+            }
+            // A new client is served at once, not after the stalled ones give up.
+            var sw = Stopwatch.StartNew();
+            using (var c = helper.Connect())
+            {
+                Assert.Equal(0, c.Lstat("/"u8, out _));
+            }
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1.5), $"answered after {sw.Elapsed}");
+            // And every stalled connection is closed by the helper within the timeout (plus slack).
+            var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+            foreach (var s in stalled)
+            {
+                s.ReceiveTimeout = (int)Math.Max(1, (deadline - DateTime.UtcNow).TotalMilliseconds);
+                Assert.Equal(0, s.Receive(new byte[16])); // EOF
+            }
+        }
+        finally
+        {
+            foreach (var s in stalled) s.Dispose();
+        }
+    }
 }
 
 public sealed class ProcessTests

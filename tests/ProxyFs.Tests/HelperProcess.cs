@@ -44,13 +44,13 @@ internal sealed class HelperProcess : IDisposable
         return psi;
     }
 
-    public static HelperProcess StartNamed()
+    public static HelperProcess StartNamed(params string[] extraArgs)
     {
         string root = Directory.CreateTempSubdirectory("proxy-helper-").FullName;
         string export = Path.Combine(root, "export");
         Directory.CreateDirectory(export);
         string sock = Path.Combine(root, "helper.sock");
-        var p = Process.Start(StartInfo("-n", "-p", export, "-s", sock, "-u", "0", "-g", "0"))!;
+        var p = Process.Start(StartInfo(["-n", "-p", export, "-s", sock, "-u", "0", "-g", "0", .. extraArgs]))!;
         var h = new HelperProcess(root, export, sock, p);
         var sw = Stopwatch.StartNew();
         while (!File.Exists(sock) || !SandboxReady(p.Id))

@@ -225,7 +225,37 @@ public sealed class HelperTests : IDisposable
             string name = ts.Split('\n')[0];
             if (name.Contains("connection")) Assert.Contains("CapEff:\t" + seven, ts);
         }
-        Assert.Equal(_helper.Export, new FileInfo($"/proc/{_helper.Process.Id}/root").LinkTarget);
+        // The root is the export, as a detached copy of its mount ("/" to /proc: it is attached nowhere).
+        Assert.Equal("/", new FileInfo($"/proc/{_helper.Process.Id}/root").LinkTarget);
+        Assert.Equal(Inode(_helper.Export), Inode($"/proc/{_helper.Process.Id}/root/"));
+    }
+
+    [Fact]
+    public unsafe void The_root_is_mounted_nosuid_nodev_noexec()
+    {
+        const ulong ST_NOSUID = 2, ST_NODEV = 4, ST_NOEXEC = 8;
+        statvfs sv;
+        fixed (byte* p = Encoding.UTF8.GetBytes($"/proc/{_helper.Process.Id}/root/\0"))
+        {
+            Assert.Equal(0, LibC.statvfs(p, &sv));
+        }
+        Assert.Equal(ST_NOSUID | ST_NODEV | ST_NOEXEC, (ulong)sv.f_flag & (ST_NOSUID | ST_NODEV | ST_NOEXEC));
+        // ...and the host's own mount of the export is left as it was.
+        fixed (byte* p = Encoding.UTF8.GetBytes(_helper.Export + "\0"))
+        {
+            Assert.Equal(0, LibC.statvfs(p, &sv));
+        }
+        Assert.Equal(0UL, (ulong)sv.f_flag & ST_NOSUID);
+    }
+
+    private static unsafe (ulong Dev, ulong Ino) Inode(string path)
+    {
+        stat st;
+        fixed (byte* p = Encoding.UTF8.GetBytes(path + "\0"))
+        {
+            Assert.Equal(0, LibC.stat(p, &st));
+        }
+        return ((ulong)st.st_dev, (ulong)st.st_ino);
     }
 
     [Fact]

@@ -1,0 +1,57 @@
+using Microsoft.Win32.SafeHandles;
+using Tmds.Linux;
+using static Tmds.Linux.LibC;
+
+namespace VirtFs.Helper;
+
+/// <summary>
+/// Reopens an O_PATH fd with real access flags through its /proc/self/fd entry, as virtiofsd does. This is how
+/// the helper opens a file only after it has seen, on that very inode, what the file is: the O_PATH open runs
+/// no driver or fifo code, fstat on it cannot be raced, and the reopen acts on the same inode whatever is
+/// renamed meanwhile. The /proc/self/fd directory is opened once before the chroot; /proc is not inside the
+/// export.
+/// </summary>
+internal static unsafe class ProcSelfFd
+{
+    private static SafeFileHandle? s_dir;
+
+    /// <summary>Opens /proc/self/fd (sandbox step, before the chroot). Returns 0 or -errno.</summary>
+    public static int Init()
+    {
+        fixed (byte* p = "/proc/self/fd\0"u8)
+        {
+            // SAFETY: NUL-terminated literal, pinned for the call.
+            int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd < 0) return -errno;
+            s_dir = new SafeFileHandle(fd, ownsHandle: true);
+            return 0;
+        }
+    }
+
+    /// <summary>open("/proc/self/fd/N", flags): a new open file description of the inode <paramref name="pathFd"/>
+    /// names. Returns the new fd or -errno. O_NOFOLLOW must not be in <paramref name="flags"/> (the magic link
+    /// would then refuse itself with ELOOP).</summary>
+    public static int Reopen(SafeFileHandle pathFd, int flags)
+    {
+        if (s_dir is null) return -EBADF;
+        Span<byte> name = stackalloc byte[16];
+        bool added = false;
+        try
+        {
+            pathFd.DangerousAddRef(ref added);
+            int n = (int)pathFd.DangerousGetHandle();
+            n.TryFormat(name, out int length);
+            name[length] = 0;
+            fixed (byte* p = name)
+            {
+                // SAFETY: name is NUL-terminated stack memory; both fds are kept open by their SafeHandles.
+                int fd = openat((int)s_dir.DangerousGetHandle(), p, flags & ~O_NOFOLLOW);
+                return fd < 0 ? -errno : fd;
+            }
+        }
+        finally
+        {
+            if (added) pathFd.DangerousRelease();
+        }
+    }
+}
