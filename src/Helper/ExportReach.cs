@@ -14,6 +14,22 @@ namespace VirtFs.Helper;
 /// </summary>
 internal static unsafe class ExportReach
 {
+    /// <summary>
+    /// Set once at start, before any connection: the socket's uid can reach the export by its host path. Then
+    /// whatever the helper makes there is usable from the host without its mount's nosuid/nodev, so the helper
+    /// refuses to make what would give that uid privilege: setuid files, setgid executables, device nodes
+    /// (<see cref="PrivilegedMode"/>, <see cref="IsDevice"/>). Guests lose those only on an export set up against
+    /// docs/security.md.
+    /// </summary>
+    public static bool Exposed { get; set; }
+
+    /// <summary>A mode that grants privilege when the file is executed: S_ISUID, or S_ISGID with group execute
+    /// (S_ISGID alone marks mandatory locking, and on a directory it only sets the group of new files).</summary>
+    public static bool PrivilegedMode(uint mode) => (mode & 0x800) != 0 || (mode & 0x408) == 0x408;
+
+    /// <summary>S_IFCHR or S_IFBLK.</summary>
+    public static bool IsDevice(uint mode) => (mode & 0xF000) is 0x2000 or 0x6000;
+
     /// <summary>True when uid:gid (without supplementary groups) can look the export up by its path.</summary>
     public static bool IsReachable(string exportPath, uint uid, uint gid)
     {

@@ -61,6 +61,7 @@ internal sealed unsafe class Operations
     {
         fd = null;
         if ((req.Flags & O_TMPFILE_FLAG) != 0) return -ProxyErrno.EINVAL;
+        if (ExportReach.Exposed && ExportReach.PrivilegedMode(req.Mode)) return -ProxyErrno.EPERM;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -153,6 +154,8 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         r = Identity.Become(req.Uid, req.Gid, out var identity);
         if (r < 0) return r;
+        // Exposed export (ExportReach): no device node the host path would let the uid open.
+        if (type == ProxyRequestType.Mknod && ExportReach.Exposed && ExportReach.IsDevice(req.Mode)) return -ProxyErrno.EPERM;
         using (identity)
         {
             fixed (byte* p = &path[offset])
@@ -236,7 +239,33 @@ internal sealed unsafe class Operations
     }
 
     /// <summary>T_CHMOD: chmod(2) follows a final symlink, as QEMU's helper; Linux cannot chmod a link itself.</summary>
-    public int Chmod(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) => chmod(p, (mode_t)(ushort)(q.Int0 & 0xFFFF)));
+    public int Chmod(in PathRequest req)
+    {
+        if (!ExportReach.Exposed || !ExportReach.PrivilegedMode((uint)req.Int0))
+            return OnePath(req, static (byte* p, in PathRequest q) => chmod(p, (mode_t)(ushort)(q.Int0 & 0xFFFF)));
+        // Exposed export (ExportReach): a privileged mode only on a directory, checked and changed on one inode
+        // (O_PATH, fstat, then chmod through /proc/self/fd) so a file swapped in meanwhile is not the one changed.
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
+        SafeFileHandle pathFd;
+        fixed (byte* p = &path[offset])
+        {
+            // SAFETY: p is NUL-terminated (CPath) and pinned.
+            int n = open(p, O_PATH | O_CLOEXEC);
+            if (n < 0) return -errno;
+            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
+        }
+        using (pathFd)
+        {
+            stat st;
+            // SAFETY: st is a local; pathFd keeps the fd open.
+            if (fstat((int)pathFd.DangerousGetHandle(), &st) < 0) return -errno;
+            if (((ushort)st.st_mode & 0xF000) != 0x4000) return -ProxyErrno.EPERM;
+            return ProcSelfFd.Chmod(pathFd, (uint)req.Int0 & 0xFFFF);
+        }
+    }
 
     /// <summary>T_CHOWN: lchown, the link itself; -1 keeps an id.</summary>
     public int Chown(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) => lchown(p, unchecked((uint)q.Int0), unchecked((uint)q.Int1)));

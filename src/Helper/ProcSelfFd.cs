@@ -54,4 +54,27 @@ internal static unsafe class ProcSelfFd
             if (added) pathFd.DangerousRelease();
         }
     }
+
+    /// <summary>chmod of the inode <paramref name="pathFd"/> (an O_PATH fd) names. Returns 0 or -errno.</summary>
+    public static int Chmod(SafeFileHandle pathFd, uint mode)
+    {
+        if (s_dir is null) return -EBADF;
+        Span<byte> name = stackalloc byte[16];
+        bool added = false;
+        try
+        {
+            pathFd.DangerousAddRef(ref added);
+            ((int)pathFd.DangerousGetHandle()).TryFormat(name, out int length);
+            name[length] = 0;
+            fixed (byte* p = name)
+            {
+                // SAFETY: name is NUL-terminated stack memory; both fds are kept open by their SafeHandles.
+                return fchmodat((int)s_dir.DangerousGetHandle(), p, (mode_t)(ushort)mode, 0) < 0 ? -errno : 0;
+            }
+        }
+        finally
+        {
+            if (added) pathFd.DangerousRelease();
+        }
+    }
 }

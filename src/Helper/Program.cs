@@ -55,9 +55,10 @@ if (!CleanExec.IsClean)
 Log.Info("Started");
 if (options.Socket is not null && options.Uid > 0 && ExportReach.IsReachable(options.Path!, (uint)options.Uid, (uint)options.Gid))
 {
-    Log.Warn($"warning: uid {options.Uid} can reach the export {options.Path} by its host path; a file the guest makes " +
-        "setuid root there could be run with privilege from the host. Make a parent directory of the export 0700 " +
-        "(docs/security.md).");
+    ExportReach.Exposed = true;
+    Log.Warn($"warning: uid {options.Uid} can reach the export {options.Path} by its host path, where nosuid and " +
+        "nodev do not hold: setuid/setgid executables and device nodes are refused (EPERM). Make a parent " +
+        "directory of the export 0700 to serve them (docs/security.md).");
 }
 int sock = options.Fd;
 try

@@ -172,6 +172,34 @@ public sealed class HardeningTests : IDisposable
             foreach (var s in stalled) s.Dispose();
         }
     }
+
+    [Fact]
+    public void An_export_the_uid_can_reach_gets_no_setuid_files_or_device_nodes()
+    {
+        const UnixFileMode open0755 = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+            UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+        using var exposed = HelperProcess.StartNamed(open0755, "-u", "65534", "-g", "65534");
+        using var c = exposed.Connect(); // as root: allowed alongside the -u uid
+        const int EPERM = 1;
+        Assert.Equal(0, c.Create("/f"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x1ED, 0, 0, out var fd));
+        fd!.Dispose();
+        Assert.Equal(-EPERM, c.Chmod("/f"u8, 0x9ED));            // 04755
+        Assert.Equal(-EPERM, c.Chmod("/f"u8, 0x5ED));            // 02755: setgid executable
+        Assert.Equal(0, c.Chmod("/f"u8, 0x5E4));                 // 02744: setgid without group x is no privilege
+        Assert.Equal(-EPERM, c.Create("/g"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x9ED, 0, 0, out _));
+        Assert.Equal(-EPERM, c.Mknod("/dev0"u8, 0x2000 | 0x1B6, 0x103, 0, 0)); // char 1:3, 0666
+        Assert.Equal(0, c.Mknod("/fifo"u8, 0x1000 | 0x1A4, 0, 0, 0));
+        Assert.Equal(0, c.Mkdir("/d"u8, 0x1ED, 0, 0));
+        Assert.Equal(0, c.Chmod("/d"u8, 0x5ED));                 // setgid directory: group inheritance only
+        Assert.Contains("can reach the export", exposed.Stderr);
+
+        // The same requests on an export kept out of reach (0700 parent) are served as POSIX says.
+        using var c2 = _helper.Connect();
+        Assert.Equal(0, c2.Create("/f"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x1ED, 0, 0, out fd));
+        fd!.Dispose();
+        Assert.Equal(0, c2.Chmod("/f"u8, 0x9ED));
+        Assert.Equal(0, c2.Mknod("/dev0"u8, 0x2000 | 0x1B6, 0x103, 0, 0));
+    }
 }
 
 public sealed class ProcessTests

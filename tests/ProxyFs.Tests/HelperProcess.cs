@@ -44,9 +44,14 @@ internal sealed class HelperProcess : IDisposable
         return psi;
     }
 
-    public static HelperProcess StartNamed(params string[] extraArgs)
+    public static HelperProcess StartNamed(params string[] extraArgs) => StartNamed(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, extraArgs);
+
+    /// <summary>Starts the helper on rootDir/export, rootDir with <paramref name="rootMode"/> (0700 keeps the export
+    /// out of other users' reach, as docs/security.md asks).</summary>
+    public static HelperProcess StartNamed(UnixFileMode rootMode, params string[] extraArgs)
     {
         string root = Directory.CreateTempSubdirectory("proxy-helper-").FullName;
+        File.SetUnixFileMode(root, rootMode);
         string export = Path.Combine(root, "export");
         Directory.CreateDirectory(export);
         string sock = Path.Combine(root, "helper.sock");
