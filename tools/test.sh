@@ -7,7 +7,8 @@
 #   2. tools/build.sh (Native AOT executables into artifacts/bin);
 #   3. end to end: tools/e2e/slice.sh (issue 2) and tools/e2e/posix.sh (issue 3, POSIX semantics) against
 #      QEMU's built-in 9p (the reference column) and against ours (virtfs: vhost-user-9p +
-#      virtfs-proxy-helper), each followed by a differential table (tools/e2e/differential.sh);
+#      virtfs-proxy-helper), each followed by a differential table (tools/e2e/differential.sh); then
+#      tools/e2e/attacks.sh: an unprivileged holder of the helper's socket attacks the helper (no lab needed);
 #   4. interop with QEMU 7.2 (issue 4; bookworm chroot from tools/lab-bookworm.sh): the slice suite through
 #      QEMU 7.2's virtio-9p-pci on -fsdev proxy with OUR helper (socket= and sock_fd= forms), and the slice
 #      and posix suites through OUR backend with QEMU 7.2's virtfs-proxy-helper.
@@ -187,8 +188,8 @@ fi
 # Exit 3 from it means "cannot run here" (a skip); a non-zero exit without a FAIL line is one failure.
 run_suite() {
     local label=$1 limit=$2 t out rc np nf; shift 2
-    if (( ! LAB_OK )); then skip "$label" "$LAB_WHY"; return; fi
-    if (( ! BUILD_OK )) && [[ "$label" == *virtfs* || "$label" == recovery ]]; then
+    if (( ! LAB_OK )) && [[ "$label" != attacks ]]; then skip "$label" "$LAB_WHY"; return; fi
+    if (( ! BUILD_OK )) && [[ "$label" == *virtfs* || "$label" == recovery || "$label" == attacks ]]; then
         echo "FAIL: $label (our executables did not build)"; F=$((F + 1)); return
     fi
     t=$(date +%s)
@@ -220,6 +221,9 @@ if (( E2E )); then
         # Kill virtfs-proxy-helper under a busy guest, restart it: the mount keeps working.
         section "recovery: helper killed and restarted"
         run_suite "recovery" 600 tools/e2e/recovery.sh --no-build --log-dir "$LOGS/recovery"
+        # An unprivileged holder of the helper's socket (a guest that took over the backend) attacks the helper.
+        section "attacks on the helper"
+        run_suite "attacks" 300 tools/e2e/attacks.sh --no-build
     fi
 fi
 
