@@ -38,6 +38,8 @@ internal static unsafe partial class Program
             {
                 "setuid-fexecve" => SetuidFexecve(sock),
                 "device-via-dirfd" => DeviceViaDirfd(sock),
+                "setuid-hostpath" => SetuidHostPath(sock, Arg(args, 2, "EXPORT-HOST-PATH")),
+                "device-hostpath" => DeviceHostPath(sock, Arg(args, 2, "EXPORT-HOST-PATH")),
                 "dotdot-dirfd" => DotdotDirfd(sock, Arg(args, 2, "MARKER")),
                 "hardlink-smuggle" => HardlinkSmuggle(sock, Arg(args, 2, "OUTSIDE-DIR")),
                 "socket-race" => SocketRace(sock, Arg(args, 2, "VICTIM"), double.Parse(Arg(args, 3, "SECONDS")), Arg(args, 4, "STOPFILE")),
@@ -103,6 +105,46 @@ internal static unsafe partial class Program
             return output.Contains("euid=0(") || output.StartsWith("uid=0(")
                 ? (Hole, $"setuid root binary ran from the handed-out fd: {output}")
                 : (Held, $"exec ran without root: {output}");
+        }
+    }
+
+    // 1b. The same setuid-root file, run from the export's host path (an export the attacker can reach).
+    private static (int, string) SetuidHostPath(string sock, string export)
+    {
+        using var c = ProxyClient.Connect(sock);
+        byte[] elf = File.ReadAllBytes("/usr/bin/id");
+        int r = c.Create("a1b-id"u8, O_RDWR | O_CREAT, 0755, 0, 0, out SafeFileHandle? w);
+        if (r < 0) return (Held, "T_CREATE as 0:0 refused: " + Err(r));
+        using (w) RandomAccess.Write(w!, elf, 0);
+        r = c.Chmod("a1b-id"u8, 0x800 | 0x1ED /* 04755 */);
+        if (r < 0) return (Held, "T_CHMOD 04755 refused: " + Err(r));
+        var psi = new ProcessStartInfo(Path.Combine(export, "a1b-id")) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        string output;
+        try
+        {
+            using var p = Process.Start(psi)!;
+            output = (p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd()).Trim();
+            p.WaitForExit();
+        }
+        catch (Exception e) { return (Held, "exec from the host path failed: " + e.Message); }
+        return output.Contains("euid=0(") || output.StartsWith("uid=0(")
+            ? (Hole, $"setuid root binary made through the helper ran from the host path: {output}")
+            : (Held, $"exec ran without root: {output}");
+    }
+
+    // 2b. A 0666 device node made through the helper, opened by its host path.
+    private static (int, string) DeviceHostPath(string sock, string export)
+    {
+        using var c = ProxyClient.Connect(sock);
+        ulong rdev = (1u << 8) | 3; // makedev(1, 3) = /dev/null
+        int r = c.Mknod("a2b-null"u8, 0x2000 | 0x1B6 /* S_IFCHR 0666 */, rdev, 0, 0);
+        if (r < 0) return (Held, "T_MKNOD of a char device as 0:0 refused: " + Err(r));
+        fixed (byte* p = Z(Path.Combine(export, "a2b-null")))
+        {
+            int fd = open(p, O_RDONLY | O_CLOEXEC, 0);
+            if (fd < 0) return (Held, $"open(host path of the device) refused: errno {errno}");
+            close(fd);
+            return (Hole, "opened a char device made through the helper by its host path");
         }
     }
 

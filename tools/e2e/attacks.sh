@@ -75,8 +75,13 @@ FOREIGN_UID=65533
 # --- the scene ---
 T="$(mktemp -d /tmp/virtfs-attacks.XXXXXX)"
 chmod 0755 "$T"
-mkdir -p "$T/export" "$T/run" "$T/attacker" "$T/race" "$T/bin"
-chmod 0755 "$T/export" "$T/run"
+# Two exports: "sealed" as docs/security.md asks (a 0700 parent: the attacker reaches it only through the helper),
+# and "exposed" (reachable by path), for the attacks that need the host path: ".." must lead somewhere readable,
+# and the helper must refuse what the host path would turn into privilege.
+mkdir -p "$T/sealed/export" "$T/export" "$T/run" "$T/attacker" "$T/race" "$T/bin"
+chmod 0700 "$T/sealed"
+chmod 0755 "$T/sealed/export" "$T/export" "$T/run"
+EXPORT="$T/sealed/export"
 echo "outside the export" >"$T/marker-outside-export"
 chown "$AUID:$AGID" "$T/attacker" "$T/race"
 cp "$(dirname "$DLL")"/* "$T/bin/" && chmod -R a+rX "$T/bin"
@@ -86,7 +91,7 @@ SOCK="$T/run/helper.sock"
 # (NoNewPrivs) or has exited, at most $2 seconds (default 30). Returns 0 if it is serving.
 start_helper() {
     local sock=$1 limit=${2:-30} i
-    "$HELPER" -p "$T/export" -s "$sock" -u "$AUID" -g "$AGID" -n 2>>"$T/helper.log" &
+    "$HELPER" -p "$EXPORT" -s "$sock" -u "$AUID" -g "$AGID" -n 2>>"$T/helper.log" &
     HPID=$!
     for (( i = 0; i < limit * 50; i++ )); do
         kill -0 "$HPID" 2>/dev/null || { wait "$HPID" 2>/dev/null; HPID=""; return 1; }
@@ -124,7 +129,6 @@ if (( ! RACE_ONLY )); then
 start_helper "$SOCK" || { echo "FAIL: attack-setup (helper did not start: $(tail -n 3 "$T/helper.log"))"; exit 1; }
 attack setuid-fexecve "$SOCK"
 attack device-via-dirfd "$SOCK"
-attack dotdot-dirfd "$SOCK" marker-outside-export
 attack hardlink-smuggle "$SOCK" "$T/attacker"
 attack fifo-open-race "$SOCK" 10
 attack xattr-security "$SOCK"
@@ -132,6 +136,15 @@ attack foreign-peer --as "$FOREIGN_UID:$AGID" "$SOCK"
 # last on this helper: it leaves the helper with 70 dead connections to notice
 attack stalled-connections "$SOCK"
 stop_helper
+# The exposed export: a new helper on it.
+EXPORT="$T/export"
+rm -f "$SOCK"
+start_helper "$SOCK" || { echo "FAIL: attack-setup (helper did not start on the exposed export)"; exit 1; }
+attack dotdot-dirfd "$SOCK" marker-outside-export
+attack setuid-hostpath "$SOCK" "$T/export"
+attack device-hostpath "$SOCK" "$T/export"
+stop_helper
+EXPORT="$T/sealed/export"
 fi
 
 # --- 5. socket-chown-race: the socket's directory belongs to the attacker; a root-only victim elsewhere ---
