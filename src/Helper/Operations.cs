@@ -191,6 +191,7 @@ internal sealed unsafe class Operations
         stat st;
         fixed (byte* p = &path[offset])
         {
+            // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
             if (lstat(p, &st) < 0) return -errno;
         }
         result = new ProxyStat((ulong)st.st_dev, (ulong)st.st_ino, (ulong)st.st_nlink, (ushort)st.st_mode,
@@ -213,6 +214,7 @@ internal sealed unsafe class Operations
         StatFsBuf b;
         fixed (byte* p = &path[offset])
         {
+            // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
             if (Native.statfs(p, &b) < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
         }
         result = new ProxyStatFs((ulong)b.f_type, (ulong)b.f_bsize, b.f_blocks, b.f_bfree, b.f_bavail, b.f_files,
@@ -233,6 +235,7 @@ internal sealed unsafe class Operations
         fixed (byte* p = &path[offset])
         fixed (byte* d = _data)
         {
+            // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
             long n = readlink(p, d, (size_t)max);
             return n < 0 ? -errno : (int)n;
         }
@@ -343,6 +346,7 @@ internal sealed unsafe class Operations
         fixed (byte* n = name)
         fixed (byte* v = req.Value)
         {
+            // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
             int rc = Native.lsetxattr(p, n, v, (nuint)req.Value.Length, req.Flags);
             return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
         }
@@ -360,6 +364,7 @@ internal sealed unsafe class Operations
         fixed (byte* p = &path[offset])
         fixed (byte* n = name)
         {
+            // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
             int rc = Native.lremovexattr(p, n);
             return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
         }
@@ -392,6 +397,7 @@ internal sealed unsafe class Operations
         StatFsBuf b;
         fixed (byte* root = "/\0"u8)
         {
+            // SAFETY: NUL-terminated literal and a local struct, both fixed for the call.
             if (Native.statfs(root, &b) < 0) return false;
         }
         return (uint)b.f_type is 0xEF53u or 0x9123683Eu or 0x52654973u or 0x58465342u;
@@ -408,6 +414,7 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         fixed (byte* p = &path[offset])
         {
+            // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
             return op(p, req) < 0 ? -errno : 0;
         }
     }
@@ -433,6 +440,7 @@ internal sealed unsafe class Operations
             fixed (byte* pa = &a[offsetA])
             fixed (byte* pb = &b[offsetB])
             {
+                // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
                 return op(dirA, pa, dirB, pb) < 0 ? -errno : 0;
             }
         }
