@@ -23,20 +23,29 @@ internal static unsafe class ExportReach
     /// </summary>
     public static bool Exposed { get; set; }
 
-    /// <summary>A mode that grants privilege when the file is executed: S_ISUID, or S_ISGID with group execute
-    /// (S_ISGID alone marks mandatory locking, and on a directory it only sets the group of new files).</summary>
-    public static bool PrivilegedMode(uint mode) => (mode & 0x800) != 0 || (mode & 0x408) == 0x408;
+    /// <summary>A mode that grants, or with one more execute bit would grant, privilege to a file that is not a
+    /// directory: S_ISUID or S_ISGID. (S_ISGID without group execute is not a privilege yet, but an ACL whose group
+    /// entry has x makes it one, and the kernel keeps the bit when root sets the ACL.) Callers allow both on
+    /// directories, where they only steer new files' group.</summary>
+    public static bool PrivilegedMode(uint mode) => (mode & 0xC00) != 0;
 
     /// <summary>S_IFCHR or S_IFBLK.</summary>
     public static bool IsDevice(uint mode) => (mode & 0xF000) is 0x2000 or 0x6000;
 
-    /// <summary>True when uid:gid (without supplementary groups) can look the export up by its path.</summary>
+    /// <summary>True when uid:gid, with the supplementary groups /etc/group gives the uid's user, can look the
+    /// export up by its path. (A probe without those groups missed a 0750 parent whose group the user is in.)
+    /// </summary>
     public static bool IsReachable(string exportPath, uint uid, uint gid)
     {
         bool reachable = false;
+        uint[] groups = SupplementaryGroups(uid, gid);
         var thread = new Thread(() =>
         {
-            if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_setgroups, 0, (void*)null) < 0) return;
+            fixed (uint* g = groups)
+            {
+                // SAFETY: g points to groups.Length gids, pinned for the call.
+                if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_setgroups, groups.Length, g) < 0) return;
+            }
             if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_setresgid, -1, (int)gid, -1) < 0) return;
             if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_setresuid, -1, (int)uid, -1) < 0) return;
             byte[] path = Encoding.UTF8.GetBytes(exportPath + "\0");
@@ -54,5 +63,39 @@ internal static unsafe class ExportReach
         thread.Start();
         thread.Join();
         return reachable;
+    }
+
+    /// <summary>gid plus every group of /etc/group that lists the user whose uid is <paramref name="uid"/> (the
+    /// user's name from /etc/passwd) and the user's primary group: what initgroups(3) would give a login.</summary>
+    internal static uint[] SupplementaryGroups(uint uid, uint gid)
+    {
+        var groups = new HashSet<uint> { gid };
+        string? user = null;
+        try
+        {
+            foreach (string line in File.ReadLines("/etc/passwd"))
+            {
+                string[] f = line.Split(':');
+                if (f.Length > 3 && uint.TryParse(f[2], out uint u) && u == uid)
+                {
+                    user = f[0];
+                    if (uint.TryParse(f[3], out uint primary)) groups.Add(primary);
+                    break;
+                }
+            }
+            if (user is not null)
+            {
+                foreach (string line in File.ReadLines("/etc/group"))
+                {
+                    string[] f = line.Split(':');
+                    if (f.Length > 3 && uint.TryParse(f[2], out uint g) && f[3].Split(',').Contains(user)) groups.Add(g);
+                }
+            }
+        }
+        catch (IOException)
+        {
+            // no passwd/group database: the probe runs with gid alone
+        }
+        return [.. groups];
     }
 }

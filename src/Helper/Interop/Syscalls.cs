@@ -2,10 +2,10 @@ namespace VirtFs.Helper.Interop;
 
 /// <summary>x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) for the calls we make raw:
 /// credential changes must stay per-thread (glibc's wrappers broadcast them to every thread via SIGSETXID),
-/// capget/capset are not in libc, and neither are the new mount API calls (glibc 2.36 has no
-/// open_tree/mount_setattr wrappers). The helper is built for linux-x64 only.</summary>
+/// capget/capset are not in libc, and neither are pivot_root and mount_setattr. The helper is built for linux-x64 only.</summary>
 internal static class Syscalls
 {
+    public const int SYS_pivot_root = 155;
     public const int SYS_setgroups = 116;
     public const int SYS_setresuid = 117;
     public const int SYS_setresgid = 119;
@@ -14,7 +14,6 @@ internal static class Syscalls
     public const int SYS_capget = 125;
     public const int SYS_capset = 126;
     public const int SYS_gettid = 186;
-    public const int SYS_open_tree = 428;
     public const int SYS_close_range = 436;
     public const int SYS_mount_setattr = 442;
 
