@@ -85,6 +85,9 @@ internal static unsafe class Listener
     /// new connection evicts the one that has been quiet longest (<see cref="Admit"/>).</summary>
     public const int MaxConnections = 64;
 
+    /// <summary>Connection threads at most, stuck evicted ones included: what bounds the helper's memory.</summary>
+    public const int MaxThreads = 512;
+
     private static readonly List<Connection> s_connections = new();
     private static readonly RateLimitedLog s_refusals = new(TimeSpan.FromSeconds(1));
 
@@ -125,7 +128,7 @@ internal static unsafe class Listener
             var conn = new Connection(socket, name, getVersion, timeoutSeconds, xattrs);
             if (!Admit(conn))
             {
-                s_refusals.Warn($"{name}: refused, {2 * MaxConnections} connections still open");
+                s_refusals.Warn($"{name}: refused, {MaxThreads} connection threads still exist");
                 socket.Dispose();
                 continue;
             }
@@ -146,15 +149,19 @@ internal static unsafe class Listener
     /// Registers a new connection. Attack stopped: connections that stall (an idle flood, or half-sent requests
     /// until they time out) used to fill every slot, and each new connection was then reset. Now a new connection
     /// at the limit evicts the connection whose last complete request is oldest (a pool's busy connections are
-    /// recent; a stalled one is not); the evicted one's thread sees EOF and ends. Up to twice the limit may
-    /// exist while evicted threads end; beyond that the new connection is refused.
+    /// recent; a stalled one is not); the evicted one's thread sees EOF and ends. Evicted threads that cannot end
+    /// yet do not count against the limit, only against <see cref="MaxThreads"/>; past that, new connections are
+    /// refused.
     /// </summary>
     private static bool Admit(Connection conn)
     {
         Connection? victim = null;
         lock (s_connections)
         {
-            if (s_connections.Count >= 2 * MaxConnections) return false;
+            // Evicted connections whose thread is still stuck in the kernel (a request on an inode the client holds
+            // locked, e.g. through a FUSE mapping in its own namespace: no signal ends that wait) no longer count
+            // against new ones, only against this bound on threads.
+            if (s_connections.Count >= MaxThreads) return false;
             int live = 0;
             foreach (var c in s_connections)
             {

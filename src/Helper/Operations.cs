@@ -129,6 +129,16 @@ internal sealed unsafe class Operations
             if (fstat((int)pathFd.DangerousGetHandle(), &st) < 0) return -errno;
             if (IsSymlink(st.st_mode)) return -ELOOP; // O_NOFOLLOW on a final symlink, as open(2) says
             if (!IsRegularOrDirectory(st.st_mode)) return -ProxyErrno.ENXIO;
+            // Exposed export (ExportReach): a setuid/setgid file handed out writable could be rewritten through a
+            // shared mapping (which never clears the bits) and run from the host path. Drop the bits first, as the
+            // kernel does when an unprivileged writer writes.
+            uint mode = (ushort)st.st_mode;
+            if (ExportReach.Exposed && (mode & 0xF000u) == 0x8000u && ExportReach.PrivilegedMode(mode) &&
+                ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0))
+            {
+                int c = ProcSelfFd.Chmod(pathFd, mode & 0x3FF & 0xFFFFu);
+                if (c < 0) return c;
+            }
             // O_NONBLOCK: a lease the client holds on the file (fcntl F_SETLEASE through a handed-out fd) would
             // otherwise park this thread for lease-break-time (45 s) on every open; now it says EWOULDBLOCK.
             int n = ProcSelfFd.Reopen(pathFd, (flags & ~(O_CREAT | O_EXCL)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -268,34 +278,72 @@ internal sealed unsafe class Operations
     /// <summary>T_CHMOD: chmod(2) follows a final symlink, as QEMU's helper; Linux cannot chmod a link itself.</summary>
     public int Chmod(in PathRequest req)
     {
-        if (!ExportReach.Exposed || !ExportReach.PrivilegedMode((uint)req.Int0))
+        if (!ExportReach.Exposed)
             return OnePath(req, static (byte* p, in PathRequest q) => chmod(p, (mode_t)(ushort)(q.Int0 & 0xFFFF)));
-        // Exposed export (ExportReach): a privileged mode only on a directory, checked and changed on one inode
-        // (O_PATH, fstat, then chmod through /proc/self/fd) so a file swapped in meanwhile is not the one changed.
+        // Exposed export (ExportReach): checked and changed on one inode (O_PATH, fstat, then chmod through
+        // /proc/self/fd) so a file swapped in meanwhile is not the one changed. A privileged mode only on a
+        // directory; nothing on a device node (a 0666 node would open from the host path).
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
-        SafeFileHandle pathFd;
-        fixed (byte* p = &path[offset])
-        {
-            // SAFETY: p is NUL-terminated (CPath) and pinned.
-            int n = open(p, O_PATH | O_CLOEXEC);
-            if (n < 0) return -errno;
-            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
-        }
+        r = OpenPath(path, offset, 0, out var pathFd, out uint mode);
+        if (r < 0) return r;
         using (pathFd)
         {
-            stat st;
-            // SAFETY: st is a local; pathFd keeps the fd open.
-            if (fstat((int)pathFd.DangerousGetHandle(), &st) < 0) return -errno;
-            if (((ushort)st.st_mode & 0xF000) != 0x4000) return -ProxyErrno.EPERM;
-            return ProcSelfFd.Chmod(pathFd, (uint)req.Int0 & 0xFFFF);
+            if (ExportReach.IsDevice(mode)) return -ProxyErrno.EPERM;
+            if ((mode & 0xF000u) != 0x4000u && ExportReach.PrivilegedMode((uint)req.Int0)) return -ProxyErrno.EPERM;
+            return ProcSelfFd.Chmod(pathFd!, (uint)req.Int0 & 0xFFFF);
+        }
+    }
+
+    /// <summary>open(O_PATH | extra) and fstat: the inode a path names, pinned, and its mode. 0 or -errno.</summary>
+    private static int OpenPath(byte[] path, int offset, int extraFlags, out SafeFileHandle? pathFd, out uint mode)
+    {
+        pathFd = null;
+        mode = 0;
+        stat st;
+        fixed (byte* p = &path[offset])
+        {
+            // SAFETY: p is NUL-terminated (CPath) and pinned; st is a local.
+            int n = open(p, O_PATH | O_CLOEXEC | extraFlags);
+            if (n < 0) return -errno;
+            if (fstat(n, &st) < 0)
+            {
+                int err = errno;
+                close(n);
+                return -err;
+            }
+            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
+            mode = (ushort)st.st_mode;
+            return 0;
         }
     }
 
     /// <summary>T_CHOWN: lchown, the link itself; -1 keeps an id.</summary>
-    public int Chown(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) => lchown(p, unchecked((uint)q.Int0), unchecked((uint)q.Int1)));
+    public int Chown(in PathRequest req)
+    {
+        if (!ExportReach.Exposed)
+            return OnePath(req, static (byte* p, in PathRequest q) => lchown(p, unchecked((uint)q.Int0), unchecked((uint)q.Int1)));
+        // Exposed export (ExportReach): a device node chowned to the uid would open from the host path.
+        int r = _path1.Set(req.Path, out var path);
+        if (r < 0) return r;
+        using var cwd = LongPaths.Enter(path, out int offset, out r);
+        if (r < 0) return r;
+        r = OpenPath(path, offset, O_NOFOLLOW, out var pathFd, out uint mode);
+        if (r < 0) return r;
+        using (pathFd)
+        {
+            if (ExportReach.IsDevice(mode)) return -ProxyErrno.EPERM;
+            fixed (byte* empty = "\0"u8)
+            {
+                // SAFETY: empty string literal, pinned; pathFd keeps the fd open. AT_EMPTY_PATH acts on the inode
+                // itself (a symlink included, as lchown).
+                return fchownat((int)pathFd!.DangerousGetHandle(), empty, unchecked((uint)req.Int0), unchecked((uint)req.Int1),
+                    AT_EMPTY_PATH) < 0 ? -errno : 0;
+            }
+        }
+    }
 
     /// <summary>T_TRUNCATE: follows a final symlink, as QEMU's helper's truncate(2). Done as open + ftruncate
     /// through <see cref="OpenRegular"/>: truncate(2) by path waits out a client's lease on the file (45 s a
@@ -417,7 +465,7 @@ internal sealed unsafe class Operations
             if (fstat((int)pathFd.DangerousGetHandle(), &st) < 0) return -errno;
             uint type = (ushort)st.st_mode & 0xF000u;
             if (type != 0x8000u && type != 0x4000u) return -EOPNOTSUPP; // only files and directories get ACLs here
-            if (type == 0x8000u && ((ushort)st.st_mode & 0x400) != 0) return -ProxyErrno.EPERM;
+            if (type == 0x8000u && ExportReach.PrivilegedMode((ushort)st.st_mode)) return -ProxyErrno.EPERM;
             int fd = ProcSelfFd.Reopen(pathFd, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
             if (fd < 0) return fd;
             using var file = new SafeFileHandle((IntPtr)fd, ownsHandle: true);

@@ -227,6 +227,25 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(0, c.Mkdir("/d"u8, 0x1ED, 0, 0));
         Assert.Equal(0, c.Chmod("/d"u8, 0x5ED));                 // setgid directory: group inheritance only
         Assert.Contains("can reach the export", exposed.Stderr);
+        // Files that already carry the bits (a guest's su, a host-made node) are not a way around it:
+        string suid = Path.Combine(exposed.Export, "su");
+        File.WriteAllText(suid, "#!");
+        File.SetUnixFileMode(suid, (UnixFileMode)0xDED); // 06755
+        Assert.Equal(0, c.Open("/su"u8, LibC.O_RDONLY, out var ro));
+        ro!.Dispose();
+        Assert.Equal(0xDEDu, HostStat(suid).Mode & 0xFFF);       // reading keeps them
+        Assert.Equal(0, c.Open("/su"u8, LibC.O_RDWR, out var rw)); // a writable fd drops them first
+        rw!.Dispose();
+        Assert.Equal(0x1EDu, HostStat(suid).Mode & 0xFFF);
+        unsafe
+        {
+            fixed (byte* p = Encoding.UTF8.GetBytes(Path.Combine(exposed.Export, "null") + "\0"))
+            {
+                Assert.Equal(0, LibC.mknod(p, (mode_t)(ushort)(0x2000 | 0x180), 0x103)); // char 1:3, 0600 root
+            }
+        }
+        Assert.Equal(-EPERM, c.Chown("/null"u8, 65534, 65534));
+        Assert.Equal(-EPERM, c.Chmod("/null"u8, 0x1B6));
 
         // The same requests on an export kept out of reach (0700 parent) are served as POSIX says.
         using var c2 = _helper.Connect();
