@@ -35,7 +35,7 @@ public sealed partial class P9Server
         {
             return -Errno.EINVAL;
         }
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -89,7 +89,7 @@ public sealed partial class P9Server
         {
             return -Errno.EINVAL;
         }
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;

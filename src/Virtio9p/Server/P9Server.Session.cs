@@ -89,8 +89,8 @@ public sealed partial class P9Server
         lock (fid.Sync)
         {
             result = fid.Kind == FidKind.XattrWrite ? CommitXattr(fid) : 0;
-            fid.Release();
         }
+        fid.Put();
         return result < 0 ? result : call.Empty(P9MessageType.Rclunk);
     }
 
@@ -104,10 +104,7 @@ public sealed partial class P9Server
         {
             return -Errno.ENOENT;
         }
-        lock (fid.Sync)
-        {
-            fid.Release();
-        }
+        fid.Put();
         if (PathNames.IsRoot(fid.Path))
         {
             return -Errno.EBUSY;
@@ -116,5 +113,14 @@ public sealed partial class P9Server
         return result < 0 ? result : call.Empty(P9MessageType.Rremove);
     }
 
-    private Fid? GetFid(uint id) => _fids.Get(id);
+    /// <summary>The fid with a reference held for this request; <see cref="Serve"/> drops it after the reply.</summary>
+    private Fid? GetFid(ref Call call, uint id)
+    {
+        Fid? fid = _fids.Acquire(id);
+        if (fid is not null)
+        {
+            call.Hold(fid);
+        }
+        return fid;
+    }
 }

@@ -19,12 +19,12 @@ public sealed partial class P9Server
         {
             return -Errno.EINVAL;
         }
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
         }
-        if (newFidId != fidId && GetFid(newFidId) is not null)
+        if (newFidId != fidId && _fids.Contains(newFidId))
         {
             return -Errno.EINVAL; // newfid must not be in use (walk(5))
         }

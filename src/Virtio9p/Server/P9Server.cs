@@ -96,6 +96,10 @@ public sealed partial class P9Server
             _logger.LogWarning("9P {Type} tag {Tag}: reply does not fit {Capacity} bytes", type, tag, replyCapacity);
             result = -Errno.EMSGSIZE;
         }
+        finally
+        {
+            call.PutFids();
+        }
 
         if (result < 0)
         {
@@ -159,6 +163,32 @@ public sealed partial class P9Server
         public readonly Span<byte> Reply = reply;
         /// <summary>Set by zero-copy handlers that wrote their reply into the exchange themselves.</summary>
         public bool ReplyInExchange;
+        /// <summary>The fids this request holds a reference on (no 9P2000.L request names more than two).</summary>
+        private Fid? _held0, _held1;
+
+        public void Hold(Fid fid)
+        {
+            if (_held0 is null)
+            {
+                _held0 = fid;
+            }
+            else if (_held1 is null)
+            {
+                _held1 = fid;
+            }
+            else
+            {
+                fid.Put();
+                throw new InvalidOperationException("a request held more than two fids");
+            }
+        }
+
+        public void PutFids()
+        {
+            _held0?.Put();
+            _held1?.Put();
+            _held0 = _held1 = null;
+        }
 
         public readonly P9Writer StartReply(P9MessageType type) => new(Reply, type, Tag);
 
