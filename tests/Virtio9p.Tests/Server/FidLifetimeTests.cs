@@ -124,4 +124,24 @@ public sealed class FidLifetimeTests : IDisposable
             }
         }
     }
+
+    /// <summary>Issue 13 item 7: Twalk with newfid == fid on an open fid is EINVAL (QEMU v9fs_walk), so a fid never
+    /// names one file while holding another's fd. A fid that is not open still walks in place.</summary>
+    [Fact]
+    public void Walk_in_place_of_an_open_fid_is_einval()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "d"));
+        File.WriteAllText(Path.Combine(_dir, "d", "e"), "");
+        _client.Walk(Root, 1, "d").Expect(T.Rwalk);
+        _client.Call(T.Tlopen, b => b.U32(1).U32(0x10000)).Expect(T.Rlopen);
+        Assert.Equal(22, _client.Walk(1, 1, "e").Errno);
+        Assert.Equal(22, _client.Walk(1, 1).Errno);
+        // The fid still names the directory it has open.
+        _client.Call(T.Treaddir, b => b.U32(1).U64(0).U32(8192)).Expect(T.Rreaddir);
+
+        _client.Walk(Root, 2, "d").Expect(T.Rwalk);
+        _client.Walk(2, 2, "e").Expect(T.Rwalk);
+        _client.Call(T.Txattrwalk, b => b.U32(2).U32(3).Str("")).Expect(T.Rxattrwalk);
+        Assert.Equal(22, _client.Walk(3, 3).Errno); // an xattr fid is not a path fid either
+    }
 }
