@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Tmds.Linux;
+using VirtFs.VhostUser.Diagnostics;
 using static Tmds.Linux.LibC;
 
 namespace VirtFs.VhostUser;
@@ -22,6 +23,12 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
 
     private readonly object _usedLock = new();
     private readonly Stack<VirtqRequest> _pool = new();
+
+    // Lines the guest (or the front-end on its behalf) can trigger again and again: a ring broken and reset in
+    // a loop, kicks before the ring is set up, a request that makes the device throw.
+    private readonly LogRateLimiter _brokenLog = new("virtqueue rule violations");
+    private readonly LogRateLimiter _unconfiguredLog = new("kicks before the ring was set up");
+    private readonly LogRateLimiter _deviceLog = new("device exceptions from HandleRequest");
 
     // Configuration (message-loop thread; read by the worker only while it runs, and then not changed).
     private int _size;
@@ -338,7 +345,10 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
                 catch (Exception e)
                 {
                     // A device bug; the request may or may not have been completed: we cannot tell, so leave it.
-                    _logger.LogError(e, "vq{Index}: device threw from HandleRequest", _index);
+                    if (_deviceLog.ShouldLog(_logger, LogLevel.Error))
+                    {
+                        _logger.LogError(e, "vq{Index}: device threw from HandleRequest", _index);
+                    }
                 }
             }
         }
@@ -377,7 +387,10 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
             }
             if (_size == 0 || _address is null)
             {
-                _logger.LogWarning("vq{Index}: kicked before SET_VRING_NUM/SET_VRING_ADDR", _index);
+                if (_unconfiguredLog.ShouldLog(_logger, LogLevel.Warning))
+                {
+                    _logger.LogWarning("vq{Index}: kicked before SET_VRING_NUM/SET_VRING_ADDR", _index);
+                }
                 return null;
             }
             GuestMemory memory = _memoryTable.Acquire();
@@ -411,7 +424,10 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         {
             return;
         }
-        _logger.LogError("vq{Index}: driver broke the virtqueue rules ({Error}); queue stopped until reset", _index, error);
+        if (_brokenLog.ShouldLog(_logger, LogLevel.Error))
+        {
+            _logger.LogError("vq{Index}: driver broke the virtqueue rules ({Error}); queue stopped until reset", _index, error);
+        }
         _broken = true;
         // vhost-user.rst: the err eventfd tells the front-end about an error on this ring.
         EventFd.Signal(Volatile.Read(ref _err));

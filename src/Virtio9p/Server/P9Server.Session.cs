@@ -29,7 +29,10 @@ public sealed partial class P9Server
         P9Writer reply = call.StartReply(P9MessageType.Rversion);
         reply.WriteUInt32((uint)msize);
         reply.WriteString(known ? Dialect : "unknown"u8);
-        _logger.LogInformation("9P session: msize {Msize}, version {Version}", msize, known ? "9P2000.L" : "unknown");
+        if (_sessionLog.ShouldLog(_logger, LogLevel.Information))
+        {
+            _logger.LogInformation("9P session: msize {Msize}, version {Version}", msize, known ? "9P2000.L" : "unknown");
+        }
         return reply.Finish();
     }
 
