@@ -97,11 +97,20 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         return true;
     }
 
-    /// <summary>Switches the call eventfd atomically; a completion racing with it signals the old or the new one.</summary>
+    /// <summary>
+    /// Switches the call eventfd atomically. A completion racing with the switch may have read the old handle
+    /// and find it disposed (its signal is lost), and with EVENT_IDX the guest then never asks again; so, as
+    /// libvhost-user does (vu_set_vring_call_exec), the new fd of a running ring is signalled once after every
+    /// replacement. A spurious interrupt only makes the guest look at the used ring.
+    /// </summary>
     public void SetCall(FdHandle? call)
     {
         FdHandle? old = Interlocked.Exchange(ref _call, call);
         old?.Dispose(); // SafeHandle refcount: a concurrent Signal keeps it open until it is done
+        if (call is not null && IsRunning)
+        {
+            EventFd.Signal(call);
+        }
     }
 
     public void SetErr(FdHandle? err)
