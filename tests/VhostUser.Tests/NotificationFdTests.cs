@@ -94,4 +94,61 @@ public sealed unsafe class NotificationFdTests : IDisposable
             close(call2);
         }
     }
+
+    /// <summary>
+    /// Item 2: O_NONBLOCK lives on the open file description the front-end shares with us. A front-end that
+    /// clears it and fills the counter to its maximum (0xfffffffffffffffe) makes a plain write(2) block until
+    /// someone reads. Neither the queue thread nor anyone holding the used-ring lock may be the one blocked:
+    /// GET_VRING_BASE must still be answered at once.
+    /// </summary>
+    [Theory]
+    [InlineData(false)] // call fd, signalled after a completed request
+    [InlineData(true)] // err fd, signalled when the driver breaks the ring rules
+    public void A_blocking_full_notification_fd_does_not_freeze_the_backend(bool errFd)
+    {
+        using Session s = StartRing();
+        int hostile = errFd ? s.Err : s.Call;
+        int flags = fcntl(hostile, F_GETFL);
+        Assert.Equal(0, fcntl(hostile, F_SETFL, flags & ~O_NONBLOCK));
+        ulong full = 0xffff_ffff_ffff_fffe;
+        Assert.Equal(8, (long)write(hostile, &full, 8));
+        try
+        {
+            ulong data = s.Driver.DataGpa;
+            if (errFd)
+            {
+                s.Driver.Publish(s.Driver.AddChain((0xdead_0000_0000, 8, false))); // outside guest memory
+            }
+            else
+            {
+                s.Driver.Publish(s.Driver.AddChain((data, 4, false), (data + 0x100, 4, true)));
+            }
+            TestFrontEnd.Kick(s.Kick);
+            if (!errFd)
+            {
+                var wait = Stopwatch.StartNew();
+                while (s.Driver.UsedIdx != 1 && wait.ElapsedMilliseconds < 5000)
+                {
+                    Thread.Sleep(5);
+                }
+                Assert.Equal(1, s.Driver.UsedIdx);
+            }
+            Thread.Sleep(200); // let the backend reach its write of the notification
+
+            var answered = Stopwatch.StartNew();
+            s.FrontEnd.SendState(VhostUserRequestType.GetVringBase, TestFrontEnd.Version, 0, 0);
+            var reply = s.FrontEnd.Receive(timeoutMs: 2000);
+            Assert.True(reply is not null, "GET_VRING_BASE was not answered while a notification fd is blocked");
+            Assert.Equal(VhostUserRequestType.GetVringBase, reply.Value.Header.Type);
+            Assert.True(answered.ElapsedMilliseconds < 2000, $"answered after {answered.ElapsedMilliseconds} ms");
+            Assert.Equal(errFd ? 0u : 1u, VringState.Read(reply.Value.Payload).Num);
+        }
+        finally
+        {
+            // Let a writer still blocked on the counter finish, so the server can go away.
+            fcntl(hostile, F_SETFL, flags | O_NONBLOCK);
+            ulong value;
+            read(hostile, &value, 8);
+        }
+    }
 }

@@ -35,8 +35,9 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
     private ushort _base;
     private VringAddress? _address;
     private FdHandle? _kick;
-    private FdHandle? _call;
-    private FdHandle? _err;
+    /// <summary>Owns the call and err fds and is the only writer to them (never under a lock, never on the
+    /// queue or a device thread: see <see cref="QueueNotifier"/>).</summary>
+    private readonly QueueNotifier _notifier;
     private volatile bool _enabled;
     private bool _eventIdx;
     private bool _indirect;
@@ -60,6 +61,7 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         _device = device;
         _memoryTable = memoryTable;
         _logger = logger;
+        _notifier = new QueueNotifier($"vhost-user-vq{index}-notify");
     }
 
     public bool IsRunning => _worker is not null;
@@ -105,18 +107,16 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
     /// </summary>
     public void SetCall(FdHandle? call)
     {
-        FdHandle? old = Interlocked.Exchange(ref _call, call);
-        old?.Dispose(); // SafeHandle refcount: a concurrent Signal keeps it open until it is done
+        _notifier.SetCall(call); // SafeHandle refcount: a write in progress keeps the old fd open until it is done
         if (call is not null && IsRunning)
         {
-            EventFd.Signal(call);
+            _notifier.SignalCall();
         }
     }
 
     public void SetErr(FdHandle? err)
     {
-        FdHandle? old = Interlocked.Exchange(ref _err, err);
-        old?.Dispose();
+        _notifier.SetErr(err);
     }
 
     public void SetEnabled(bool enabled)
@@ -214,7 +214,11 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         _broken = false;
     }
 
-    public void Dispose() => Reset();
+    public void Dispose()
+    {
+        Reset();
+        _notifier.Dispose();
+    }
 
     private unsafe void WorkerLoop()
     {
@@ -381,7 +385,7 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         }
         if (notify)
         {
-            EventFd.Signal(Volatile.Read(ref _call));
+            _notifier.SignalCall();
         }
     }
 
@@ -438,8 +442,9 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
             _logger.LogError("vq{Index}: driver broke the virtqueue rules ({Error}); queue stopped until reset", _index, error);
         }
         _broken = true;
-        // vhost-user.rst: the err eventfd tells the front-end about an error on this ring.
-        EventFd.Signal(Volatile.Read(ref _err));
+        // vhost-user.rst: the err eventfd tells the front-end about an error on this ring. Only asked for
+        // here: the write happens on the notifier thread, never under the used-ring lock.
+        _notifier.SignalErr();
     }
 
     void IRequestCompleter.Complete(VirtqRequest request, uint bytesWritten)
@@ -470,7 +475,7 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         }
         if (notify)
         {
-            EventFd.Signal(Volatile.Read(ref _call));
+            _notifier.SignalCall();
         }
         if (wake)
         {
