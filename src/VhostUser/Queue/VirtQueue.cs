@@ -13,7 +13,8 @@ namespace VirtFs.VhostUser;
 /// </summary>
 internal sealed class VirtQueue : IRequestCompleter, IDisposable
 {
-    /// <summary>How long GET_VRING_BASE waits for in-flight requests before it answers anyway.</summary>
+    /// <summary>How long GET_VRING_BASE waits for the queue thread and in-flight requests before it says in the
+    /// log that it is still waiting (it never stops waiting: see <see cref="Stop"/>).</summary>
     public static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(3);
 
     private readonly int _index;
@@ -155,8 +156,17 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
     }
 
     /// <summary>
-    /// GET_VRING_BASE: stops the worker, waits (bounded) for in-flight requests, and returns the next avail index
-    /// to process. Late completions after this only release their resources.
+    /// GET_VRING_BASE: stops the queue thread, waits for every in-flight request to complete, and returns the next
+    /// avail index to process.
+    /// <para>
+    /// Both waits are unbounded, on purpose (issue 13, item 3). Returning while the queue thread runs would let
+    /// the ring snapshot go while it is in use and a later SET_VRING_KICK start a second thread on the same ring.
+    /// Returning with requests in flight would count them as consumed in the base while their completions are
+    /// dropped: after stop/cont the guest waits for them forever, and a device thread could still write guest
+    /// memory the front-end believes quiet. Without VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD there is no way to hand
+    /// unfinished requests back, so the only correct answer comes after they finish. Requests are bounded by
+    /// host I/O (9P never waits on the guest); a device that hangs hangs the stop, and the log says so.
+    /// </para>
     /// </summary>
     public ushort Stop()
     {
@@ -167,22 +177,23 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
             EventFd.Signal(_wake);
             if (!worker.Join(StopTimeout))
             {
-                _logger.LogError("vq{Index}: queue thread did not stop in time (device blocked in HandleRequest?)", _index);
+                _logger.LogError("vq{Index}: queue thread still busy after {Timeout} s (device blocked in HandleRequest?); waiting for it",
+                    _index, StopTimeout.TotalSeconds);
+                worker.Join();
             }
         }
         ushort next;
         lock (_usedLock)
         {
-            long deadline = Environment.TickCount64 + (long)StopTimeout.TotalMilliseconds;
+            bool warned = false;
             while (_inFlight > 0)
             {
-                long left = deadline - Environment.TickCount64;
-                if (left <= 0)
+                if (!Monitor.Wait(_usedLock, StopTimeout) && !warned)
                 {
-                    _logger.LogWarning("vq{Index}: {Count} requests still in flight at stop; their completions are dropped", _index, _inFlight);
-                    break;
+                    warned = true;
+                    _logger.LogWarning("vq{Index}: {Count} requests still in flight after {Timeout} s; waiting for them so the vring base counts only what is in the used ring",
+                        _index, _inFlight, StopTimeout.TotalSeconds);
                 }
-                Monitor.Wait(_usedLock, (int)left);
             }
             next = _ring?.LastAvailIndex ?? _base;
             _epoch++;
@@ -341,7 +352,13 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
                     break;
                 }
                 GuestMemory memory = ring.Memory;
-                memory.TryAcquire(); // cannot fail: _ringMemory holds a reference
+                if (!memory.TryAcquire())
+                {
+                    // _ringMemory holds a reference for as long as this thread runs (Stop joins it before
+                    // releasing), so this is our bug; going on would let the request outlive the mapping.
+                    Return(request);
+                    throw new InvalidOperationException($"vq{_index}: ring memory already released under a running queue thread");
+                }
                 lock (_usedLock)
                 {
                     _inFlight++;
