@@ -48,8 +48,10 @@ internal static class EventFd
     }
 
     /// <summary>
-    /// Makes a front-end supplied notification fd non-blocking, so a hostile fd (a full pipe instead of an eventfd)
-    /// can never block a queue or device thread. Eventfds from QEMU are already non-blocking. False on failure.
+    /// Makes a front-end supplied notification fd non-blocking, so a full counter (or a full pipe passed instead of
+    /// an eventfd) answers EAGAIN. Eventfds from QEMU are already non-blocking. The front-end shares the open
+    /// file description and can clear the flag again; that is why only a <see cref="QueueNotifier"/> thread
+    /// writes call and err fds. False on failure.
     /// </summary>
     public static bool MakeNonBlocking(FdHandle handle)
     {

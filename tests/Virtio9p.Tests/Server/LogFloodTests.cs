@@ -60,4 +60,19 @@ public sealed class LogFloodTests : IDisposable
             server.Serve(exchange, buffers, out _);
         }
     }
+
+    /// <summary>A guest that resets its virtio device in a loop makes the front-end stop the ring each time
+    /// (GET_VRING_BASE): the device's stop lines are the guest's to trigger too.</summary>
+    [Fact]
+    public void Device_stop_lines_are_rate_limited()
+    {
+        using var fs = new LocalFileSystem(_dir);
+        var logger = new CountingLogger();
+        using var device = new VirtFs.Virtio9p.Device.Virtio9pDevice("tag", new P9Server(fs, logger), 1, logger);
+        for (int i = 0; i < 500; i++)
+        {
+            device.OnStopped();
+        }
+        Assert.InRange(logger.Lines.Count, 1, 3 * VirtFs.VhostUser.Diagnostics.LogRateLimiter.DefaultMaxLines);
+    }
 }
