@@ -94,6 +94,10 @@ public sealed class FidLifetimeTests : IDisposable
                     Check(io.Call(T.Treaddir, b => b.U32(2).U64(0).U32(8192)), T.Rreaddir);
                     Check(io.Call(T.Tfsync, b => b.U32(1).U32(0)), T.Rfsync);
                     Check(io.Call(T.Tlock, b => b.U32(1).U8(0).U32(0).U64(0).U64(0).U32(7).Str("guest")), T.Rlock);
+                    // Unlock and query go through the owner's fd without referencing it from this fid: the fid
+                    // that did (an earlier fid 1) may be releasing it right now.
+                    Check(io.Call(T.Tlock, b => b.U32(1).U8(2).U32(0).U64(0).U64(0).U32(7).Str("guest")), T.Rlock);
+                    Check(io.Call(T.Tgetlock, b => b.U32(1).U8(1).U64(0).U64(0).U32(7).Str("guest")), T.Rgetlock);
                 }
             }
             catch (Exception e)
@@ -143,5 +147,49 @@ public sealed class FidLifetimeTests : IDisposable
         _client.Walk(2, 2, "e").Expect(T.Rwalk);
         _client.Call(T.Txattrwalk, b => b.U32(2).U32(3).Str("")).Expect(T.Rxattrwalk);
         Assert.Equal(22, _client.Walk(3, 3).Errno); // an xattr fid is not a path fid either
+    }
+
+    /// <summary>An unlock or Tgetlock through a fid that never locked uses the owner's fd without holding the
+    /// owner; the only fid that did may be clunked at that moment, closing that fd.</summary>
+    [Fact]
+    public void Unlock_through_another_fid_racing_the_owners_last_clunk_answers()
+    {
+        File.WriteAllText(Path.Combine(_dir, "f"), "");
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        _client.Call(T.Tlopen, b => b.U32(1).U32(2)).Expect(T.Rlopen);
+        var io = new P9TestClient(_client.Server);
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        Exception? failure = null;
+        int bad = 0;
+        var unlocker = new Thread(() =>
+        {
+            try
+            {
+                while (!stop.IsCancellationRequested && failure is null)
+                {
+                    var r = io.Call(T.Tlock, b => b.U32(1).U8(2).U32(0).U64(0).U64(0).U32(7).Str("guest"));
+                    var q = io.Call(T.Tgetlock, b => b.U32(1).U8(1).U64(0).U64(0).U32(7).Str("guest"));
+                    if (r.Type != T.Rlock || q.Type != T.Rgetlock)
+                    {
+                        Interlocked.Increment(ref bad);
+                    }
+                }
+            }
+            catch (Exception e)
+            {
+                failure = e;
+            }
+        });
+        unlocker.Start();
+        while (!stop.IsCancellationRequested && failure is null)
+        {
+            _client.Walk(Root, 2, "f").Expect(T.Rwalk);
+            _client.Call(T.Tlopen, b => b.U32(2).U32(2)).Expect(T.Rlopen);
+            _client.Call(T.Tlock, b => b.U32(2).U8(0).U32(0).U64(0).U64(1).U32(7).Str("guest")).Expect(T.Rlock);
+            _client.Call(T.Tclunk, b => b.U32(2)).Expect(T.Rclunk);
+        }
+        Assert.True(unlocker.Join(TimeSpan.FromSeconds(10)));
+        Assert.Null(failure);
+        Assert.Equal(0, bad);
     }
 }
