@@ -456,6 +456,10 @@ internal sealed class Connection : IDisposable
     private void StopEverything()
     {
         ResetQueues();
+        foreach (VirtQueue q in _queues)
+        {
+            q.Dispose(); // ends the notifier threads: the connection is done with its queues
+        }
         _memory.Dispose();
         _backendReq?.Dispose();
         _backendReq = null;

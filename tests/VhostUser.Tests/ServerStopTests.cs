@@ -113,7 +113,12 @@ public sealed class ServerStopTests : IDisposable
                 Thread.Sleep(5);
             }
             device.ReleaseAllAfter(TimeSpan.Zero);
-            Assert.True(TestFrontEnd.WaitSignalled(call));
+            // Not the first signal: the replaced call fd of the running ring gets one of its own.
+            deadline = DateTime.UtcNow.AddSeconds(10);
+            while (driver.UsedIdx != 4 && DateTime.UtcNow < deadline)
+            {
+                TestFrontEnd.WaitSignalled(call, 100);
+            }
             Assert.Equal(4, driver.UsedIdx);
 
             // REM_MEM_REG of an unknown region fails politely; of the real one succeeds.
@@ -188,6 +193,159 @@ public sealed class ServerStopTests : IDisposable
             Assert.Equal(new VringState(0, expected), VringState.Read(fe.ExpectReply(VhostUserRequestType.GetVringBase)));
             fe.Dispose();
             await run.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            cts.Cancel();
+            close(kick);
+            close(call);
+        }
+    }
+
+    /// <summary>Completes inline from HandleRequest, then stays in it longer than the stop timeout: the queue
+    /// thread is busy in the device when GET_VRING_BASE arrives.</summary>
+    private sealed class SlowInlineDevice(TimeSpan delay) : IVirtioDevice
+    {
+        private int _inside;
+        public ulong DeviceFeatures => 0;
+        public int QueueCount => 1;
+        public ReadOnlyMemory<byte> Config => new byte[2];
+        public volatile bool Entered;
+        public volatile int Returned;
+        public int MostInside;
+
+        public void HandleRequest(VirtqRequest request)
+        {
+            int inside = Interlocked.Increment(ref _inside);
+            InterlockedMax(ref MostInside, inside);
+            Entered = true;
+            request.Complete(request.CopyToWritable(0, "slow"u8));
+            Thread.Sleep(delay); // nothing in flight, but the queue thread is still in the device
+            Interlocked.Decrement(ref _inside);
+            Interlocked.Increment(ref Returned);
+        }
+
+        private static void InterlockedMax(ref int target, int value)
+        {
+            int seen = Volatile.Read(ref target);
+            while (value > seen && Interlocked.CompareExchange(ref target, value, seen) != seen)
+            {
+                seen = Volatile.Read(ref target);
+            }
+        }
+    }
+
+    private static MockDriver SetUpMemory(TestFrontEnd fe, GuestRam ram)
+    {
+        fe.SendU64(VhostUserRequestType.SetProtocolFeatures, TestFrontEnd.Version, VhostUserProtocolFeatures.ReplyAck | VhostUserProtocolFeatures.ConfigureMemSlots);
+        fe.SendU64(VhostUserRequestType.SetFeatures, TestFrontEnd.NeedReply, VirtioFeatures.Version1 | VirtioFeatures.RingEventIdx | VirtioFeatures.VhostUserProtocolFeatures);
+        fe.ExpectAck(VhostUserRequestType.SetFeatures);
+        var memReg = new byte[40];
+        ram.Description.Write(memReg.AsSpan(8));
+        fe.Send(VhostUserRequestType.AddMemReg, TestFrontEnd.NeedReply, memReg, ram.Fd);
+        fe.ExpectAck(VhostUserRequestType.AddMemReg);
+        return MockDriver.Create(ram, 8);
+    }
+
+    /// <summary>Issue 13 item 3: requests still in flight when the stop timeout passes used to be counted as
+    /// consumed in the vring base and their completions dropped, so the guest waited for them forever. The base
+    /// must account for every request: GET_VRING_BASE answers once they are in the used ring.</summary>
+    [Fact]
+    public async Task GetVringBaseAccountsForRequestsSlowerThanTheStopTimeout()
+    {
+        var device = new HoldingDevice();
+        string path = Path.Combine(_dir, "slow.sock");
+        using var cts = new CancellationTokenSource();
+        Task run = new VhostUserServer(path, device, _logger).RunAsync(cts.Token);
+        using TestFrontEnd fe = TestFrontEnd.Connect(path);
+        using var ram = new GuestRam(1 << 20, 0, UserAddr);
+        int kick = TestFrontEnd.NewEventFd(), call = TestFrontEnd.NewEventFd();
+        try
+        {
+            MockDriver driver = SetUpMemory(fe, ram);
+            SetUpRing(fe, driver, kick, call);
+            for (int i = 0; i < 2; i++)
+            {
+                driver.Publish(driver.AddChain((driver.DataGpa + (ulong)i * 64, 4, true)));
+            }
+            TestFrontEnd.Kick(kick);
+            DateTime deadline = DateTime.UtcNow.AddSeconds(5);
+            while (device.Count < 2 && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(5);
+            }
+            Assert.Equal(2, device.Count);
+
+            device.ReleaseAllAfter(VirtQueue.StopTimeout + TimeSpan.FromSeconds(1));
+            fe.SendState(VhostUserRequestType.GetVringBase, TestFrontEnd.Version, 0, 0);
+            var reply = fe.Receive(timeoutMs: 20000);
+            Assert.True(reply is not null, "GET_VRING_BASE not answered");
+            VringState state = VringState.Read(reply.Value.Payload);
+            Assert.Equal(2, driver.UsedIdx); // completed into the ring, not dropped
+            Assert.Equal(2u, state.Num);
+            Assert.Equal("done", Encoding.ASCII.GetString(ram.Span(driver.DataGpa + 64, 4)));
+
+            fe.Dispose();
+            await run.WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        finally
+        {
+            cts.Cancel();
+            close(kick);
+            close(call);
+        }
+    }
+
+    /// <summary>Issue 13 item 3: a queue thread still inside the device when the stop timeout passed was left
+    /// running while the ring snapshot was released, and a later SET_VRING_KICK could run a second thread on
+    /// the same ring. GET_VRING_BASE must not answer while the queue thread can still touch the ring, and a
+    /// restarted ring has one thread.</summary>
+    [Fact]
+    public async Task GetVringBaseWaitsForAQueueThreadStuckInTheDevice()
+    {
+        var device = new SlowInlineDevice(VirtQueue.StopTimeout + TimeSpan.FromSeconds(1));
+        string path = Path.Combine(_dir, "stuck.sock");
+        using var cts = new CancellationTokenSource();
+        Task run = new VhostUserServer(path, device, _logger).RunAsync(cts.Token);
+        using TestFrontEnd fe = TestFrontEnd.Connect(path);
+        using var ram = new GuestRam(1 << 20, 0, UserAddr);
+        int kick = TestFrontEnd.NewEventFd(), call = TestFrontEnd.NewEventFd();
+        try
+        {
+            MockDriver driver = SetUpMemory(fe, ram);
+            SetUpRing(fe, driver, kick, call);
+            driver.Publish(driver.AddChain((driver.DataGpa, 4, true)));
+            TestFrontEnd.Kick(kick);
+            DateTime deadline = DateTime.UtcNow.AddSeconds(5);
+            while (!device.Entered && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(5);
+            }
+            Assert.True(device.Entered);
+
+            fe.SendState(VhostUserRequestType.GetVringBase, TestFrontEnd.Version, 0, 0);
+            var reply = fe.Receive(timeoutMs: 20000);
+            Assert.True(reply is not null, "GET_VRING_BASE not answered");
+            Assert.Equal(1, device.Returned); // the queue thread was out of the device before the answer
+            Assert.Equal(1u, VringState.Read(reply.Value.Payload).Num);
+            Assert.Equal(1, driver.UsedIdx);
+
+            // Restarted on the same ring: one queue thread, the next request served once.
+            fe.SendState(VhostUserRequestType.SetVringBase, TestFrontEnd.NeedReply, 0, 1);
+            fe.ExpectAck(VhostUserRequestType.SetVringBase);
+            SetUpRing(fe, driver, kick, call);
+            driver.Publish(driver.AddChain((driver.DataGpa + 64, 4, true)));
+            TestFrontEnd.Kick(kick);
+            deadline = DateTime.UtcNow.AddSeconds(15);
+            while (driver.UsedIdx != 2 && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(20);
+            }
+            Assert.Equal(2, driver.UsedIdx);
+            Assert.Equal(1, device.MostInside);
+
+            fe.Dispose();
+            await run.WaitAsync(TimeSpan.FromSeconds(20));
         }
         finally
         {

@@ -123,6 +123,8 @@ public sealed class ServerTests : IDisposable
             fe.ExpectAck(VhostUserRequestType.SetVringKick);
             fe.SendU64(VhostUserRequestType.SetVringCall, TestFrontEnd.NeedReply, 0, call2); // switch call fd
             fe.ExpectAck(VhostUserRequestType.SetVringCall);
+            // A running ring's new call fd is signalled once (libvhost-user does the same): consume it.
+            Assert.True(TestFrontEnd.WaitSignalled(call2, 2000), "no signal on the replacement call fd");
             fe.SendState(VhostUserRequestType.SetVringEnable, TestFrontEnd.NeedReply, 0, 1);
             fe.ExpectAck(VhostUserRequestType.SetVringEnable);
 

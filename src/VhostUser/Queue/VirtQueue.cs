@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Tmds.Linux;
+using VirtFs.VhostUser.Diagnostics;
 using static Tmds.Linux.LibC;
 
 namespace VirtFs.VhostUser;
@@ -12,7 +13,8 @@ namespace VirtFs.VhostUser;
 /// </summary>
 internal sealed class VirtQueue : IRequestCompleter, IDisposable
 {
-    /// <summary>How long GET_VRING_BASE waits for in-flight requests before it answers anyway.</summary>
+    /// <summary>How long GET_VRING_BASE waits for the queue thread and in-flight requests before it says in the
+    /// log that it is still waiting (it never stops waiting: see <see cref="Stop"/>).</summary>
     public static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(3);
 
     private readonly int _index;
@@ -23,13 +25,20 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
     private readonly object _usedLock = new();
     private readonly Stack<VirtqRequest> _pool = new();
 
+    // Lines the guest (or the front-end on its behalf) can trigger again and again: a ring broken and reset in
+    // a loop, kicks before the ring is set up, a request that makes the device throw.
+    private readonly LogRateLimiter _brokenLog = new("virtqueue rule violations");
+    private readonly LogRateLimiter _unconfiguredLog = new("kicks before the ring was set up");
+    private readonly LogRateLimiter _deviceLog = new("device exceptions from HandleRequest");
+
     // Configuration (message-loop thread; read by the worker only while it runs, and then not changed).
     private int _size;
     private ushort _base;
     private VringAddress? _address;
     private FdHandle? _kick;
-    private FdHandle? _call;
-    private FdHandle? _err;
+    /// <summary>Owns the call and err fds and is the only writer to them (never under a lock, never on the
+    /// queue or a device thread: see <see cref="QueueNotifier"/>).</summary>
+    private readonly QueueNotifier _notifier;
     private volatile bool _enabled;
     private bool _eventIdx;
     private bool _indirect;
@@ -53,6 +62,7 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         _device = device;
         _memoryTable = memoryTable;
         _logger = logger;
+        _notifier = new QueueNotifier($"vhost-user-vq{index}-notify");
     }
 
     public bool IsRunning => _worker is not null;
@@ -90,17 +100,24 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         return true;
     }
 
-    /// <summary>Switches the call eventfd atomically; a completion racing with it signals the old or the new one.</summary>
+    /// <summary>
+    /// Switches the call eventfd atomically. A completion racing with the switch may have read the old handle
+    /// and find it disposed (its signal is lost), and with EVENT_IDX the guest then never asks again; so, as
+    /// libvhost-user does (vu_set_vring_call_exec), the new fd of a running ring is signalled once after every
+    /// replacement. A spurious interrupt only makes the guest look at the used ring.
+    /// </summary>
     public void SetCall(FdHandle? call)
     {
-        FdHandle? old = Interlocked.Exchange(ref _call, call);
-        old?.Dispose(); // SafeHandle refcount: a concurrent Signal keeps it open until it is done
+        _notifier.SetCall(call); // SafeHandle refcount: a write in progress keeps the old fd open until it is done
+        if (call is not null && IsRunning)
+        {
+            _notifier.SignalCall();
+        }
     }
 
     public void SetErr(FdHandle? err)
     {
-        FdHandle? old = Interlocked.Exchange(ref _err, err);
-        old?.Dispose();
+        _notifier.SetErr(err);
     }
 
     public void SetEnabled(bool enabled)
@@ -139,8 +156,17 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
     }
 
     /// <summary>
-    /// GET_VRING_BASE: stops the worker, waits (bounded) for in-flight requests, and returns the next avail index
-    /// to process. Late completions after this only release their resources.
+    /// GET_VRING_BASE: stops the queue thread, waits for every in-flight request to complete, and returns the next
+    /// avail index to process.
+    /// <para>
+    /// Both waits are unbounded, on purpose (issue 13, item 3). Returning while the queue thread runs would let
+    /// the ring snapshot go while it is in use and a later SET_VRING_KICK start a second thread on the same ring.
+    /// Returning with requests in flight would count them as consumed in the base while their completions are
+    /// dropped: after stop/cont the guest waits for them forever, and a device thread could still write guest
+    /// memory the front-end believes quiet. Without VHOST_USER_PROTOCOL_F_INFLIGHT_SHMFD there is no way to hand
+    /// unfinished requests back, so the only correct answer comes after they finish. Requests are bounded by
+    /// host I/O (9P never waits on the guest); a device that hangs hangs the stop, and the log says so.
+    /// </para>
     /// </summary>
     public ushort Stop()
     {
@@ -151,22 +177,23 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
             EventFd.Signal(_wake);
             if (!worker.Join(StopTimeout))
             {
-                _logger.LogError("vq{Index}: queue thread did not stop in time (device blocked in HandleRequest?)", _index);
+                _logger.LogError("vq{Index}: queue thread still busy after {Timeout} s (device blocked in HandleRequest?); waiting for it",
+                    _index, StopTimeout.TotalSeconds);
+                worker.Join();
             }
         }
         ushort next;
         lock (_usedLock)
         {
-            long deadline = Environment.TickCount64 + (long)StopTimeout.TotalMilliseconds;
+            bool warned = false;
             while (_inFlight > 0)
             {
-                long left = deadline - Environment.TickCount64;
-                if (left <= 0)
+                if (!Monitor.Wait(_usedLock, StopTimeout) && !warned)
                 {
-                    _logger.LogWarning("vq{Index}: {Count} requests still in flight at stop; their completions are dropped", _index, _inFlight);
-                    break;
+                    warned = true;
+                    _logger.LogWarning("vq{Index}: {Count} requests still in flight after {Timeout} s; waiting for them so the vring base counts only what is in the used ring",
+                        _index, _inFlight, StopTimeout.TotalSeconds);
                 }
-                Monitor.Wait(_usedLock, (int)left);
             }
             next = _ring?.LastAvailIndex ?? _base;
             _epoch++;
@@ -198,7 +225,11 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         _broken = false;
     }
 
-    public void Dispose() => Reset();
+    public void Dispose()
+    {
+        Reset();
+        _notifier.Dispose();
+    }
 
     private unsafe void WorkerLoop()
     {
@@ -321,7 +352,13 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
                     break;
                 }
                 GuestMemory memory = ring.Memory;
-                memory.TryAcquire(); // cannot fail: _ringMemory holds a reference
+                if (!memory.TryAcquire())
+                {
+                    // _ringMemory holds a reference for as long as this thread runs (Stop joins it before
+                    // releasing), so this is our bug; going on would let the request outlive the mapping.
+                    Return(request);
+                    throw new InvalidOperationException($"vq{_index}: ring memory already released under a running queue thread");
+                }
                 lock (_usedLock)
                 {
                     _inFlight++;
@@ -338,7 +375,10 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
                 catch (Exception e)
                 {
                     // A device bug; the request may or may not have been completed: we cannot tell, so leave it.
-                    _logger.LogError(e, "vq{Index}: device threw from HandleRequest", _index);
+                    if (_deviceLog.ShouldLog(_logger, LogLevel.Error))
+                    {
+                        _logger.LogError(e, "vq{Index}: device threw from HandleRequest", _index);
+                    }
                 }
             }
         }
@@ -362,7 +402,7 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         }
         if (notify)
         {
-            EventFd.Signal(Volatile.Read(ref _call));
+            _notifier.SignalCall();
         }
     }
 
@@ -377,7 +417,10 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
             }
             if (_size == 0 || _address is null)
             {
-                _logger.LogWarning("vq{Index}: kicked before SET_VRING_NUM/SET_VRING_ADDR", _index);
+                if (_unconfiguredLog.ShouldLog(_logger, LogLevel.Warning))
+                {
+                    _logger.LogWarning("vq{Index}: kicked before SET_VRING_NUM/SET_VRING_ADDR", _index);
+                }
                 return null;
             }
             GuestMemory memory = _memoryTable.Acquire();
@@ -411,10 +454,14 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         {
             return;
         }
-        _logger.LogError("vq{Index}: driver broke the virtqueue rules ({Error}); queue stopped until reset", _index, error);
+        if (_brokenLog.ShouldLog(_logger, LogLevel.Error))
+        {
+            _logger.LogError("vq{Index}: driver broke the virtqueue rules ({Error}); queue stopped until reset", _index, error);
+        }
         _broken = true;
-        // vhost-user.rst: the err eventfd tells the front-end about an error on this ring.
-        EventFd.Signal(Volatile.Read(ref _err));
+        // vhost-user.rst: the err eventfd tells the front-end about an error on this ring. Only asked for
+        // here: the write happens on the notifier thread, never under the used-ring lock.
+        _notifier.SignalErr();
     }
 
     void IRequestCompleter.Complete(VirtqRequest request, uint bytesWritten)
@@ -445,7 +492,7 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         }
         if (notify)
         {
-            EventFd.Signal(Volatile.Read(ref _call));
+            _notifier.SignalCall();
         }
         if (wake)
         {

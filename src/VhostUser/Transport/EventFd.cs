@@ -16,7 +16,10 @@ internal static class EventFd
         return new FdHandle(fd);
     }
 
-    /// <summary>Adds 1 to the counter. Returns false if the fd is closed or the write failed.</summary>
+    /// <summary>Adds 1 to the counter. Returns false if the fd is closed or the write failed. A full counter
+    /// (EAGAIN on a non-blocking fd) counts as signalled: the reader has a wake-up pending anyway.
+    /// Blocks if the fd's description is blocking and the counter full, so front-end fds are written only
+    /// by a <see cref="QueueNotifier"/>.</summary>
     public static unsafe bool Signal(FdHandle? handle)
     {
         if (handle is null)
@@ -29,7 +32,7 @@ internal static class EventFd
             handle.DangerousAddRef(ref added);
             ulong one = 1;
             // SAFETY: writes 8 bytes from a local; the fd is kept open by the AddRef above.
-            return write(handle.Fd, &one, 8) == 8;
+            return write(handle.Fd, &one, 8) == 8 || errno == EAGAIN;
         }
         catch (ObjectDisposedException)
         {
@@ -45,8 +48,10 @@ internal static class EventFd
     }
 
     /// <summary>
-    /// Makes a front-end supplied notification fd non-blocking, so a hostile fd (a full pipe instead of an eventfd)
-    /// can never block a queue or device thread. Eventfds from QEMU are already non-blocking. False on failure.
+    /// Makes a front-end supplied notification fd non-blocking, so a full counter (or a full pipe passed instead of
+    /// an eventfd) answers EAGAIN. Eventfds from QEMU are already non-blocking. The front-end shares the open
+    /// file description and can clear the flag again; that is why only a <see cref="QueueNotifier"/> thread
+    /// writes call and err fds. False on failure.
     /// </summary>
     public static bool MakeNonBlocking(FdHandle handle)
     {

@@ -4,6 +4,7 @@ using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using VirtFs.VhostUser;
+using VirtFs.VhostUser.Diagnostics;
 using VirtFs.Virtio9p.Protocol;
 using VirtFs.Virtio9p.Server;
 
@@ -32,6 +33,10 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     private readonly RequestStatistics _statistics = new();
     private readonly TagTracker<VirtqRequest> _tags = new();
     private readonly Thread[] _workers;
+    /// <summary>Our bug, but one a guest may be able to repeat at will: rate-limited like guest-triggered lines.</summary>
+    private readonly LogRateLimiter _failureLog = new("9P requests that failed unexpectedly");
+    /// <summary>A guest resetting its device in a loop makes the front-end stop the ring each time.</summary>
+    private readonly LogRateLimiter _stopLog = new("virtio-9p device stops");
 
     public Virtio9pDevice(string tag, P9Server server, int workerCount, ILogger logger)
     {
@@ -118,7 +123,10 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
             catch (Exception e)
             {
                 // A bug of ours, not the guest's: log it, answer nothing for this request, keep serving.
-                _logger.LogError(e, "9P request failed unexpectedly");
+                if (_failureLog.ShouldLog(_logger, LogLevel.Error))
+                {
+                    _logger.LogError(e, "9P request failed unexpectedly");
+                }
             }
             finally
             {
@@ -162,8 +170,11 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
 
     public void OnStopped()
     {
-        _logger.LogInformation("virtio-9p device stopped by the front-end");
-        _statistics.Log(_logger);
+        if (_stopLog.ShouldLog(_logger, LogLevel.Information))
+        {
+            _logger.LogInformation("virtio-9p device stopped by the front-end");
+            _statistics.Log(_logger); // when suppressed, the counters carry on into the next report
+        }
     }
 
     public void Dispose()

@@ -4,11 +4,21 @@ namespace VirtFs.Virtio9p.Server;
 
 /// <summary>
 /// A guest fid: the path it names, who attached it, and what it holds open. Fields a request changes
-/// are guarded by <see cref="Sync"/>; the open file is a SafeFileHandle, whose own refcount keeps a
-/// concurrent Tclunk from closing the fd under a running preadv.
+/// are guarded by <see cref="Sync"/>.
+/// <para>
+/// Refcounted per request, as QEMU's get_fid/put_fid (hw/9pfs/9p.c): the table holds one reference and every
+/// request using the fid holds one from lookup to reply. Tclunk, Tremove, Tversion and an xattr replace take the
+/// fid out of the table at once and drop the table's reference; the open file, the xattr buffer and the lock
+/// owners are released when the last request using the fid is done, so a request never finds its fid's
+/// resources gone under it. A lookup that loses the race with the last release finds no fid (ENOENT), as a
+/// lookup after the clunk would.
+/// </para>
 /// </summary>
 internal sealed class Fid(uint id, byte[] path, uint uid)
 {
+    /// <summary>The table's reference plus one per request using the fid; 0 once released (never again above).</summary>
+    private int _references = 1;
+
     public uint Id { get; } = id;
 
     /// <summary>Export-relative path. Replaced (never mutated in place) when a rename moves the file or a
@@ -45,11 +55,41 @@ internal sealed class Fid(uint id, byte[] path, uint uid)
 
     public LockOwners? LockTable { get; set; }
 
-    public void Release()
+    /// <summary>Takes a request's reference; false when the fid was already released (clunked and idle).</summary>
+    public bool TryAcquire()
     {
-        LockTable?.Release(this);
-        Handle?.Dispose();
-        Handle = null;
+        int seen = Volatile.Read(ref _references);
+        while (seen > 0)
+        {
+            int before = Interlocked.CompareExchange(ref _references, seen + 1, seen);
+            if (before == seen)
+            {
+                return true;
+            }
+            seen = before;
+        }
+        return false;
+    }
+
+    /// <summary>Drops a reference (a request's, or the table's when the fid leaves the table); the last one
+    /// releases what the fid holds.</summary>
+    public void Put()
+    {
+        int left = Interlocked.Decrement(ref _references);
+        if (left == 0)
+        {
+            lock (Sync)
+            {
+                LockTable?.Release(this);
+                Handle?.Dispose();
+                Handle = null;
+                Xattr = null;
+            }
+        }
+        else if (left < 0)
+        {
+            throw new InvalidOperationException($"fid {Id} released more often than acquired");
+        }
     }
 }
 

@@ -15,7 +15,12 @@ internal sealed class FidTable
 
     public int Count => _fids.Count;
 
-    public Fid? Get(uint id) => _fids.TryGetValue(id, out Fid? fid) ? fid : null;
+    /// <summary>Whether the id names a fid (for Twalk's "newfid must be unused"); takes no reference.</summary>
+    public bool Contains(uint id) => _fids.ContainsKey(id);
+
+    /// <summary>The fid with a request's reference taken (QEMU's get_fid), or null; the caller must
+    /// <see cref="Fid.Put"/> it when the request is done.</summary>
+    public Fid? Acquire(uint id) => _fids.TryGetValue(id, out Fid? fid) && fid.TryAcquire() ? fid : null;
 
     /// <summary>Adds a new fid; fails with EBADF if the id is in use (9P: newfid must be unused) or
     /// ENFILE-like EMFILE when the table is full.</summary>
@@ -28,16 +33,15 @@ internal sealed class FidTable
         return _fids.TryAdd(fid.Id, fid) ? 0 : -Errno.EBADF;
     }
 
-    /// <summary>Replaces (for Twalk with newfid == fid) or adds.</summary>
-    public void Set(Fid fid) => _fids[fid.Id] = fid;
-
+    /// <summary>Takes the fid out of the table; the caller owns the table's reference and must
+    /// <see cref="Fid.Put"/> it (requests still using the fid keep it alive until they are done).</summary>
     public Fid? Remove(uint id) => _fids.TryRemove(id, out Fid? fid) ? fid : null;
 
     public void Clear()
     {
         foreach (uint id in _fids.Keys)
         {
-            Remove(id)?.Release();
+            Remove(id)?.Put();
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
 namespace VirtFs.Virtio9p.Server;
@@ -39,12 +40,24 @@ internal sealed class LockOwners
         }
     }
 
-    /// <summary>The fd of an owner that already exists, or null (the owner then holds no lock on the file).</summary>
-    public SafeFileHandle? Find(in LockOwnerKey key)
+    /// <summary>
+    /// The fd of an owner that already exists, or null (the owner then holds no lock on the file). The caller's
+    /// fid need not reference the owner (an unlock or a query through another fid of the same process), so the
+    /// last fid that does may be clunked meanwhile and close the fd: the handle comes with a reference taken
+    /// under the table's lock, which the caller gives back with <see cref="SafeHandle.DangerousRelease"/>.
+    /// </summary>
+    public SafeFileHandle? FindAndAddRef(in LockOwnerKey key)
     {
         lock (_sync)
         {
-            return _entries.TryGetValue(key, out Entry? entry) ? entry.Handle : null;
+            if (!_entries.TryGetValue(key, out Entry? entry))
+            {
+                return null;
+            }
+            // Cannot fail: an entry's fd is disposed only under _sync, after the entry left the table.
+            bool added = false;
+            entry.Handle.DangerousAddRef(ref added);
+            return entry.Handle;
         }
     }
 

@@ -25,7 +25,7 @@ public sealed partial class P9Server
         uint fidId = call.Body.ReadUInt32();
         ulong requestMask = call.Body.ReadUInt64();
         call.Body.ReadEnd();
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -114,7 +114,7 @@ public sealed partial class P9Server
         ulong mtimeSec = call.Body.ReadUInt64();
         ulong mtimeNsec = call.Body.ReadUInt64();
         call.Body.ReadEnd();
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -198,7 +198,7 @@ public sealed partial class P9Server
     {
         uint fidId = call.Body.ReadUInt32();
         call.Body.ReadEnd();
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;

@@ -20,7 +20,7 @@ public sealed partial class P9Server
         ulong offset = call.Body.ReadUInt64();
         uint count = call.Body.ReadUInt32();
         call.Body.ReadEnd();
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -132,7 +132,7 @@ public sealed partial class P9Server
         uint mode = call.Body.ReadUInt32();
         uint gid = call.Body.ReadUInt32();
         call.Body.ReadEnd();
-        if (!TryNewEntry(dirFidId, name, out Fid? dir, out byte[]? path, out int error))
+        if (!TryNewEntry(ref call, dirFidId, name, out Fid? dir, out byte[]? path, out int error))
         {
             return error;
         }
@@ -151,7 +151,7 @@ public sealed partial class P9Server
         uint minor = call.Body.ReadUInt32();
         uint gid = call.Body.ReadUInt32();
         call.Body.ReadEnd();
-        if (!TryNewEntry(dirFidId, name, out Fid? dir, out byte[]? path, out int error))
+        if (!TryNewEntry(ref call, dirFidId, name, out Fid? dir, out byte[]? path, out int error))
         {
             return error;
         }
@@ -171,7 +171,7 @@ public sealed partial class P9Server
         {
             return -Errno.ENOENT; // symlink(2) with an empty target; NUL cannot be in a C string
         }
-        if (!TryNewEntry(dirFidId, name, out Fid? dir, out byte[]? path, out int error))
+        if (!TryNewEntry(ref call, dirFidId, name, out Fid? dir, out byte[]? path, out int error))
         {
             return error;
         }
@@ -184,7 +184,7 @@ public sealed partial class P9Server
     {
         uint fidId = call.Body.ReadUInt32();
         call.Body.ReadEnd();
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -207,12 +207,12 @@ public sealed partial class P9Server
         uint fidId = call.Body.ReadUInt32();
         ReadOnlySpan<byte> name = call.Body.ReadString(P9Limits.MaxNameLength);
         call.Body.ReadEnd();
-        Fid? target = GetFid(fidId);
+        Fid? target = GetFid(ref call, fidId);
         if (target is null)
         {
             return -Errno.ENOENT;
         }
-        if (!TryNewEntry(dirFidId, name, out _, out byte[]? path, out int error))
+        if (!TryNewEntry(ref call, dirFidId, name, out _, out byte[]? path, out int error))
         {
             return error;
         }
@@ -227,8 +227,8 @@ public sealed partial class P9Server
         uint dirFidId = call.Body.ReadUInt32();
         ReadOnlySpan<byte> name = call.Body.ReadString(P9Limits.MaxNameLength);
         call.Body.ReadEnd();
-        Fid? fid = GetFid(fidId);
-        Fid? dir = GetFid(dirFidId);
+        Fid? fid = GetFid(ref call, fidId);
+        Fid? dir = GetFid(ref call, dirFidId);
         if (fid is null || dir is null)
         {
             return -Errno.ENOENT;
@@ -254,8 +254,8 @@ public sealed partial class P9Server
         uint newDirId = call.Body.ReadUInt32();
         ReadOnlySpan<byte> newName = call.Body.ReadString(P9Limits.MaxNameLength);
         call.Body.ReadEnd();
-        Fid? oldDir = GetFid(oldDirId);
-        Fid? newDir = GetFid(newDirId);
+        Fid? oldDir = GetFid(ref call, oldDirId);
+        Fid? newDir = GetFid(ref call, newDirId);
         if (oldDir is null || newDir is null)
         {
             return -Errno.ENOENT;
@@ -324,7 +324,7 @@ public sealed partial class P9Server
         {
             return -Errno.ENOTEMPTY;
         }
-        Fid? dir = GetFid(dirFidId);
+        Fid? dir = GetFid(ref call, dirFidId);
         if (dir is null)
         {
             return -Errno.ENOENT;
@@ -347,7 +347,7 @@ public sealed partial class P9Server
         return result < 0 ? result : call.Empty(P9MessageType.Runlinkat);
     }
 
-    private bool TryNewEntry(uint dirFidId, ReadOnlySpan<byte> name,
+    private bool TryNewEntry(ref Call call, uint dirFidId, ReadOnlySpan<byte> name,
         [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Fid? dir,
         [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? path, out int error)
     {
@@ -358,7 +358,7 @@ public sealed partial class P9Server
         {
             return false;
         }
-        dir = GetFid(dirFidId);
+        dir = GetFid(ref call, dirFidId);
         if (dir is null)
         {
             error = -Errno.ENOENT;

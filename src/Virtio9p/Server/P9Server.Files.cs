@@ -16,7 +16,7 @@ public sealed partial class P9Server
         uint fidId = call.Body.ReadUInt32();
         uint flags = call.Body.ReadUInt32();
         call.Body.ReadEnd();
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -52,7 +52,7 @@ public sealed partial class P9Server
         {
             return check;
         }
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -101,7 +101,7 @@ public sealed partial class P9Server
         ulong offset = call.Body.ReadUInt64();
         uint count = call.Body.ReadUInt32();
         call.Body.ReadEnd();
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -176,7 +176,7 @@ public sealed partial class P9Server
         {
             return -Errno.EINVAL; // the data must be exactly what the message carries
         }
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -235,7 +235,7 @@ public sealed partial class P9Server
         uint fidId = call.Body.ReadUInt32();
         uint dataSync = call.Body.ReadUInt32();
         call.Body.ReadEnd();
-        SafeFileHandle? handle = GetFid(fidId)?.Handle;
+        SafeFileHandle? handle = GetFid(ref call, fidId)?.Handle;
         if (handle is null)
         {
             return -Errno.EBADF;

@@ -35,7 +35,7 @@ public sealed partial class P9Server
         {
             return -Errno.EINVAL;
         }
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -49,8 +49,11 @@ public sealed partial class P9Server
                 return found;
             }
             bool full = false;
+            // An unlock finds the owner without referencing it from this fid (an owner that never locked holds
+            // nothing: no fd to open for it), so it borrows the fd; a lock references the owner through the fid,
+            // which this request holds.
             SafeFileHandle? handle = type == LockUnlock
-                ? _lockOwners.Find(key) // an owner that never locked holds nothing: no fd to open for it
+                ? _lockOwners.FindAndAddRef(key)
                 : _lockOwners.Acquire(fid, key, () => OpenOwnerHandle(fid), out full);
             if (handle is null && type != LockUnlock)
             {
@@ -60,7 +63,17 @@ public sealed partial class P9Server
             if (handle is not null)
             {
                 var request = new flock { l_type = type, l_whence = 0, l_start = (long)start, l_len = (long)length };
-                errno = ApplyLock(handle, LibC.F_OFD_SETLK, ref request);
+                try
+                {
+                    errno = ApplyLock(handle, LibC.F_OFD_SETLK, ref request);
+                }
+                finally
+                {
+                    if (type == LockUnlock)
+                    {
+                        handle.DangerousRelease();
+                    }
+                }
             }
             status = errno switch
             {
@@ -89,7 +102,7 @@ public sealed partial class P9Server
         {
             return -Errno.EINVAL;
         }
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -104,8 +117,16 @@ public sealed partial class P9Server
             }
             // Asked through the owner's own description, the owner's locks do not count as conflicts
             // (F_GETLK ignores the caller's locks); an owner without one holds no lock here.
-            SafeFileHandle handle = _lockOwners.Find(key) ?? fid.Handle!;
-            int errno = ApplyLock(handle, LibC.F_OFD_GETLK, ref query);
+            SafeFileHandle? owner = _lockOwners.FindAndAddRef(key);
+            int errno;
+            try
+            {
+                errno = ApplyLock(owner ?? fid.Handle!, LibC.F_OFD_GETLK, ref query);
+            }
+            finally
+            {
+                owner?.DangerousRelease();
+            }
             if (errno != 0)
             {
                 return -errno;

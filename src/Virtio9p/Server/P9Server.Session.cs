@@ -29,7 +29,10 @@ public sealed partial class P9Server
         P9Writer reply = call.StartReply(P9MessageType.Rversion);
         reply.WriteUInt32((uint)msize);
         reply.WriteString(known ? Dialect : "unknown"u8);
-        _logger.LogInformation("9P session: msize {Msize}, version {Version}", msize, known ? "9P2000.L" : "unknown");
+        if (_sessionLog.ShouldLog(_logger, LogLevel.Information))
+        {
+            _logger.LogInformation("9P session: msize {Msize}, version {Version}", msize, known ? "9P2000.L" : "unknown");
+        }
         return reply.Finish();
     }
 
@@ -89,8 +92,8 @@ public sealed partial class P9Server
         lock (fid.Sync)
         {
             result = fid.Kind == FidKind.XattrWrite ? CommitXattr(fid) : 0;
-            fid.Release();
         }
+        fid.Put();
         return result < 0 ? result : call.Empty(P9MessageType.Rclunk);
     }
 
@@ -104,10 +107,7 @@ public sealed partial class P9Server
         {
             return -Errno.ENOENT;
         }
-        lock (fid.Sync)
-        {
-            fid.Release();
-        }
+        fid.Put();
         if (PathNames.IsRoot(fid.Path))
         {
             return -Errno.EBUSY;
@@ -116,5 +116,14 @@ public sealed partial class P9Server
         return result < 0 ? result : call.Empty(P9MessageType.Rremove);
     }
 
-    private Fid? GetFid(uint id) => _fids.Get(id);
+    /// <summary>The fid with a reference held for this request; <see cref="Serve"/> drops it after the reply.</summary>
+    private Fid? GetFid(ref Call call, uint id)
+    {
+        Fid? fid = _fids.Acquire(id);
+        if (fid is not null)
+        {
+            call.Hold(fid);
+        }
+        return fid;
+    }
 }

@@ -8,7 +8,8 @@ public sealed partial class P9Server
     /// <summary>
     /// Twalk: fid[4] newfid[4] nwname[2] nwname*wname[s]. Each step is checked on the host (lstat through the
     /// port), ".." at the export root stays at the root, and a walk that fails after its first step answers
-    /// the qids it got (walk(5)) without creating newfid. nwname = 0 clones the fid.
+    /// the qids it got (walk(5)) without creating newfid. nwname = 0 clones the fid. Walking an open fid in
+    /// place (newfid == fid) is EINVAL.
     /// </summary>
     private int Walk(ref Call call)
     {
@@ -19,12 +20,12 @@ public sealed partial class P9Server
         {
             return -Errno.EINVAL;
         }
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
         }
-        if (newFidId != fidId && GetFid(newFidId) is not null)
+        if (newFidId != fidId && _fids.Contains(newFidId))
         {
             return -Errno.EINVAL; // newfid must not be in use (walk(5))
         }
@@ -69,7 +70,17 @@ public sealed partial class P9Server
         {
             if (newFidId == fidId)
             {
-                fid.Path = path;
+                // QEMU v9fs_walk: only a fid that holds nothing open may move in place; otherwise it would
+                // name one file and hold another's fd (or xattr). Checked under the fid's lock, against a
+                // racing Tlopen/Txattrcreate.
+                lock (fid.Sync)
+                {
+                    if (fid.Kind != FidKind.Path)
+                    {
+                        return -Errno.EINVAL;
+                    }
+                    fid.Path = path;
+                }
             }
             else
             {

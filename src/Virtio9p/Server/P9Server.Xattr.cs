@@ -14,7 +14,7 @@ public sealed partial class P9Server
         uint newFidId = call.Body.ReadUInt32();
         ReadOnlySpan<byte> name = call.Body.ReadString(P9Limits.MaxNameLength);
         call.Body.ReadEnd();
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;
@@ -47,7 +47,7 @@ public sealed partial class P9Server
 
     private int Replace(Fid fid)
     {
-        _fids.Remove(fid.Id)?.Release();
+        _fids.Remove(fid.Id)?.Put();
         return _fids.Add(fid);
     }
 
@@ -71,7 +71,7 @@ public sealed partial class P9Server
         {
             return -Errno.E2BIG;
         }
-        Fid? fid = GetFid(fidId);
+        Fid? fid = GetFid(ref call, fidId);
         if (fid is null)
         {
             return -Errno.ENOENT;

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using VirtFs.VhostUser.Diagnostics;
 using VirtFs.Virtio9p.FileSystem;
 using VirtFs.Virtio9p.Protocol;
 
@@ -19,6 +20,13 @@ public sealed partial class P9Server
     private readonly LockOwners _lockOwners = new();
     private readonly int _maxMessageSize;
     private volatile int _msize;
+
+    // Every line below is the guest's to trigger, as often as it sends requests: each kind is rate-limited.
+    private readonly LogRateLimiter _shortLog = new("9P requests shorter than a header");
+    private readonly LogRateLimiter _framingLog = new("9P requests with a wrong size field");
+    private readonly LogRateLimiter _malformedLog = new("9P malformed requests");
+    private readonly LogRateLimiter _overflowLog = new("9P replies larger than the guest's buffer");
+    private readonly LogRateLimiter _sessionLog = new("9P sessions");
 
     public P9Server(IFileSystem fileSystem, ILogger logger, int maxMessageSize = P9Limits.MaxMessageSize)
     {
@@ -48,7 +56,10 @@ public sealed partial class P9Server
         Span<byte> header = buffers.Request.AsSpan(0, P9Limits.HeaderSize);
         if (length < P9Limits.HeaderSize || exchange.CopyFromRequest(0, header) != P9Limits.HeaderSize)
         {
-            _logger.LogWarning("9P request of {Length} bytes is shorter than a header; dropped", length);
+            if (_shortLog.ShouldLog(_logger, LogLevel.Warning))
+            {
+                _logger.LogWarning("9P request of {Length} bytes is shorter than a header; dropped", length);
+            }
             return 0;
         }
         var headerReader = new P9Reader(header);
@@ -60,8 +71,11 @@ public sealed partial class P9Server
         // size field), so any mismatch is a framing lie; answer it without reading further.
         if (size != (uint)length || length > _msize)
         {
-            _logger.LogWarning("9P {Type} tag {Tag}: size field {Size} but {Length} bytes sent (msize {Msize})",
-                type, tag, size, length, _msize);
+            if (_framingLog.ShouldLog(_logger, LogLevel.Warning))
+            {
+                _logger.LogWarning("9P {Type} tag {Tag}: size field {Size} but {Length} bytes sent (msize {Msize})",
+                    type, tag, size, length, _msize);
+            }
             return WriteError(exchange, buffers, tag, Errno.EINVAL);
         }
 
@@ -87,14 +101,24 @@ public sealed partial class P9Server
         }
         catch (P9ProtocolException e)
         {
-            _logger.LogWarning("9P {Type} tag {Tag}: malformed: {Reason}", type, tag, e.Message);
+            if (_malformedLog.ShouldLog(_logger, LogLevel.Warning))
+            {
+                _logger.LogWarning("9P {Type} tag {Tag}: malformed: {Reason}", type, tag, e.Message);
+            }
             result = -Errno.EINVAL;
         }
         catch (P9ReplyOverflowException)
         {
             // The guest left less reply room than this reply needs.
-            _logger.LogWarning("9P {Type} tag {Tag}: reply does not fit {Capacity} bytes", type, tag, replyCapacity);
+            if (_overflowLog.ShouldLog(_logger, LogLevel.Warning))
+            {
+                _logger.LogWarning("9P {Type} tag {Tag}: reply does not fit {Capacity} bytes", type, tag, replyCapacity);
+            }
             result = -Errno.EMSGSIZE;
+        }
+        finally
+        {
+            call.PutFids();
         }
 
         if (result < 0)
@@ -159,6 +183,32 @@ public sealed partial class P9Server
         public readonly Span<byte> Reply = reply;
         /// <summary>Set by zero-copy handlers that wrote their reply into the exchange themselves.</summary>
         public bool ReplyInExchange;
+        /// <summary>The fids this request holds a reference on (no 9P2000.L request names more than two).</summary>
+        private Fid? _held0, _held1;
+
+        public void Hold(Fid fid)
+        {
+            if (_held0 is null)
+            {
+                _held0 = fid;
+            }
+            else if (_held1 is null)
+            {
+                _held1 = fid;
+            }
+            else
+            {
+                fid.Put();
+                throw new InvalidOperationException("a request held more than two fids");
+            }
+        }
+
+        public void PutFids()
+        {
+            _held0?.Put();
+            _held1?.Put();
+            _held0 = _held1 = null;
+        }
 
         public readonly P9Writer StartReply(P9MessageType type) => new(Reply, type, Tag);
 

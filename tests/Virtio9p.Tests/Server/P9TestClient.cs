@@ -19,6 +19,13 @@ internal sealed class P9TestClient
         MessageSize = msize;
     }
 
+    /// <summary>A second client of the same server (its own buffers and tags), as a second worker would be.</summary>
+    public P9TestClient(P9Server server, int msize = 131072)
+    {
+        Server = server;
+        MessageSize = msize;
+    }
+
     public P9Server Server { get; }
     public int MessageSize { get; }
 
