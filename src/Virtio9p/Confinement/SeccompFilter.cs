@@ -44,11 +44,12 @@ public static class SeccompFilter
     public const uint X32_SYSCALL_BIT = 0x40000000;
 
     // struct seccomp_data offsets: int nr; u32 arch; u64 instruction_pointer; u64 args[6] (little-endian: low half first)
-    public const uint OffsetNr = 0, OffsetArch = 4, OffsetArg0Low = 16, OffsetArg1Low = 24;
+    public const uint OffsetNr = 0, OffsetArch = 4, OffsetArg0Low = 16, OffsetArg1Low = 24, OffsetArg2Low = 32;
 
     public const uint CLONE_THREAD = 0x00010000;
     public const uint AF_UNIX = 1;
-    public const uint ENOSYS = 38, ENOTTY = 25;
+    public const uint ENOSYS = 38, ENOTTY = 25, EPERM = 1;
+    public const uint PROT_EXEC = 4;
     public const uint PR_SET_NAME = 15, PR_GET_NAME = 16;
 
     /// <summary>ioctl requests allowed: what the runtime's Console and socket code ask of stdio and sockets.
@@ -79,8 +80,9 @@ public static class SeccompFilter
         ("fgetxattr", 193), ("flistxattr", 196), ("fsetxattr", 190), ("fremovexattr", 199),
         ("fsync", 74), ("fdatasync", 75), ("ftruncate", 77), ("fallocate", 285), ("flock", 73), ("fcntl", 72),
         ("close", 3), ("dup", 32), ("dup2", 33), ("dup3", 292), ("close_range", 436), ("fadvise64", 221),
-        // Guest memory (memfd regions from the front-end) and the runtime's heap: GC, stacks, code pages.
-        ("mmap", 9), ("munmap", 11), ("mprotect", 10), ("madvise", 28), ("mremap", 25), ("brk", 12),
+        // Guest memory (memfd regions from the front-end) and the runtime's heap: GC, stacks. mmap and mprotect
+        // are argument-checked below.
+        ("munmap", 11), ("madvise", 28), ("mremap", 25), ("brk", 12),
         ("mincore", 27), ("msync", 26), ("membarrier", 324),
         // The vhost-user listening socket (made after confinement: unlink a stale path, bind, listen, accept the
         // front-end) and reconnecting to the helper when it restarts. socket() itself is argument-checked below.
@@ -128,6 +130,17 @@ public static class SeccompFilter
         {
             asm.JumpIf(BPF_JEQ, (uint)nr, "allow", null);
         }
+        // mmap, mprotect: never executable. Native AOT code is all mapped at exec time; nothing after start needs new
+        // code pages, and a guest that took the backend over gets no place for its own code through a syscall.
+        // Refused with EPERM (what a noexec mount answers) rather than killed: a lazy dlopen inside glibc (NSS)
+        // fails cleanly instead of taking the backend down; logged in log mode.
+        asm.JumpIf(BPF_JEQ, 9, "prot", null);
+        asm.JumpIf(BPF_JEQ, 10, null, "not-prot");
+        asm.Label("prot");
+        asm.Load(OffsetArg2Low);
+        asm.JumpIf(BPF_JSET, PROT_EXEC, null, "allow");
+        asm.Return(mode == SeccompMode.Log ? SECCOMP_RET_LOG : SECCOMP_RET_ERRNO | EPERM);
+        asm.Label("not-prot");
         // clone: threads only (CLONE_THREAD). No fork, so nothing to execve from, and no new namespaces:
         // CLONE_NEWUSER and CLONE_NEWNS are refused with CLONE_THREAD's required CLONE_FS/CLONE_SIGHAND.
         asm.JumpIf(BPF_JEQ, 56, null, "not-clone");

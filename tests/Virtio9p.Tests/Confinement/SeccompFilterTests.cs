@@ -116,6 +116,21 @@ public class SeccompFilterTests
     }
 
     [Fact]
+    public void Memory_is_never_made_executable()
+    {
+        SockFilter[] kill = Build(SeccompMode.Kill), log = Build(SeccompMode.Log);
+        const ulong ReadWrite = 3, ReadExec = 5, None = 0;
+        foreach (int nr in new[] { 9, 10 }) // mmap, mprotect
+        {
+            Assert.Equal(SECCOMP_RET_ALLOW, Run(kill, nr, arg2: ReadWrite));
+            Assert.Equal(SECCOMP_RET_ALLOW, Run(kill, nr, arg2: None));
+            Assert.Equal(SECCOMP_RET_ERRNO | EPERM, Run(kill, nr, arg2: ReadExec));
+            Assert.Equal(SECCOMP_RET_LOG, Run(log, nr, arg2: ReadExec));
+        }
+        Assert.Equal(SECCOMP_RET_KILL_PROCESS, Run(kill, 329, arg2: ReadWrite)); // pkey_mprotect: not at all
+    }
+
+    [Fact]
     public void No_filter_for_none()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => Build(SeccompMode.None));
@@ -133,13 +148,15 @@ public class SeccompFilterTests
 
     /// <summary>Evaluates <paramref name="program"/> like the kernel's seccomp: A register, absolute word loads from
     /// seccomp_data, conditional jumps with immediate operands, return.</summary>
-    private static uint Run(SockFilter[] program, int nr, ulong arg0 = 0, ulong arg1 = 0, uint arch = AUDIT_ARCH_X86_64)
+    private static uint Run(SockFilter[] program, int nr, ulong arg0 = 0, ulong arg1 = 0, uint arch = AUDIT_ARCH_X86_64,
+        ulong arg2 = 0)
     {
         Span<byte> data = stackalloc byte[64];
         BinaryPrimitives.WriteInt32LittleEndian(data, nr);
         BinaryPrimitives.WriteUInt32LittleEndian(data[4..], arch);
         BinaryPrimitives.WriteUInt64LittleEndian(data[16..], arg0);
         BinaryPrimitives.WriteUInt64LittleEndian(data[24..], arg1);
+        BinaryPrimitives.WriteUInt64LittleEndian(data[32..], arg2);
         uint a = 0;
         for (int pc = 0; ; pc++)
         {
