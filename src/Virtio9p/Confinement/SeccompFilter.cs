@@ -75,7 +75,7 @@ public static class SeccompFilter
         ("recvmsg", 47), ("sendmsg", 46), ("recvfrom", 45), ("sendto", 44),
         ("poll", 7), ("ppoll", 271), ("eventfd2", 290),
         // 9P requests served on fds the helper donated: directory listing, stat, xattrs, sync, locks, sizes.
-        ("getdents64", 217), ("lseek", 8), ("fstat", 5), ("newfstatat", 262), ("statx", 332), ("fstatfs", 138),
+        ("getdents64", 217), ("lseek", 8), ("fstat", 5), ("newfstatat", 262), ("statx", 332), ("fstatfs", 138), ("statfs", 137),
         ("stat", 4), ("lstat", 6),
         ("fgetxattr", 193), ("flistxattr", 196), ("fsetxattr", 190), ("fremovexattr", 199),
         ("fsync", 74), ("fdatasync", 75), ("ftruncate", 77), ("fallocate", 285), ("flock", 73), ("fcntl", 72),
