@@ -191,9 +191,11 @@ tail_logs() {
 backend_status() { # pid file
     { cat "/proc/$1/status"
       for t in /proc/"$1"/task/*; do
-          printf 'task %s %s %s\n' "${t##*/}" "$(grep '^Seccomp:' "$t/status" | tr '\t' ' ')" \
-              "$(grep '^NoNewPrivs:' "$t/status" | tr '\t' ' ')"
-      done; } >"$2" 2>&1 || true
+          # One read per thread; a thread that exited meanwhile (the thread pool retires idle ones) is skipped.
+          ts="$(cat "$t/status" 2>/dev/null)" && [[ "$ts" == *NoNewPrivs:* ]] || continue
+          printf 'task %s %s %s\n' "${t##*/}" "$(grep '^Seccomp:' <<<"$ts" | tr '\t' ' ')" \
+              "$(grep '^NoNewPrivs:' <<<"$ts" | tr '\t' ' ')"
+      done; } >"$2" 2>/dev/null || true
 }
 BACKEND_PID=""
 wait_socket() { # path pid what
