@@ -43,7 +43,8 @@ try
 {
     // Before the vhost-user socket exists and before any guest byte is read (issue 12).
     Sandbox.Apply(options.Seccomp);
-    Log.Information("confined: no capabilities, no_new_privs, seccomp {Mode}", options.Seccomp.ToString().ToLowerInvariant());
+    Log.ForContext("SourceContext", "VirtFs.Virtio9p.Confinement")
+        .Information("confined: no capabilities, no_new_privs, seccomp {Mode}", options.Seccomp.ToString().ToLowerInvariant());
 }
 catch (ConfinementException e)
 {

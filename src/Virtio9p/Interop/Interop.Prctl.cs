@@ -4,7 +4,6 @@ namespace VirtFs.Virtio9p.Interop;
 
 internal static partial class Sys
 {
-    internal const int PR_CAPBSET_READ = 23;
     internal const int PR_CAPBSET_DROP = 24;
     internal const int PR_SET_NO_NEW_PRIVS = 38;
     internal const int PR_CAP_AMBIENT = 47;
