@@ -30,7 +30,9 @@ REPO="$(cd "$HERE/.." && pwd)"
 CACHE="${VIRTFS_CACHE:-/var/cache/virtfs}"
 ROOT="$CACHE/trixie"
 GUEST_DIR=/var/lib/virtfs-guest   # inside the chroot (lab.sh puts kernel and initrd there)
-BACKEND_UID=65534 BACKEND_GID=65534
+# Our backend runs as a dedicated system user (issue 12): a guest that takes the backend over gets an identity
+# that owns nothing, not nobody's (shared with every other daemon that drops to nobody).
+BACKEND_USER=virtfs
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 need() { printf 'vm: NEEDS: %s\n' "$*" >&2; exit 3; }
@@ -72,6 +74,16 @@ case "$SERVER" in virtfs|builtin|virtiofsd|qemu72-proxy|virtfs-qemuhelper) ;;
 [[ -z "$SHARE" || -d "$SHARE" ]] || { say "--share: $SHARE is not a directory"; exit 2; }
 
 [[ "$(id -u)" == 0 ]] || need "root (chroot, bind mounts, the helper runs as root): run as root"
+
+if [[ "$SERVER" == virtfs || "$SERVER" == qemu72-proxy || "$SERVER" == virtfs-qemuhelper ]]; then
+    if ! id "$BACKEND_USER" >/dev/null 2>&1; then
+        command -v useradd >/dev/null || need "useradd (passwd) to create the system user $BACKEND_USER"
+        # Two runs starting at once may race here: the loser's useradd fails, the user exists either way.
+        useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+            "$BACKEND_USER" 2>/dev/null || id "$BACKEND_USER" >/dev/null 2>&1 || { say "could not create user $BACKEND_USER"; exit 1; }
+    fi
+    BACKEND_UID="$(id -u "$BACKEND_USER")" BACKEND_GID="$(id -g "$BACKEND_USER")"
+fi
 
 # Everything below runs in a private mount namespace: every bind mount we make vanishes with the
 # last process of this run, even if we are killed with SIGKILL.
@@ -174,6 +186,18 @@ tail_logs() {
         tail -n 15 "$f" >&2 || true
     done
 }
+# The backend's confinement as the kernel reports it (tools/e2e/slice.sh checks it): /proc/PID/status, then one
+# line per thread, since seccomp and no_new_privs are per-thread state.
+backend_status() { # pid file
+    { cat "/proc/$1/status"
+      for t in /proc/"$1"/task/*; do
+          # One read per thread; a thread that exited meanwhile (the thread pool retires idle ones) is skipped.
+          ts="$(cat "$t/status" 2>/dev/null)" && [[ "$ts" == *NoNewPrivs:* ]] || continue
+          printf 'task %s %s %s\n' "${t##*/}" "$(grep '^Seccomp:' <<<"$ts" | tr '\t' ' ')" \
+              "$(grep '^NoNewPrivs:' <<<"$ts" | tr '\t' ' ')"
+      done; } >"$2" 2>/dev/null || true
+}
+BACKEND_PID=""
 wait_socket() { # path pid what
     local i
     for (( i=0; i<300; i++ )); do
@@ -203,7 +227,7 @@ case "$SERVER" in
         chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
         HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
         BACKEND="$REPO/artifacts/bin/vhost-user-9p"
-        # The backend runs as 65534: if it cannot reach the repo's copy, give it its own.
+        # The backend runs as $BACKEND_USER: if it cannot reach the repo's copy, give it its own.
         if ! setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups test -x "$BACKEND"; then
             cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
         fi
@@ -216,8 +240,9 @@ case "$SERVER" in
         setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups -- \
             "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" --helper-socket "$RUNDIR/helper.sock" \
             "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
-        PIDS+=($!)
+        PIDS+=($!) BACKEND_PID=$!
         wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
+        backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
         CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
         QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
                   -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
@@ -256,8 +281,9 @@ case "$SERVER" in
         setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups -- \
             "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" --helper-socket "$RUNDIR/helper.sock" \
             --helper-connections 1 "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
-        PIDS+=($!)
+        PIDS+=($!) BACKEND_PID=$!
         wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
+        backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
         CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
         QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
                   -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
@@ -324,6 +350,15 @@ if (( RUN_SET )); then
     # Stream the console as it comes, without the serial line's carriage returns.
     tail -n +1 -f --pid="$QPID" "$LOG_DIR/console.raw" | clean_console | tee "$LOG_DIR/console.log" &
     TPID=$!
+    # While the guest runs (the backend has now served it with all its threads), and before cleanup stops it.
+    if [[ -n "$BACKEND_PID" ]]; then
+        ( while kill -0 "$QPID" 2>/dev/null; do
+              kill -0 "$BACKEND_PID" 2>/dev/null && backend_status "$BACKEND_PID" "$LOG_DIR/backend-status.tmp" \
+                  && mv -f "$LOG_DIR/backend-status.tmp" "$LOG_DIR/backend-status-late.txt"
+              sleep 5
+          done ) &
+        PIDS+=($!)
+    fi
     set +e; wait "$QPID"; QRC=$?; set -e
     wait "$TPID" 2>/dev/null || true
     clean_console <"$LOG_DIR/console.raw" >"$LOG_DIR/console.log"

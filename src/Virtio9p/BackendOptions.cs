@@ -1,4 +1,5 @@
 using System.Globalization;
+using VirtFs.Virtio9p.Confinement;
 
 namespace VirtFs.Virtio9p;
 
@@ -17,6 +18,7 @@ public sealed class BackendOptions
     public bool PrintQemuArgs { get; private set; }
     public bool Help { get; private set; }
     public bool Verbose { get; private set; }
+    public SeccompMode Seccomp { get; private set; } = SeccompMode.Kill;
 
     public const string Usage = """
         Usage: vhost-user-9p --socket-path PATH --tag TAG (--helper-socket PATH | --helper-fd N) [options]
@@ -34,6 +36,8 @@ public sealed class BackendOptions
           --workers N               request worker threads (default 16)
           --msize N                 largest 9P message accepted (default 1048576)
           --guest-memory SIZE       guest RAM for --print-qemu-args (default 1G)
+          --seccomp=kill|log|none   a syscall outside the allowlist kills the backend (default), is logged
+                                    by the kernel (dmesg/audit; for finding misses), or no filter at all
           --print-qemu-args         print the QEMU arguments matching these options and exit
           -v, --verbose             debug logging
           -h, --help                this text
@@ -45,6 +49,11 @@ public sealed class BackendOptions
         for (int i = 0; i < args.Length; i++)
         {
             string arg = args[i];
+            if (arg.StartsWith("--seccomp=", StringComparison.Ordinal))
+            {
+                options.Seccomp = SeccompValue(arg["--seccomp=".Length..]);
+                continue;
+            }
             switch (arg)
             {
                 case "--socket-path": options.SocketPath = Value(args, ref i); break;
@@ -55,6 +64,7 @@ public sealed class BackendOptions
                 case "--workers": options.Workers = Number(args, ref i, 1, 256); break;
                 case "--msize": options.MaxMessageSize = Number(args, ref i, Protocol.P9Limits.MinMessageSize, Protocol.P9Limits.MaxMessageSize); break;
                 case "--guest-memory": options.GuestMemory = Value(args, ref i); break;
+                case "--seccomp": options.Seccomp = SeccompValue(Value(args, ref i)); break;
                 case "--print-qemu-args": options.PrintQemuArgs = true; break;
                 case "-v": case "--verbose": options.Verbose = true; break;
                 case "-h": case "--help": options.Help = true; break;
@@ -88,6 +98,14 @@ public sealed class BackendOptions
         }
         return args[++i];
     }
+
+    private static SeccompMode SeccompValue(string text) => text switch
+    {
+        "kill" => SeccompMode.Kill,
+        "log" => SeccompMode.Log,
+        "none" => SeccompMode.None,
+        _ => throw new OptionsException($"--seccomp must be kill, log or none, not '{text}'"),
+    };
 
     private static int Number(string[] args, ref int i, int min, int max)
     {

@@ -6,6 +6,7 @@ using Serilog.Events;
 using VirtFs.ProxyFs;
 using VirtFs.VhostUser;
 using VirtFs.Virtio9p;
+using VirtFs.Virtio9p.Confinement;
 using VirtFs.Virtio9p.Device;
 using VirtFs.Virtio9p.FileSystem;
 using VirtFs.Virtio9p.Server;
@@ -37,6 +38,20 @@ Log.Logger = new LoggerConfiguration()
     .WriteTo.Console(standardErrorFromLevel: LogEventLevel.Verbose,
         outputTemplate: "{Timestamp:HH:mm:ss.fff} [{Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}")
     .CreateLogger();
+
+try
+{
+    // Before the vhost-user socket exists and before any guest byte is read (issue 12).
+    Sandbox.Apply(options.Seccomp);
+    Log.ForContext("SourceContext", "VirtFs.Virtio9p.Confinement")
+        .Information("confined: no capabilities, no_new_privs, seccomp {Mode}", options.Seccomp.ToString().ToLowerInvariant());
+}
+catch (ConfinementException e)
+{
+    Log.Fatal("vhost-user-9p could not confine itself: {Message}", e.Message);
+    await Log.CloseAndFlushAsync();
+    return 1;
+}
 
 try
 {

@@ -36,7 +36,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 mkdir -p "$LOG_DIR"
 # The export root is 0755 (guest users must get in: the guest checks the root's mode itself) inside
-# a 0700 parent, so the unprivileged backend (uid 65534) cannot read the export by path: it must go
+# a 0700 parent, so the unprivileged backend (user virtfs) cannot read the export by path: it must go
 # through the helper.
 chmod 0700 "$PARENT"
 E="$PARENT/export"
@@ -103,6 +103,29 @@ done < <(grep -a '^HOSTCHECK: ' "$OUT" | tr -d '\r' || true)
 [[ "$(stat -c %a "$PARENT")" == 700 && "$(stat -c %a "$E")" == 755 ]] \
     && pass host-export-modes || fail host-export-modes "$(stat -c %a "$PARENT") $(stat -c %a "$E")"
 ( cd "$E" && sha256sum --quiet -c MANIFEST >/dev/null 2>&1 ) && pass host-files-intact || fail host-files-intact "MANIFEST mismatch"
+
+# Our backend confined itself (issue 12), as the kernel reports it: no capabilities, no_new_privs and a seccomp
+# filter (mode 2) on every thread, as the dedicated user. vm.sh saved /proc/PID/status after the backend started
+# and again while the guest ran.
+if [[ "$SERVER" == virtfs || "$SERVER" == virtfs-qemuhelper ]]; then
+    for when in start late; do
+        st="$LOG_DIR/backend-status-$when.txt"
+        if [[ ! -s "$st" ]]; then fail "host-backend-confined-$when" "vm.sh saved no $st"; continue; fi
+        bad=""
+        grep -q $'^NoNewPrivs:\t1$' "$st" || bad+=" NoNewPrivs"
+        grep -q $'^Seccomp:\t2$' "$st" || bad+=" Seccomp"
+        for c in CapInh CapPrm CapEff CapAmb; do grep -q "^$c:"$'\t'"0000000000000000$" "$st" || bad+=" $c"; done
+        ntask=$(grep -c '^task ' "$st" || true)
+        nconf=$(grep -c '^task [0-9]* Seccomp: 2 NoNewPrivs: 1$' "$st" || true)
+        (( ntask > 1 && ntask == nconf )) || bad+=" threads($nconf of $ntask confined)"
+        if [[ -z "$bad" ]]; then pass "host-backend-confined-$when"
+        else fail "host-backend-confined-$when" "not as expected:$bad; see $st"; fi
+    done
+    want="$(id -u virtfs 2>/dev/null || echo none)"
+    uids="$(grep '^Uid:' "$LOG_DIR/backend-status-start.txt" 2>/dev/null | tr -s '\t ' ' ' | cut -d' ' -f2- || true)"
+    [[ "$uids" == "$want $want $want $want" ]] && pass host-backend-user-virtfs \
+        || fail host-backend-user-virtfs "Uid: '$uids', want user virtfs ($want) in all four"
+fi
 (( NP + NF > 0 )) || fail no-checks-ran "nothing reported"
 
 (( OWN_LOGS )) || echo "slice: logs in $LOG_DIR" >&2
