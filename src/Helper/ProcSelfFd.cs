@@ -31,32 +31,23 @@ internal static unsafe class ProcSelfFd
     /// <summary>open("/proc/self/fd/N", flags): a new open file description of the inode <paramref name="pathFd"/>
     /// names. Returns the new fd or -errno. O_NOFOLLOW must not be in <paramref name="flags"/> (the magic link
     /// would then refuse itself with ELOOP).</summary>
-    public static int Reopen(SafeFileHandle pathFd, int flags)
-    {
-        if (s_dir is null) return -EBADF;
-        Span<byte> name = stackalloc byte[16];
-        bool added = false;
-        try
-        {
-            pathFd.DangerousAddRef(ref added);
-            int n = (int)pathFd.DangerousGetHandle();
-            n.TryFormat(name, out int length);
-            name[length] = 0;
-            fixed (byte* p = name)
-            {
-                // SAFETY: name is NUL-terminated stack memory; both fds are kept open by their SafeHandles.
-                int fd = openat((int)s_dir.DangerousGetHandle(), p, flags & ~O_NOFOLLOW);
-                return fd < 0 ? -errno : fd;
-            }
-        }
-        finally
-        {
-            if (added) pathFd.DangerousRelease();
-        }
-    }
+    public static int Reopen(SafeFileHandle pathFd, int flags) => OnEntry(pathFd, &OpenEntry, flags & ~O_NOFOLLOW);
 
     /// <summary>chmod of the inode <paramref name="pathFd"/> (an O_PATH fd) names. Returns 0 or -errno.</summary>
-    public static int Chmod(SafeFileHandle pathFd, uint mode)
+    public static int Chmod(SafeFileHandle pathFd, uint mode) => OnEntry(pathFd, &ChmodEntry, (int)(mode & 0xFFFF));
+
+    private static int OpenEntry(int dir, byte* name, int flags)
+    {
+        int fd = openat(dir, name, flags);
+        return fd < 0 ? -errno : fd;
+    }
+
+    private static int ChmodEntry(int dir, byte* name, int mode) =>
+        fchmodat(dir, name, (mode_t)(ushort)mode, 0) < 0 ? -errno : 0;
+
+    /// <summary>Runs <paramref name="op"/>(the /proc/self/fd dir, "N", arg) for the fd number of
+    /// <paramref name="pathFd"/>, which stays open (and its number ours) for the call.</summary>
+    private static int OnEntry(SafeFileHandle pathFd, delegate*<int, byte*, int, int> op, int arg)
     {
         if (s_dir is null) return -EBADF;
         Span<byte> name = stackalloc byte[16];
@@ -69,7 +60,7 @@ internal static unsafe class ProcSelfFd
             fixed (byte* p = name)
             {
                 // SAFETY: name is NUL-terminated stack memory; both fds are kept open by their SafeHandles.
-                return fchmodat((int)s_dir.DangerousGetHandle(), p, (mode_t)(ushort)mode, 0) < 0 ? -errno : 0;
+                return op((int)s_dir.DangerousGetHandle(), p, arg);
             }
         }
         finally

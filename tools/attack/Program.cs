@@ -94,18 +94,7 @@ internal static unsafe partial class Program
         {
             int n = (int)fd!.DangerousGetHandle();
             fcntl(n, F_SETFD, 0); // inherit it into the child; the child execs /proc/self/fd/N (= fexecve)
-            var psi = new ProcessStartInfo($"/proc/self/fd/{n}") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            string output;
-            try
-            {
-                using var p = Process.Start(psi)!;
-                output = (p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd()).Trim();
-                p.WaitForExit();
-            }
-            catch (Exception e) { return (Held, "exec of the handed-out fd failed: " + e.Message); }
-            return output.Contains("euid=0(") || output.StartsWith("uid=0(")
-                ? (Hole, $"setuid root binary ran from the handed-out fd: {output}")
-                : (Held, $"exec ran without root: {output}");
+            return RunExpectingRoot($"/proc/self/fd/{n}", "the handed-out fd");
         }
     }
 
@@ -119,7 +108,13 @@ internal static unsafe partial class Program
         using (w) RandomAccess.Write(w!, elf, 0);
         r = c.Chmod("a1b-id"u8, 0x800 | 0x1ED /* 04755 */);
         if (r < 0) return (Held, "T_CHMOD 04755 refused: " + Err(r));
-        var psi = new ProcessStartInfo(Path.Combine(export, "a1b-id")) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        return RunExpectingRoot(Path.Combine(export, "a1b-id"), "the host path");
+    }
+
+    /// <summary>Runs the id(1) copy at <paramref name="program"/>: a hole if it ran as root.</summary>
+    private static (int, string) RunExpectingRoot(string program, string from)
+    {
+        var psi = new ProcessStartInfo(program) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         string output;
         try
         {
@@ -127,9 +122,9 @@ internal static unsafe partial class Program
             output = (p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd()).Trim();
             p.WaitForExit();
         }
-        catch (Exception e) { return (Held, "exec from the host path failed: " + e.Message); }
+        catch (Exception e) { return (Held, $"exec from {from} failed: {e.Message}"); }
         return output.Contains("euid=0(") || output.StartsWith("uid=0(")
-            ? (Hole, $"setuid root binary made through the helper ran from the host path: {output}")
+            ? (Hole, $"setuid root binary ran from {from}: {output}")
             : (Held, $"exec ran without root: {output}");
     }
 
