@@ -40,6 +40,21 @@ internal sealed class QueueNotifier : IDisposable
     /// <summary>Asks for one write to the call fd, never blocking; safe under any lock.</summary>
     public void SignalCall() => Request(CallBit);
 
+    /// <summary>
+    /// For a worker thread that holds no lock, after its request has left the in-flight count: writes the call
+    /// fd on this thread when the counter has room (poll POLLOUT, timeout 0), skipping the notifier's thread
+    /// hop, which costs one more thread wake-up per interrupt (in interleaved TCG-lab runs 4 KiB random reads
+    /// went from about 1400 to 1100 IOPS with the hop, though the lab's noise was of the same order); a full
+    /// counter counts as signalled. Residual risk, accepted for a worker only: a front-end that fills the
+    /// counter between the poll and the write, with O_NONBLOCK cleared, blocks this worker until it reads the
+    /// counter. The queue thread, stop, reset and every lock holder never get here.
+    /// </summary>
+    public void SignalCallFromWorker()
+    {
+        if ((Volatile.Read(ref _pending) & CallBit) != 0) return; // the notifier is about to write anyway
+        if (!EventFd.SignalIfRoom(Volatile.Read(ref _call))) Request(CallBit);
+    }
+
     /// <summary>Asks for one write to the err fd, never blocking; safe under any lock.</summary>
     public void SignalErr() => Request(ErrBit);
 

@@ -492,7 +492,7 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         }
         if (notify)
         {
-            _notifier.SignalCall();
+            _notifier.SignalCallFromWorker(); // no lock held, in-flight count already released
         }
         if (wake)
         {

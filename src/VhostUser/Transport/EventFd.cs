@@ -47,6 +47,35 @@ internal static class EventFd
         }
     }
 
+    /// <summary>Adds 1 to the counter only if poll says a write will not block; a counter with no room counts as
+    /// signalled. True when handled (written, full, or no fd); false on an error, for the caller to retry
+    /// another way.</summary>
+    public static unsafe bool SignalIfRoom(FdHandle? handle)
+    {
+        if (handle is null) return true;
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            var p = new pollfd { fd = handle.Fd, events = (short)POLLOUT };
+            // SAFETY: p is a local; the fd is kept open by the AddRef above.
+            int ready = poll(&p, 1, 0);
+            if (ready < 0) return false;
+            if (ready == 0 || (p.revents & POLLOUT) == 0) return true; // full: already signalled
+            ulong one = 1;
+            // SAFETY: writes 8 bytes from a local; the fd is kept open by the AddRef above.
+            return write(handle.Fd, &one, 8) == 8 || errno == EAGAIN;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (added) handle.DangerousRelease();
+        }
+    }
+
     /// <summary>
     /// Makes a front-end supplied notification fd non-blocking, so a full counter (or a full pipe passed instead of
     /// an eventfd) answers EAGAIN. Eventfds from QEMU are already non-blocking. The front-end shares the open
