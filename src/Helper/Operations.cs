@@ -114,34 +114,24 @@ internal sealed unsafe class Operations
     private static int OpenRegular(byte[] path, int offset, int flags, out SafeFileHandle? fd)
     {
         fd = null;
-        stat st;
-        SafeFileHandle pathFd;
-        fixed (byte* p = &path[offset])
-        {
-            // SAFETY: p is NUL-terminated (CPath) and pinned.
-            int n = open(p, O_PATH | O_CLOEXEC | (flags & (O_NOFOLLOW | O_DIRECTORY)));
-            if (n < 0) return -errno;
-            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
-        }
+        int r = OpenPath(path, offset, flags & (O_NOFOLLOW | O_DIRECTORY), out var pathFd, out uint mode);
+        if (r < 0) return r;
         using (pathFd)
         {
-            // SAFETY: st is a local; the fd stays open (pathFd) for the call.
-            if (fstat((int)pathFd.DangerousGetHandle(), &st) < 0) return -errno;
-            if (IsSymlink(st.st_mode)) return -ELOOP; // O_NOFOLLOW on a final symlink, as open(2) says
-            if (!IsRegularOrDirectory(st.st_mode)) return -ProxyErrno.ENXIO;
+            if ((mode & 0xF000u) == 0xA000u) return -ELOOP; // O_NOFOLLOW on a final symlink, as open(2) says
+            if (!IsRegularOrDirectory((mode_t)mode)) return -ProxyErrno.ENXIO;
             // Exposed export (ExportReach): a setuid/setgid file handed out writable could be rewritten through a
             // shared mapping (which never clears the bits) and run from the host path. Drop the bits first, as the
             // kernel does when an unprivileged writer writes.
-            uint mode = (ushort)st.st_mode;
             if (ExportReach.Exposed && (mode & 0xF000u) == 0x8000u && ExportReach.PrivilegedMode(mode) &&
                 ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC) != 0))
             {
-                int c = ProcSelfFd.Chmod(pathFd, mode & 0x3FF & 0xFFFFu);
+                int c = ProcSelfFd.Chmod(pathFd!, mode & 0x3FF);
                 if (c < 0) return c;
             }
             // O_NONBLOCK: a lease the client holds on the file (fcntl F_SETLEASE through a handed-out fd) would
             // otherwise park this thread for lease-break-time (45 s) on every open; now it says EWOULDBLOCK.
-            int n = ProcSelfFd.Reopen(pathFd, (flags & ~(O_CREAT | O_EXCL)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+            int n = ProcSelfFd.Reopen(pathFd!, (flags & ~(O_CREAT | O_EXCL)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
             if (n < 0) return n;
             fd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
             if ((flags & O_NONBLOCK) == 0)
@@ -450,23 +440,14 @@ internal sealed unsafe class Operations
     /// </summary>
     private static int SetAccessAclExposed(byte[] path, int offset, byte[] name, in SetXattrRequest req)
     {
-        stat st;
-        SafeFileHandle pathFd;
-        fixed (byte* p = &path[offset])
-        {
-            // SAFETY: p is NUL-terminated (CPath) and pinned.
-            int n = open(p, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-            if (n < 0) return -errno;
-            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
-        }
+        int r = OpenPath(path, offset, O_NOFOLLOW, out var pathFd, out uint mode);
+        if (r < 0) return r;
         using (pathFd)
         {
-            // SAFETY: st is a local; pathFd keeps the fd open.
-            if (fstat((int)pathFd.DangerousGetHandle(), &st) < 0) return -errno;
-            uint type = (ushort)st.st_mode & 0xF000u;
+            uint type = mode & 0xF000u;
             if (type != 0x8000u && type != 0x4000u) return -EOPNOTSUPP; // only files and directories get ACLs here
-            if (type == 0x8000u && ExportReach.PrivilegedMode((ushort)st.st_mode)) return -ProxyErrno.EPERM;
-            int fd = ProcSelfFd.Reopen(pathFd, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+            if (type == 0x8000u && ExportReach.PrivilegedMode(mode)) return -ProxyErrno.EPERM;
+            int fd = ProcSelfFd.Reopen(pathFd!, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
             if (fd < 0) return fd;
             using var file = new SafeFileHandle((IntPtr)fd, ownsHandle: true);
             fixed (byte* n = name)

@@ -82,13 +82,9 @@ internal static unsafe partial class Program
     private static (int, string) SetuidFexecve(string sock)
     {
         using var c = ProxyClient.Connect(sock);
-        byte[] elf = File.ReadAllBytes("/usr/bin/id");
-        int r = c.Create("a1-id"u8, O_RDWR | O_CREAT, 0755, 0, 0, out SafeFileHandle? w);
-        if (r < 0) return (Held, "T_CREATE as 0:0 refused: " + Err(r));
-        using (w) RandomAccess.Write(w!, elf, 0);
-        r = c.Chmod("a1-id"u8, 0x800 | 0x1ED /* 04755 */);
-        if (r < 0) return (Held, "T_CHMOD 04755 refused: " + Err(r));
-        r = c.Open("a1-id"u8, O_RDONLY, out SafeFileHandle? fd);
+        string? refused = MakeSetuidRootId(c, "a1-id"u8);
+        if (refused is not null) return (Held, refused);
+        int r = c.Open("a1-id"u8, O_RDONLY, out SafeFileHandle? fd);
         if (r < 0) return (Held, "T_OPEN refused: " + Err(r));
         using (fd)
         {
@@ -102,13 +98,20 @@ internal static unsafe partial class Program
     private static (int, string) SetuidHostPath(string sock, string export)
     {
         using var c = ProxyClient.Connect(sock);
-        byte[] elf = File.ReadAllBytes("/usr/bin/id");
-        int r = c.Create("a1b-id"u8, O_RDWR | O_CREAT, 0755, 0, 0, out SafeFileHandle? w);
-        if (r < 0) return (Held, "T_CREATE as 0:0 refused: " + Err(r));
-        using (w) RandomAccess.Write(w!, elf, 0);
-        r = c.Chmod("a1b-id"u8, 0x800 | 0x1ED /* 04755 */);
-        if (r < 0) return (Held, "T_CHMOD 04755 refused: " + Err(r));
+        string? refused = MakeSetuidRootId(c, "a1b-id"u8);
+        if (refused is not null) return (Held, refused);
         return RunExpectingRoot(Path.Combine(export, "a1b-id"), "the host path");
+    }
+
+    /// <summary>Through the helper: a 0:0 copy of id(1), chmod 04755. Null on success, else what was refused.</summary>
+    private static string? MakeSetuidRootId(ProxyClient c, ReadOnlySpan<byte> name)
+    {
+        byte[] elf = File.ReadAllBytes("/usr/bin/id");
+        int r = c.Create(name, O_RDWR | O_CREAT, 0755, 0, 0, out SafeFileHandle? w);
+        if (r < 0) return "T_CREATE as 0:0 refused: " + Err(r);
+        using (w) RandomAccess.Write(w!, elf, 0);
+        r = c.Chmod(name, 0x800 | 0x1ED /* 04755 */);
+        return r < 0 ? "T_CHMOD 04755 refused: " + Err(r) : null;
     }
 
     /// <summary>Runs the id(1) copy at <paramref name="program"/>: a hole if it ran as root.</summary>
