@@ -98,6 +98,63 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         Send(type, flags, p);
     }
 
+    /// <summary>QEMU 11.1's opening (FACTS.md): features, protocol features with REPLY_ACK, then SET_FEATURES.</summary>
+    public void Negotiate(ulong features = VirtioFeatures.Version1 | VirtioFeatures.RingIndirectDesc
+        | VirtioFeatures.VhostUserProtocolFeatures | 1)
+    {
+        Send(VhostUserRequestType.GetFeatures, Version, default);
+        ExpectU64(VhostUserRequestType.GetFeatures);
+        Send(VhostUserRequestType.GetProtocolFeatures, Version, default);
+        ExpectU64(VhostUserRequestType.GetProtocolFeatures);
+        SendU64(VhostUserRequestType.SetProtocolFeatures, Version,
+            VhostUserProtocolFeatures.Mq | VhostUserProtocolFeatures.ReplyAck | VhostUserProtocolFeatures.Config
+            | VhostUserProtocolFeatures.ConfigureMemSlots | VhostUserProtocolFeatures.Status);
+        SendU64(VhostUserRequestType.SetFeatures, NeedReply, features);
+        ExpectAck(VhostUserRequestType.SetFeatures);
+    }
+
+    /// <summary>ADD_MEM_REG with the region's memfd; returns the REPLY_ACK status.</summary>
+    public ulong AddMemReg(MemoryRegionDescription region, int fd)
+    {
+        var payload = new byte[8 + MemoryRegionDescription.Length];
+        region.Write(payload.AsSpan(8));
+        Send(VhostUserRequestType.AddMemReg, NeedReply, payload, fd);
+        return ExpectU64(VhostUserRequestType.AddMemReg);
+    }
+
+    /// <summary>SET_VRING_NUM, _BASE, _ADDR, _CALL, _KICK and _ENABLE for <paramref name="driver"/>'s ring, each acked.</summary>
+    public void StartVring(MockDriver driver, int kick, int call, uint index = 0)
+    {
+        SendState(VhostUserRequestType.SetVringNum, NeedReply, index, driver.Size);
+        ExpectAck(VhostUserRequestType.SetVringNum);
+        SendState(VhostUserRequestType.SetVringBase, NeedReply, index, 0);
+        ExpectAck(VhostUserRequestType.SetVringBase);
+        var addr = new byte[VringAddress.Length];
+        driver.Address(index).Write(addr);
+        Send(VhostUserRequestType.SetVringAddr, NeedReply, addr);
+        ExpectAck(VhostUserRequestType.SetVringAddr);
+        SendU64(VhostUserRequestType.SetVringCall, NeedReply, index, call);
+        ExpectAck(VhostUserRequestType.SetVringCall);
+        SendU64(VhostUserRequestType.SetVringKick, NeedReply, index, kick);
+        ExpectAck(VhostUserRequestType.SetVringKick);
+        SendState(VhostUserRequestType.SetVringEnable, NeedReply, index, 1);
+        ExpectAck(VhostUserRequestType.SetVringEnable);
+    }
+
+    /// <summary>GET_STATUS: the device status byte, with NEEDS_RESET (0x40) once a ring broke.</summary>
+    public ulong GetStatus()
+    {
+        Send(VhostUserRequestType.GetStatus, Version, default);
+        return ExpectU64(VhostUserRequestType.GetStatus);
+    }
+
+    /// <summary>GET_VRING_BASE: stops the ring and returns the next avail index it would have processed.</summary>
+    public uint GetVringBase(uint index = 0)
+    {
+        SendState(VhostUserRequestType.GetVringBase, Version, index, 0);
+        return VringState.Read(ExpectReply(VhostUserRequestType.GetVringBase)).Num;
+    }
+
     /// <summary>Reads one reply; returns null on EOF (the backend closed the connection).</summary>
     public (MessageHeader Header, byte[] Payload)? Receive(int timeoutMs = 10000)
     {
