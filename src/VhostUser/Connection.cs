@@ -345,6 +345,12 @@ internal sealed class Connection : IDisposable
             throw new VhostUserProtocolException(VhostUserError.UnexpectedFileDescriptors, $"{type}: no-fd flag {v.NoFd} with {fds.Count} fds");
         }
         FdHandle? fd = v.NoFd ? null : fds.Take(0);
+        if (fd is not null && !EventFd.IsEventFd(fd))
+        {
+            // A pipe or socket at EOF as kick fd would spin the queue thread; a file as call fd would grow on disk.
+            fd.Dispose();
+            throw new VhostUserProtocolException(VhostUserError.UnexpectedFileDescriptors, $"{type}: fd is not an eventfd");
+        }
         if (fd is not null && !EventFd.MakeNonBlocking(fd))
         {
             fd.Dispose();

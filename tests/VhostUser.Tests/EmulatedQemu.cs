@@ -201,4 +201,19 @@ internal sealed class EmulatedQemu : IDisposable
 
     /// <summary>Open fds of this process (for leak checks).</summary>
     public static int OpenFdCount() => Directory.GetFiles("/proc/self/fd").Length;
+
+    /// <summary>True once at most <paramref name="count"/> fds are open (the server closes received fds after it replies).</summary>
+    public static bool WaitOpenFdCountAtMost(int count, int timeoutMs = 3000)
+    {
+        DateTime deadline = DateTime.UtcNow.AddMilliseconds(timeoutMs);
+        while (OpenFdCount() > count)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                return false;
+            }
+            Thread.Sleep(10);
+        }
+        return true;
+    }
 }

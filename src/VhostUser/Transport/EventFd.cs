@@ -88,6 +88,44 @@ internal static class EventFd
         return flags >= 0 && fcntl(handle.Fd, F_SETFL, flags | O_NONBLOCK) == 0;
     }
 
+    /// <summary>The (st_dev, st_ino) every eventfd shares: eventfds live on the kernel's one anonymous inode.</summary>
+    private static readonly Lazy<(ulong Dev, ulong Ino)?> AnonInode = new(() =>
+    {
+        using FdHandle probe = Create(nonBlocking: true);
+        return Identity(probe.Fd);
+    });
+
+    private static unsafe (ulong Dev, ulong Ino)? Identity(int fd)
+    {
+        stat st;
+        // SAFETY: st is a local the kernel fills.
+        return fstat(fd, &st) == 0 ? ((ulong)st.st_dev, (ulong)st.st_ino) : null;
+    }
+
+    /// <summary>
+    /// Whether a front-end's kick/call/err fd is an eventfd (or at least another anonymous-inode fd). Stops a
+    /// front-end that passes a pipe or socket at EOF as a kick fd: epoll reports it readable forever, a drain
+    /// never empties it, and the queue thread would spin at 100% CPU; a regular file or memfd cannot be polled
+    /// at all and a call/err write would grow it. QEMU's event notifiers are always eventfds on Linux.
+    /// </summary>
+    public static bool IsEventFd(FdHandle handle)
+    {
+        (ulong Dev, ulong Ino)? reference = AnonInode.Value;
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            return reference is not null && Identity(handle.Fd) == reference;
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
     /// <summary>Reads (and so resets) the counter of a raw fd; errors (EAGAIN) are ignored.</summary>
     public static unsafe void Drain(int fd)
     {
