@@ -22,15 +22,15 @@ internal sealed class FidTable
     /// <see cref="Fid.Put"/> it when the request is done.</summary>
     public Fid? Acquire(uint id) => _fids.TryGetValue(id, out Fid? fid) && fid.TryAcquire() ? fid : null;
 
-    /// <summary>Adds a new fid; fails with EBADF if the id is in use (9P: newfid must be unused) or
-    /// ENFILE-like EMFILE when the table is full.</summary>
+    /// <summary>Adds a new fid; fails with EINVAL if the id is in use (9P: newfid must be unused; the errno
+    /// QEMU's attach/walk/xattrwalk give when alloc_fid fails) or EMFILE when the table is full.</summary>
     public int Add(Fid fid)
     {
         if (_fids.Count >= MaxFids)
         {
             return -24; // EMFILE
         }
-        return _fids.TryAdd(fid.Id, fid) ? 0 : -Errno.EBADF;
+        return _fids.TryAdd(fid.Id, fid) ? 0 : -Errno.EINVAL;
     }
 
     /// <summary>Takes the fid out of the table; the caller owns the table's reference and must

@@ -16,16 +16,17 @@ public sealed partial class P9Server
         call.Body.ReadEnd();
 
         _fids.Clear();
-        if (requested < P9Limits.MinMessageSize)
-        {
-            return -Errno.EINVAL;
-        }
-        int msize = (int)Math.Min(requested, (uint)_maxMessageSize);
-        _msize = msize;
-
         // version(5): a server that does not speak the dialect answers "unknown". "9P2000.L.x" style
         // suffixes are allowed by the spec; we only know the base dialect.
         bool known = version.SequenceEqual(Dialect) || (version.StartsWith(Dialect) && version[Dialect.Length] == (byte)'.');
+        if (known && requested < P9Limits.MinMessageSize)
+        {
+            // A guest asking for a tiny msize: the errno QEMU's v9fs_version gives (an unknown dialect is
+            // reported first, as there).
+            return -Errno.EMSGSIZE;
+        }
+        int msize = (int)Math.Min(requested, (uint)_maxMessageSize);
+        _msize = Math.Max(msize, P9Limits.MinMessageSize);
         P9Writer reply = call.StartReply(P9MessageType.Rversion);
         reply.WriteUInt32((uint)msize);
         reply.WriteString(known ? Dialect : "unknown"u8);
