@@ -245,6 +245,7 @@ internal sealed class Connection : IDisposable
             {
                 using FdHandle fd = fds.Take(i);
                 regions.Add(MappedRegion.Map(fd, descriptions[i]));
+                LogRegion("mapped memory region", regions[i], descriptions[i]);
             }
         }
         catch
@@ -268,9 +269,18 @@ internal sealed class Connection : IDisposable
             throw new VhostUserProtocolException(VhostUserError.TooManyRegions, $"ADD_MEM_REG beyond {VhostUserLimits.MaxMemSlots} slots");
         }
         using FdHandle fd = fds.Take(0);
-        _memory.Add(MappedRegion.Map(fd, d));
-        _logger.LogInformation("vhost-user: added memory region {Region}", d);
+        MappedRegion region = MappedRegion.Map(fd, d);
+        _memory.Add(region);
+        LogRegion("added memory region", region, d);
         return 0;
+    }
+
+    /// <summary>Says whether the region is sealed against shrinking (see <see cref="MappedRegion.SealedAgainstShrinking"/>).</summary>
+    private void LogRegion(string what, MappedRegion region, in MemoryRegionDescription d)
+    {
+        _logger.LogInformation("vhost-user: {What} {Region}, {Sealing}", what, d, region.SealedAgainstShrinking
+            ? "sealed against shrinking"
+            : "not sealed against shrinking (a front-end that truncates it would end this process with SIGBUS)");
     }
 
     private ulong RemMemReg(ReadOnlySpan<byte> p)

@@ -8,12 +8,17 @@ namespace VirtFs.VhostUser.Tests;
 /// <summary>A memfd standing in for guest RAM, mapped into the test (the "driver" side) as well.</summary>
 internal sealed unsafe class GuestRam : IDisposable
 {
-    public GuestRam(ulong size, ulong guestPhysAddr, ulong userAddr, long fileSize = -1)
+    /// <param name="sealSize">Seal the memfd against shrinking and growing, as QEMU's memory-backend-memfd does (seal=on).</param>
+    public GuestRam(ulong size, ulong guestPhysAddr, ulong userAddr, long fileSize = -1, bool sealSize = false)
     {
         byte* name = stackalloc byte[] { (byte)'g', (byte)'r', (byte)'a', (byte)'m', 0 };
-        Fd = memfd_create(name, MFD_CLOEXEC);
+        Fd = memfd_create(name, MFD_CLOEXEC | (sealSize ? MFD_ALLOW_SEALING : 0));
         Assert.True(Fd >= 0);
         Assert.Equal(0, ftruncate(Fd, fileSize < 0 ? (long)size : fileSize));
+        if (sealSize)
+        {
+            Assert.Equal(0, fcntl(Fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW));
+        }
         Size = size;
         GuestPhysAddr = guestPhysAddr;
         UserAddr = userAddr;

@@ -21,8 +21,17 @@ internal sealed class MappedRegion : SafeHandleZeroOrMinusOneIsInvalid
     public ulong MmapOffset { get; }
     /// <summary>Start of guest bytes in our address space.</summary>
     public nint HostAddress { get; }
+    /// <summary>
+    /// Whether the file carries F_SEAL_SHRINK, so nobody can truncate it under our mapping. Without the seal
+    /// a front-end that shrinks the file later makes our next access to the lost pages raise SIGBUS, which
+    /// ends the process: the size check at map time is all a backend can do (rust-vmm's vm-memory refuses a
+    /// mapping past EOF the same way; libvhost-user checks nothing). Only the front-end holds the fd, never the
+    /// guest, and a front-end can end us anyway by closing the socket, so this is logged, not refused: QEMU's
+    /// memory-backend-memfd seals by default (seal=on), memory-backend-file (/dev/shm, hugetlbfs) cannot.
+    /// </summary>
+    public bool SealedAgainstShrinking { get; }
 
-    private MappedRegion(nint mappingBase, nuint mappingLength, in MemoryRegionDescription d)
+    private MappedRegion(nint mappingBase, nuint mappingLength, in MemoryRegionDescription d, bool sealedAgainstShrinking)
         : base(ownsHandle: true)
     {
         SetHandle(mappingBase);
@@ -32,6 +41,7 @@ internal sealed class MappedRegion : SafeHandleZeroOrMinusOneIsInvalid
         UserAddr = d.UserAddr;
         MmapOffset = d.MmapOffset;
         HostAddress = mappingBase + (nint)d.MmapOffset;
+        SealedAgainstShrinking = sealedAgainstShrinking;
     }
 
     /// <summary>Maps <paramref name="fd"/>; the fd itself stays owned by the caller (close it after).</summary>
@@ -58,13 +68,15 @@ internal sealed class MappedRegion : SafeHandleZeroOrMinusOneIsInvalid
                 throw new VhostUserProtocolException(VhostUserError.InvalidMemoryRegion,
                     $"region {d} extends past its file (size {end}, errno {errno})");
             }
+            int seals = fcntl(raw, F_GET_SEALS); // -1 (EINVAL) for files that cannot be sealed
+            bool shrinkSealed = seals >= 0 && (seals & F_SEAL_SHRINK) != 0;
             // SAFETY: we ask the kernel for a fresh mapping (no MAP_FIXED), so no existing memory is replaced.
             void* p = mmap(null, (size_t)total, PROT_READ | PROT_WRITE, MAP_SHARED, raw, 0);
             if (p == MAP_FAILED)
             {
                 throw new VhostUserProtocolException(VhostUserError.MapFailed, $"mmap of region {d} failed: errno {errno}");
             }
-            return new MappedRegion((nint)p, (nuint)total, d);
+            return new MappedRegion((nint)p, (nuint)total, d, shrinkSealed);
         }
         finally
         {

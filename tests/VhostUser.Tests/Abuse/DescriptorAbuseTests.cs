@@ -223,4 +223,37 @@ public sealed class DescriptorAbuseTests : IDisposable
         Assert.Equal(QueueSize, Driver.UsedIdx);
         Assert.Equal((uint)QueueSize, _qemu.FrontEnd.GetVringBase());
     }
+
+    /// <summary>
+    /// Guest RAM truncated under the mapping would make our next access SIGBUS. What we do about it: a region
+    /// whose file is smaller than offset + size is refused at map time (VhostUserAbuseTests: "region past the end
+    /// of its file"), and whether the file is sealed against shrinking is logged; a later truncation of an
+    /// unsealed file by the front-end ends the process (see MappedRegion.SealedAgainstShrinking).
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Regions_are_checked_for_size_and_shrink_seals_at_map_time(bool sealSize)
+    {
+        using EmulatedQemu other = EmulatedQemu.Connect(new EchoDevice(), _logger);
+        other.FrontEnd.Negotiate();
+        using var ram = new GuestRam(1 << 20, 0, EmulatedQemu.UserAddr, sealSize: sealSize);
+        Assert.Equal(0UL, other.FrontEnd.AddMemReg(ram.Description, ram.Fd));
+        Assert.True(_logger.Contains(LogLevel.Information, sealSize ? ", sealed against shrinking" : "not sealed against shrinking"));
+        if (sealSize)
+        {
+            // Sealed: nobody, the front-end included, can take the pages away under our mapping.
+            Assert.NotEqual(0, Tmds.Linux.LibC.ftruncate(ram.Fd, 4096));
+        }
+        // The region serves a ring either way.
+        MockDriver driver = MockDriver.Create(ram, 16);
+        other.FrontEnd.StartVring(driver, other.Kick, other.Call);
+        ulong d = driver.DataGpa;
+        ram.Span(d, 4).Fill(RequestByte);
+        driver.Publish(driver.AddChain((d, 4, false), (d + 0x100, 4, true)));
+        TestFrontEnd.Kick(other.Kick);
+        Assert.True(TestFrontEnd.WaitSignalled(other.Call));
+        Assert.Equal(RequestByte, ram.Span(d + 0x100, 4)[0]);
+        await other.DisconnectAsync();
+    }
 }
