@@ -366,6 +366,12 @@ internal sealed class Connection : IDisposable
             fd.Dispose();
             throw new VhostUserProtocolException(VhostUserError.UnexpectedFileDescriptors, $"{type}: fd refuses O_NONBLOCK");
         }
+        if (fd is not null && type == VhostUserRequestType.SetVringKick && !EventFd.ReadsLikeEventFd(fd))
+        {
+            // An epoll or signalfd as kick fd: readable forever, never drained, the queue thread would spin.
+            fd.Dispose();
+            throw new VhostUserProtocolException(VhostUserError.UnexpectedFileDescriptors, $"{type}: fd does not read like an eventfd");
+        }
         switch (type)
         {
             case VhostUserRequestType.SetVringCall:

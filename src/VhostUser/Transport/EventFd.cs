@@ -126,6 +126,33 @@ internal static class EventFd
         }
     }
 
+    /// <summary>
+    /// For a kick fd, after <see cref="IsEventFd"/> and <see cref="MakeNonBlocking"/>: one read must behave like an
+    /// eventfd's (8 bytes, or EAGAIN when the counter is 0). Other anonymous-inode fds (epoll, signalfd, inotify,
+    /// userfaultfd) share the eventfd's inode but fail an 8-byte read, so the queue thread's drain would never
+    /// quiet them and it would spin. Consuming a pending kick is harmless: a started ring looks at the avail ring
+    /// once before it waits. Never used on call/err fds, where a read would eat the guest's interrupt.
+    /// </summary>
+    public static unsafe bool ReadsLikeEventFd(FdHandle handle)
+    {
+        bool added = false;
+        try
+        {
+            handle.DangerousAddRef(ref added);
+            ulong value;
+            // SAFETY: reads at most 8 bytes into a local; the fd is kept open by the AddRef above.
+            long n = read(handle.Fd, &value, 8);
+            return n == 8 || (n < 0 && errno == EAGAIN);
+        }
+        finally
+        {
+            if (added)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
     /// <summary>Reads (and so resets) the counter of a raw fd; errors (EAGAIN) are ignored.</summary>
     public static unsafe void Drain(int fd)
     {

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
+using Tmds.Linux;
 using Xunit.Abstractions;
 using static Tmds.Linux.LibC;
 
@@ -112,6 +113,19 @@ public sealed class VhostUserAbuseTests : IDisposable
                     close(p[1]); // peer gone: always "readable" (EOF)
                 }
                 break;
+            case "epoll":
+                unsafe
+                {
+                    // An epoll fd watching an eventfd that is always readable: an anonymous inode like an eventfd,
+                    // readable forever, and read() on it fails, so a drain never quiets it.
+                    fd = epoll_create1(EPOLL_CLOEXEC);
+                    int ready = NewFd("eventfd");
+                    TestFrontEnd.Kick(ready);
+                    epoll_event ev = default;
+                    ev.events = EPOLLIN;
+                    Assert.Equal(0, epoll_ctl(fd, EPOLL_CTL_ADD, ready, &ev));
+                }
+                break;
             default:
                 throw new ArgumentException(kind);
         }
@@ -179,6 +193,7 @@ public sealed class VhostUserAbuseTests : IDisposable
         { "pipe as kick fd", Message(VhostUserRequestType.SetVringKick, NeedReply, U64(0)), ["pipe"] },
         { "socket as kick fd", Message(VhostUserRequestType.SetVringKick, NeedReply, U64(0)), ["socket"] },
         { "memfd as kick fd", Message(VhostUserRequestType.SetVringKick, NeedReply, U64(0)), ["memfd"] },
+        { "epoll fd as kick fd", Message(VhostUserRequestType.SetVringKick, NeedReply, U64(0)), ["epoll"] },
         { "pipe as call fd", Message(VhostUserRequestType.SetVringCall, NeedReply, U64(0)), ["pipe"] },
         { "memfd as err fd", Message(VhostUserRequestType.SetVringErr, NeedReply, U64(0)), ["memfd"] },
     };
