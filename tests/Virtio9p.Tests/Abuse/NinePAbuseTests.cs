@@ -17,14 +17,16 @@ namespace VirtFs.Virtio9p.Tests.Abuse;
 /// </summary>
 public sealed class NinePAbuseTests : IDisposable
 {
-    private const int EINVAL = 22, ENOENT = 2, EOPNOTSUPP = 95, EMSGSIZE = 90, EBADF = 9, EMFILE = 24, ENOMEM = 12;
+    /// <summary>Two descriptors a request: half as many requests in flight at once.</summary>
+    private const ushort QueueSize = 1024;
+    private const int EINVAL = 22, ENOENT = 2, EOPNOTSUPP = 95, EMSGSIZE = 90, EMFILE = 24, ENOMEM = 12;
     private readonly ITestOutputHelper _output;
     private readonly NinePOverRing _ring;
 
     public NinePAbuseTests(ITestOutputHelper output)
     {
         _output = output;
-        _ring = new NinePOverRing(queueSize: 256);
+        _ring = new NinePOverRing(QueueSize);
         Directory.CreateDirectory(Path.Combine(_ring.Export, "d/e"));
         File.WriteAllBytes(Path.Combine(_ring.Export, "d/f"), Enumerable.Range(0, 64 * 1024).Select(i => (byte)i).ToArray());
         _ring.Handshake();
@@ -190,7 +192,7 @@ public sealed class NinePAbuseTests : IDisposable
     [Fact]
     public void A_hundred_thousand_fids_either_exist_or_are_refused_cleanly()
     {
-        const int Fids = 100_000, PerKick = 128;
+        const int Fids = 100_000, PerKick = QueueSize / 2;
         long heapBefore = GC.GetTotalMemory(forceFullCollection: true);
         int created = 0, refused = 0;
         for (int start = 1; start <= Fids; start += PerKick)
@@ -350,15 +352,15 @@ public sealed class NinePAbuseTests : IDisposable
     [Fact]
     public void A_full_ring_of_requests_is_answered_and_more_than_it_holds_breaks_it()
     {
-        // queue 256, 2 descriptors a request: 128 requests in flight at once, all answered.
-        var batch = Enumerable.Range(0, 128).Select(i => NinePOverRing.Message(T.Tgetattr, (ushort)(100 + i), b => b.U32(0).U64(0x7ff))).ToList();
+        // Two descriptors a request: QueueSize / 2 requests in flight at once, all answered.
+        var batch = Enumerable.Range(0, QueueSize / 2).Select(i => NinePOverRing.Message(T.Tgetattr, (ushort)(100 + i), b => b.U32(0).U64(0x7ff))).ToList();
         foreach (byte[] reply in _ring.Batch(batch, slot: 512))
         {
             new P9TestClient.Reply(reply).Expect(T.Rgetattr);
         }
         ushort used = _ring.Qemu.Driver.UsedIdx;
         // The driver claims a queue and one more heads than the ring holds.
-        _ring.Qemu.Driver.SetAvailIdx((ushort)(used + 257));
+        _ring.Qemu.Driver.SetAvailIdx((ushort)(used + QueueSize + 1));
         TestFrontEnd.Kick(_ring.Qemu.Kick);
         Assert.True(_ring.Qemu.RingBroken());
         Assert.Equal(used, _ring.Qemu.Driver.UsedIdx);
