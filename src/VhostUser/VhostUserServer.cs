@@ -6,19 +6,51 @@ using static Tmds.Linux.LibC;
 namespace VirtFs.VhostUser;
 
 /// <summary>
-/// Listens on a unix socket path, accepts ONE front-end (QEMU), serves it until it disconnects, then returns.
+/// Listens on a unix socket path and serves one front-end (QEMU) at a time: until it disconnects, then returns, or,
+/// with keep-listening, listens again and serves the next one with a fresh device. The socket path exists only
+/// while the server waits for a front-end, so a second QEMU started against a busy backend fails at once
+/// instead of hanging in its first request.
 /// </summary>
 public sealed class VhostUserServer
 {
     private readonly string _socketPath;
-    private readonly IVirtioDevice _device;
+    private readonly Func<IVirtioDevice> _newDevice;
+    private readonly bool _ownsDevices;
+    private readonly bool _keepListening;
     private readonly ILogger _logger;
 
+    /// <summary>Serves one front-end with <paramref name="device"/> (the caller owns it).</summary>
     public VhostUserServer(string socketPath, IVirtioDevice device, ILogger logger)
+        : this(socketPath, () => device, logger, keepListening: false, ownsDevices: false)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        Check(device);
+    }
+
+    /// <summary>
+    /// Serves front-ends with a device from <paramref name="newDevice"/> each: no state of one front-end (its
+    /// sessions, open files, requests still running) reaches the next. A device that is <see cref="IDisposable"/> is
+    /// disposed when its front-end has gone. Without <paramref name="keepListening"/> only one front-end is served.
+    /// </summary>
+    public VhostUserServer(string socketPath, Func<IVirtioDevice> newDevice, ILogger logger, bool keepListening)
+        : this(socketPath, newDevice, logger, keepListening, ownsDevices: true)
+    {
+    }
+
+    private VhostUserServer(string socketPath, Func<IVirtioDevice> newDevice, ILogger logger, bool keepListening, bool ownsDevices)
     {
         ArgumentException.ThrowIfNullOrEmpty(socketPath);
-        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(newDevice);
         ArgumentNullException.ThrowIfNull(logger);
+        _socketPath = socketPath;
+        _newDevice = newDevice;
+        _logger = logger;
+        _keepListening = keepListening;
+        _ownsDevices = ownsDevices;
+    }
+
+    private static void Check(IVirtioDevice device)
+    {
         if (device.QueueCount < 1 || device.QueueCount > VhostUserLimits.MaxQueues)
         {
             throw new ArgumentOutOfRangeException(nameof(device), device.QueueCount, "QueueCount must be in 1..64");
@@ -27,16 +59,18 @@ public sealed class VhostUserServer
         {
             throw new ArgumentOutOfRangeException(nameof(device), device.Config.Length, "Config is at most 256 bytes");
         }
-        _socketPath = socketPath;
-        _device = device;
-        _logger = logger;
     }
 
+    /// <summary>Front-ends served so far (connected, whether or not they got far).</summary>
+    public int FrontEndsServed => Volatile.Read(ref _served);
+
+    private int _served;
+
     /// <summary>
-    /// Removes a stale socket file, listens, accepts one front-end and serves it on a dedicated thread until it
-    /// disconnects or <paramref name="cancellationToken"/> fires (then the task completes normally). Cleans up
-    /// (socket file, fds, guest memory, queue threads) on exit. A front-end protocol violation is logged and ends
-    /// the connection; it does not fault the task.
+    /// Removes a stale socket file, listens, accepts a front-end and serves it on a dedicated thread until it
+    /// disconnects (then, with keep-listening, the next) or <paramref name="cancellationToken"/> fires (then the
+    /// task completes normally). Cleans up (socket file, fds, guest memory, queue threads) on exit. A front-end
+    /// protocol violation is logged and ends the connection; it does not fault the task.
     /// </summary>
     public Task RunAsync(CancellationToken cancellationToken)
     {
@@ -56,9 +90,10 @@ public sealed class VhostUserServer
         var thread = new Thread(() =>
         {
             Exception? failure = null;
+            FdHandle? current = listener;
             try
             {
-                Serve(listener, stop);
+                Serve(ref current, stop, cancellationToken);
             }
             catch (Exception e)
             {
@@ -68,8 +103,11 @@ public sealed class VhostUserServer
             finally
             {
                 registration.Dispose();
-                listener.Dispose();
-                TryUnlink();
+                if (current is not null)
+                {
+                    current.Dispose();
+                    TryUnlink();
+                }
                 stop.Dispose();
             }
             // Completed only after cleanup, so callers see the socket file gone.
@@ -90,21 +128,61 @@ public sealed class VhostUserServer
         return done.Task;
     }
 
-    private void Serve(FdHandle listener, FdHandle stop)
+    private void Serve(ref FdHandle? listener, FdHandle stop, CancellationToken cancellationToken)
     {
-        _logger.LogInformation("vhost-user: listening on {Path}", _socketPath);
-        FdHandle? client = Accept(listener, stop);
-        if (client is null)
+        while (true)
         {
-            _logger.LogInformation("vhost-user: stopped before a front-end connected");
-            return;
+            if (listener is null)
+            {
+                listener = Listen();
+                _logger.LogInformation("vhost-user: waiting for the next front-end");
+            }
+            _logger.LogInformation("vhost-user: listening on {Path}", _socketPath);
+            FdHandle? client = Accept(listener, stop);
+            if (client is null)
+            {
+                _logger.LogInformation("vhost-user: stopped before a front-end connected");
+                return;
+            }
+            // One front-end at a time: stop listening and remove the path right away.
+            listener.Dispose();
+            listener = null;
+            TryUnlink();
+            Interlocked.Increment(ref _served);
+            ServeOne(client, stop);
+            if (!_keepListening || cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
         }
-        // One front-end only: stop listening and remove the path right away.
-        listener.Dispose();
-        TryUnlink();
+    }
+
+    private void ServeOne(FdHandle client, FdHandle stop)
+    {
+        IVirtioDevice device;
+        try
+        {
+            device = _newDevice();
+            Check(device);
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
         _logger.LogInformation("vhost-user: front-end connected");
-        using var connection = new Connection(new MessageChannel(client, stop), _device, _logger);
-        connection.Run();
+        try
+        {
+            using var connection = new Connection(new MessageChannel(client, stop), device, _logger);
+            connection.Run();
+        }
+        finally
+        {
+            if (_ownsDevices && device is IDisposable disposable)
+            {
+                disposable.Dispose();
+            }
+        }
         _logger.LogInformation("vhost-user: front-end disconnected");
     }
 
