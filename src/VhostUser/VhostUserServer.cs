@@ -61,6 +61,13 @@ public sealed class VhostUserServer
         }
     }
 
+    /// <summary>
+    /// Connect to the front-end's socket instead of listening on it: QEMU is then the server
+    /// (<c>-chardev socket,server=on</c>), and a restarted backend finds it again by connecting. The path is
+    /// retried until it accepts a connection; with keep-listening, the next connection follows each disconnect.
+    /// </summary>
+    public bool ConnectToFrontEnd { get; init; }
+
     /// <summary>Front-ends served so far (connected, whether or not they got far).</summary>
     public int FrontEndsServed => Volatile.Read(ref _served);
 
@@ -75,10 +82,10 @@ public sealed class VhostUserServer
     public Task RunAsync(CancellationToken cancellationToken)
     {
         FdHandle stop = EventFd.Create(nonBlocking: true);
-        FdHandle listener;
+        FdHandle? listener;
         try
         {
-            listener = Listen();
+            listener = ConnectToFrontEnd ? null : Listen();
         }
         catch
         {
@@ -106,7 +113,7 @@ public sealed class VhostUserServer
                 if (current is not null)
                 {
                     current.Dispose();
-                    TryUnlink();
+                    TryUnlink(); // ours: only a listener is
                 }
                 stop.Dispose();
             }
@@ -132,22 +139,34 @@ public sealed class VhostUserServer
     {
         while (true)
         {
-            if (listener is null)
+            FdHandle? client;
+            if (ConnectToFrontEnd)
             {
-                listener = Listen();
-                _logger.LogInformation("vhost-user: waiting for the next front-end");
+                _logger.LogInformation("vhost-user: connecting to the front-end at {Path}", _socketPath);
+                client = ConnectWithRetry(stop);
             }
-            _logger.LogInformation("vhost-user: listening on {Path}", _socketPath);
-            FdHandle? client = Accept(listener, stop);
+            else
+            {
+                if (listener is null)
+                {
+                    listener = Listen();
+                    _logger.LogInformation("vhost-user: waiting for the next front-end");
+                }
+                _logger.LogInformation("vhost-user: listening on {Path}", _socketPath);
+                client = Accept(listener, stop);
+            }
             if (client is null)
             {
                 _logger.LogInformation("vhost-user: stopped before a front-end connected");
                 return;
             }
-            // One front-end at a time: stop listening and remove the path right away.
-            listener.Dispose();
-            listener = null;
-            TryUnlink();
+            if (listener is not null)
+            {
+                // One front-end at a time: stop listening and remove the path right away.
+                listener.Dispose();
+                listener = null;
+                TryUnlink();
+            }
             Interlocked.Increment(ref _served);
             ServeOne(client, stop);
             if (!_keepListening || cancellationToken.IsCancellationRequested)
@@ -189,12 +208,7 @@ public sealed class VhostUserServer
     private unsafe FdHandle Listen()
     {
         TryUnlinkStale();
-        byte[] path = Encoding.UTF8.GetBytes(_socketPath);
-        sockaddr_un addr = default;
-        if (path.Length >= sockaddr_un.sun_path_length)
-        {
-            throw new ArgumentException($"socket path too long: {_socketPath}");
-        }
+        sockaddr_un addr = Address();
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
         {
@@ -203,13 +217,7 @@ public sealed class VhostUserServer
         var handle = new FdHandle(fd);
         try
         {
-            addr.sun_family = AF_UNIX;
-            // SAFETY: path.Length < sun_path_length (checked above), addr is a local of the right type.
-            byte* sp = (byte*)&addr + sockaddr_un.sun_path_offset;
-            for (int i = 0; i < path.Length; i++)
-            {
-                sp[i] = path[i];
-            }
+            // SAFETY: addr is a filled local sockaddr_un.
             if (bind(fd, (sockaddr*)&addr, sizeof(sockaddr_un)) != 0)
             {
                 throw new IOException($"bind {_socketPath} failed: errno {errno}");
@@ -225,6 +233,65 @@ public sealed class VhostUserServer
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Connects to the front-end's listening socket, trying again every 100 ms while it is absent or
+    /// refuses (QEMU not started yet, or between two connections); null when stopped meanwhile.</summary>
+    private unsafe FdHandle? ConnectWithRetry(FdHandle stop)
+    {
+        sockaddr_un addr = Address();
+        bool logged = false;
+        while (true)
+        {
+            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0)
+            {
+                throw new IOException($"socket failed: errno {errno}");
+            }
+            var handle = new FdHandle(fd);
+            // SAFETY: addr is a filled local sockaddr_un.
+            if (connect(fd, (sockaddr*)&addr, sizeof(sockaddr_un)) == 0)
+            {
+                return handle;
+            }
+            int e = errno;
+            handle.Dispose();
+            if (e != ENOENT && e != ECONNREFUSED && e != EINTR && e != EAGAIN)
+            {
+                throw new IOException($"connect {_socketPath} failed: errno {e}");
+            }
+            if (!logged)
+            {
+                logged = true;
+                _logger.LogInformation("vhost-user: {Path} does not accept connections yet (errno {Errno}); retrying", _socketPath, e);
+            }
+            pollfd p = default;
+            p.fd = stop.Fd;
+            p.events = POLLIN;
+            // SAFETY: one pollfd on the stack.
+            if (poll(&p, 1, 100) > 0)
+            {
+                return null;
+            }
+        }
+    }
+
+    private unsafe sockaddr_un Address()
+    {
+        byte[] path = Encoding.UTF8.GetBytes(_socketPath);
+        if (path.Length >= sockaddr_un.sun_path_length)
+        {
+            throw new ArgumentException($"socket path too long: {_socketPath}");
+        }
+        sockaddr_un addr = default;
+        addr.sun_family = AF_UNIX;
+        // SAFETY: path.Length < sun_path_length (checked above), addr is a local of the right type.
+        byte* sp = (byte*)&addr + sockaddr_un.sun_path_offset;
+        for (int i = 0; i < path.Length; i++)
+        {
+            sp[i] = path[i];
+        }
+        return addr;
     }
 
     private static unsafe FdHandle? Accept(FdHandle listener, FdHandle stop)

@@ -67,7 +67,7 @@ try
         () => new Virtio9pDevice(options.Tag!,
             new P9Server(sp.GetRequiredService<IFileSystem>(), sp.GetRequiredService<ILogger<P9Server>>(), options.MaxMessageSize),
             options.Workers, sp.GetRequiredService<ILogger<Virtio9pDevice>>()),
-        sp.GetRequiredService<ILogger<VhostUserServer>>(), options.KeepListening));
+        sp.GetRequiredService<ILogger<VhostUserServer>>(), options.KeepListening) { ConnectToFrontEnd = options.Connect });
     builder.Services.AddHostedService<BackendService>();
 
     using IHost host = builder.Build();
