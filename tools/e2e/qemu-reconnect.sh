@@ -85,17 +85,21 @@ fi
 # --- server: QEMU listens, the backend connects, is killed mid-write and a new one connects ---
 RECORDS=600
 WRITER="i=0; : >w.dat; while [ \$i -lt $RECORDS ]; do printf '%08d %0119d\\n' \$i \$i >>w.dat || echo WRITE-FAILED-\$i; i=\$((i + 1)); [ \$i = 50 ] && touch .writing; [ \$((i % 100)) = 0 ] && echo WRITER-AT-\$i; sleep 0.05; done; sync; echo WRITER-DONE; sha256sum w.dat"
-backend "$LOG_DIR/backend-server-1.log" --socket-path "$RUN/server.sock" --connect
-FIRST=$BACKEND
 "$TOOLS/vm.sh" --vhost-socket "$RUN/server.sock" --chardev-opts server=on,wait=on --share "$EXPORT" --timeout 150 \
     --log-dir "$LOG_DIR/server" --run "$WRITER" >"$LOG_DIR/server.out" 2>"$LOG_DIR/server.err" &
 VM=$!
 PIDS+=("$VM")
+# QEMU (root) creates the socket; the backend's user needs write access to connect to it.
+for _ in $(seq 1 600); do [[ -S "$RUN/server.sock" ]] && break; sleep 0.1; done
+chown "$BUID:$BGID" "$RUN/server.sock" 2>/dev/null || true
+backend "$LOG_DIR/backend-server-1.log" --socket-path "$RUN/server.sock" --connect
+FIRST=$BACKEND
 for _ in $(seq 1 1200); do [[ -e "$EXPORT/.writing" ]] && break; kill -0 "$VM" 2>/dev/null || break; sleep 0.2; done
 if [[ -e "$EXPORT/.writing" ]]; then
     pass "server-mode-boots-and-mounts"
     kill -KILL "$FIRST"
     sleep 2
+    chown "$BUID:$BGID" "$RUN/server.sock" 2>/dev/null || true
     backend "$LOG_DIR/backend-server-2.log" --socket-path "$RUN/server.sock" --connect
     SECOND=$BACKEND
     set +e; wait "$VM"; rc=$?; set -e
