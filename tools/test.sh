@@ -223,7 +223,7 @@ if (( E2E )); then
         run_suite "recovery" 600 tools/e2e/recovery.sh --no-build --log-dir "$LOGS/recovery"
         # QEMU killed under a busy guest: the backend exits 0, or with --keep-listening serves a second QEMU.
         section "reconnect: QEMU killed mid-I/O"
-        run_suite "reconnect" 400 tools/e2e/reconnect.sh --no-build --log-dir "$LOGS/reconnect"
+        run_suite "reconnect" 600 tools/e2e/reconnect.sh --no-build --log-dir "$LOGS/reconnect"
         # An unprivileged holder of the helper's socket (a guest that took over the backend) attacks the helper.
         section "attacks on the helper"
         run_suite "attacks" 300 tools/e2e/attacks.sh --no-build

@@ -68,7 +68,7 @@ backend() { # log args...
 backend "$LOG_DIR/backend-client.log" --socket-path "$RUN/client.sock"
 for _ in $(seq 1 100); do [[ -S "$RUN/client.sock" ]] && break; sleep 0.1; done
 set +e
-"$TOOLS/vm.sh" --vhost-socket "$RUN/client.sock" --chardev-opts reconnect-ms=1000 --share "$EXPORT" --timeout 120 \
+"$TOOLS/vm.sh" --vhost-socket "$RUN/client.sock" --chardev-opts reconnect-ms=1000 --share "$EXPORT" --timeout 420 \
     --log-dir "$LOG_DIR/client" --run 'echo MOUNTED' >"$LOG_DIR/client.out" 2>"$LOG_DIR/client.err"
 rc=$?
 set -e
@@ -85,7 +85,7 @@ fi
 # --- server: QEMU listens, the backend connects, is killed mid-write and a new one connects ---
 RECORDS=600
 WRITER="i=0; : >w.dat; while [ \$i -lt $RECORDS ]; do printf '%08d %0119d\\n' \$i \$i >>w.dat || echo WRITE-FAILED-\$i; i=\$((i + 1)); [ \$i = 50 ] && touch .writing; [ \$((i % 100)) = 0 ] && echo WRITER-AT-\$i; sleep 0.05; done; sync; echo WRITER-DONE; sha256sum w.dat"
-"$TOOLS/vm.sh" --vhost-socket "$RUN/server.sock" --chardev-opts server=on,wait=on --share "$EXPORT" --timeout 150 \
+"$TOOLS/vm.sh" --vhost-socket "$RUN/server.sock" --chardev-opts server=on,wait=on --share "$EXPORT" --timeout 420 \
     --log-dir "$LOG_DIR/server" --run "$WRITER" >"$LOG_DIR/server.out" 2>"$LOG_DIR/server.err" &
 VM=$!
 PIDS+=("$VM")
@@ -94,7 +94,7 @@ for _ in $(seq 1 600); do [[ -S "$RUN/server.sock" ]] && break; sleep 0.1; done
 chown "$BUID:$BGID" "$RUN/server.sock" 2>/dev/null || true
 backend "$LOG_DIR/backend-server-1.log" --socket-path "$RUN/server.sock" --connect
 FIRST=$BACKEND
-for _ in $(seq 1 1200); do [[ -e "$EXPORT/.writing" ]] && break; kill -0 "$VM" 2>/dev/null || break; sleep 0.2; done
+for _ in $(seq 1 2000); do [[ -e "$EXPORT/.writing" ]] && break; kill -0 "$VM" 2>/dev/null || break; sleep 0.2; done
 if [[ -e "$EXPORT/.writing" ]]; then
     pass "server-mode-boots-and-mounts"
     kill -KILL "$FIRST"
@@ -134,11 +134,11 @@ fi
 PLAIN="i=0; n=0; : >p.dat; while [ \$i -lt 400 ]; do timeout -s KILL 5 sh -c \"printf '%08d\\\\n' \$i >>p.dat\"; rc=\$?; if [ \$rc != 0 ]; then echo PLAIN-WRITE-RC-\$rc-AT-\$i; n=\$((n + 1)); [ \$n = 2 ] && break; fi; i=\$((i + 1)); [ \$i = 50 ] && touch .plain; sleep 0.05; done; echo PLAIN-WRITER-END; timeout -s KILL 5 ls /mnt >/dev/null 2>&1; echo PLAIN-LS-RC-\$?"
 backend "$LOG_DIR/backend-plain.log" --socket-path "$RUN/plain.sock"
 for _ in $(seq 1 100); do [[ -S "$RUN/plain.sock" ]] && break; sleep 0.1; done
-"$TOOLS/vm.sh" --vhost-socket "$RUN/plain.sock" --share "$EXPORT" --timeout 120 \
+"$TOOLS/vm.sh" --vhost-socket "$RUN/plain.sock" --share "$EXPORT" --timeout 420 \
     --log-dir "$LOG_DIR/plain" --run "$PLAIN" >"$LOG_DIR/plain.out" 2>"$LOG_DIR/plain.err" &
 VM=$!
 PIDS+=("$VM")
-for _ in $(seq 1 1200); do [[ -e "$EXPORT/.plain" ]] && break; kill -0 "$VM" 2>/dev/null || break; sleep 0.2; done
+for _ in $(seq 1 2000); do [[ -e "$EXPORT/.plain" ]] && break; kill -0 "$VM" 2>/dev/null || break; sleep 0.2; done
 if [[ -e "$EXPORT/.plain" ]]; then
     kill -KILL "$BACKEND"
     set +e; wait "$VM"; rc=$?; set -e
