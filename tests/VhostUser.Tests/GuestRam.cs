@@ -9,10 +9,14 @@ namespace VirtFs.VhostUser.Tests;
 internal sealed unsafe class GuestRam : IDisposable
 {
     /// <param name="sealSize">Seal the memfd against shrinking and growing, as QEMU's memory-backend-memfd does (seal=on).</param>
-    public GuestRam(ulong size, ulong guestPhysAddr, ulong userAddr, long fileSize = -1, bool sealSize = false)
+    public GuestRam(ulong size, ulong guestPhysAddr, ulong userAddr, long fileSize = -1, string name = "gram", bool sealSize = false)
     {
-        byte* name = stackalloc byte[] { (byte)'g', (byte)'r', (byte)'a', (byte)'m', 0 };
-        Fd = memfd_create(name, MFD_CLOEXEC | (sealSize ? MFD_ALLOW_SEALING : 0));
+        byte[] nameBytes = System.Text.Encoding.ASCII.GetBytes(name + "\0");
+        fixed (byte* namePointer = nameBytes)
+        {
+            Fd = memfd_create(namePointer, MFD_CLOEXEC | (sealSize ? MFD_ALLOW_SEALING : 0));
+        }
+        Name = name;
         Assert.True(Fd >= 0);
         Assert.Equal(0, ftruncate(Fd, fileSize < 0 ? (long)size : fileSize));
         if (sealSize)
@@ -31,6 +35,8 @@ internal sealed unsafe class GuestRam : IDisposable
     }
 
     public int Fd { get; }
+    /// <summary>The memfd's name: /proc/self/maps and /proc/self/fd show it as "/memfd:NAME (deleted)".</summary>
+    public string Name { get; }
     public byte* Pointer { get; }
     public ulong Size { get; }
     public ulong GuestPhysAddr { get; }
