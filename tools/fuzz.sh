@@ -100,11 +100,18 @@ for t in "${RUN[@]}"; do
     [[ -d "$seeds" ]] && [[ -n "$(ls -A "$seeds")" ]] || { echo "FAIL: fuzz[$t] (no seeds in $seeds)"; FAILED=1; continue; }
     log "$t: afl-fuzz for ${SECONDS_EACH}s (output $out)"
     # -t: the first input also pays for .NET start-up and JIT; -G: inputs beyond what the target reads are waste.
-    timeout --kill-after=30 $((SECONDS_EACH + 120)) nice -n "$NICE" \
-        "$CHROOT/lib64/ld-linux-x86-64.so.2" --library-path "$AFL_LIBS" "$CHROOT/usr/bin/afl-fuzz" \
-        "${input[@]}" -o "$out" -V "$SECONDS_EACH" -t 10000 -m none -G "$(max_len "$t")" \
-        -- dotnet "$INSTR/virtfs-fuzz.dll" "$t" >"$WORK/afl-$t.log" 2>&1
-    rc=$?
+    for attempt in 1 2; do
+        timeout --kill-after=30 $((SECONDS_EACH + 120)) nice -n "$NICE" \
+            "$CHROOT/lib64/ld-linux-x86-64.so.2" --library-path "$AFL_LIBS" "$CHROOT/usr/bin/afl-fuzz" \
+            "${input[@]}" -o "$out" -V "$SECONDS_EACH" -t 10000 -m none -G "$(max_len "$t")" \
+            -- dotnet "$INSTR/virtfs-fuzz.dll" "$t" >"$WORK/afl-$t.log" 2>&1
+        rc=$?
+        # Seen once with four afl-fuzz starting at the same moment on a loaded machine: the dry run saw an empty
+        # coverage map ("No instrumentation detected") and afl-fuzz gave up; the same build ran at once alone.
+        grep -q 'No instrumentation detected' "$WORK/afl-$t.log" && (( attempt == 1 )) || break
+        log "$t: afl-fuzz saw no coverage in its dry run; starting it once more"
+        rm -rf "$out"
+    done
     stats="$out/default/fuzzer_stats"
     if [[ ! -f "$stats" ]]; then
         echo "FAIL: fuzz[$t] (afl-fuzz exit $rc, no statistics)"; tail -n 25 "$WORK/afl-$t.log" | sed 's/\x1b\[[0-9;]*[A-Za-z]//g'

@@ -40,6 +40,13 @@ public sealed class SessionRecorder : IDisposable
         return path;
     }
 
+    /// <summary>Ends recording (tests).</summary>
+    internal static void Stop()
+    {
+        Current?.Dispose();
+        Current = null;
+    }
+
     public void Record(byte kind, int fdCount, ReadOnlySpan<byte> first, ReadOnlySpan<byte> second = default)
     {
         int length = Math.Min(first.Length + second.Length, MaxRecordBytes);
