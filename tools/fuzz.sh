@@ -18,7 +18,7 @@
 #   --no-build      reuse the instrumented build of a previous run ($VIRTFS_FUZZ_BUILD)
 #   --nice N        run afl-fuzz and the target at nice N (default 0; long campaigns: 19)
 # Env: VIRTFS_CACHE (default /var/cache/virtfs), VIRTFS_FUZZ_BUILD (instrumented build, default
-#      /tmp/virtfs-fuzz-build), VIRTFS_FUZZ_SCRATCH (the 9p target's scratch exports, default /tmp).
+#      /tmp/virtfs-fuzz-build), VIRTFS_FUZZ_SCRATCH (the 9p target's scratch exports, default a temporary directory removed at the end).
 # Exit: 0 no finding; 1 a finding (or afl-fuzz failed); 2 usage; 3 cannot run here (reason after "NEEDS:").
 set -uo pipefail
 
@@ -86,7 +86,7 @@ AFL_LIBS="$CHROOT/lib/x86_64-linux-gnu:$CHROOT/usr/lib/x86_64-linux-gnu"
 # (containers cannot change core_pattern); a shared 2-core machine: no CPU pinning, no UI.
 export AFL_SKIP_BIN_CHECK=1 AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 \
        AFL_NO_AFFINITY=1 AFL_FAST_CAL=1 AFL_SHUFFLE_QUEUE=1
-export VIRTFS_FUZZ_SCRATCH="${VIRTFS_FUZZ_SCRATCH:-/tmp}"
+export VIRTFS_FUZZ_SCRATCH="${VIRTFS_FUZZ_SCRATCH:-$WORK}"
 
 max_len() { case "$1" in 9p) echo 16384 ;; ring) echo 65538 ;; vhost-user) echo 32768 ;; proxy) echo 196632 ;; esac; }
 
@@ -98,8 +98,17 @@ for t in "${RUN[@]}"; do
     if (( RESUME )) && [[ -d "$out/default/queue" ]]; then input=(-i -); export AFL_AUTORESUME=1
     else rm -rf "$out"; input=(-i "$seeds"); unset AFL_AUTORESUME; fi
     [[ -d "$seeds" ]] && [[ -n "$(ls -A "$seeds")" ]] || { echo "FAIL: fuzz[$t] (no seeds in $seeds)"; FAILED=1; continue; }
+    # Inputs that once failed, replayed in order in one process (some findings need what the input before did).
+    if [[ -d "$REPO/tools/fuzz/regressions/$t" ]]; then
+        if timeout 300 dotnet "$PLAIN/virtfs-fuzz.dll" "$t" --replay "$REPO/tools/fuzz/regressions/$t" >"$WORK/regress.log" 2>&1; then
+            echo "PASS: fuzz[$t] regressions ($(tail -n1 "$WORK/regress.log"))"
+        else
+            echo "FAIL: fuzz[$t] regressions: $(grep -m1 'CRASH' "$WORK/regress.log" | cut -c1-400)"; FAILED=1
+        fi
+    fi
     log "$t: afl-fuzz for ${SECONDS_EACH}s (output $out)"
     # -t: the first input also pays for .NET start-up and JIT; -G: inputs beyond what the target reads are waste.
+    export VIRTFS_FUZZ_CRASH_LOG="$out.exceptions"
     for attempt in 1 2; do
         timeout --kill-after=30 $((SECONDS_EACH + 120)) nice -n "$NICE" \
             "$CHROOT/lib64/ld-linux-x86-64.so.2" --library-path "$AFL_LIBS" "$CHROOT/usr/bin/afl-fuzz" \
@@ -139,10 +148,13 @@ for t in "${RUN[@]}"; do
         for c in $(find "$out/default/crashes" -type f -name 'id:*' | sort | head -n 5); do
             timeout 60 dotnet "$PLAIN/virtfs-fuzz.dll" "$t" --replay "$c" >"$WORK/replay.log" 2>&1
             why="$(grep -m1 -o 'CRASH .*' "$WORK/replay.log" | sed 's/^CRASH [^:]*: //' | cut -c1-300)"
-            [[ -n "$why" ]] || why="did not reproduce outside afl-fuzz (exit status of the replay: $?)"
+            if [[ -z "$why" ]]; then
+                why="did not reproduce when replayed alone; exceptions the target logged under afl-fuzz: $(grep -m3 -E '^[A-Za-z.]+(Exception|Error)' "$VIRTFS_FUZZ_CRASH_LOG" 2>/dev/null | sort | uniq -c | tr -s ' \n' ' ' | cut -c1-400)"
+            fi
             echo "FAIL: fuzz[$t] crash $(basename "$c"): $why; input ($(stat -c %s "$c") bytes, hex): $(od -An -v -tx1 "$c" | tr -d ' \n' | cut -c1-1024)"
             cat "$WORK/replay.log" | head -c 6000; echo
         done
+        [[ -f "$VIRTFS_FUZZ_CRASH_LOG" ]] && { echo "--- exceptions logged under afl-fuzz ($VIRTFS_FUZZ_CRASH_LOG):"; head -c 8000 "$VIRTFS_FUZZ_CRASH_LOG"; echo; }
     fi
 done
 exit $FAILED

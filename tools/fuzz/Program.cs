@@ -29,6 +29,7 @@ if (args.Length >= 2 && args[1] == "--replay")
 // SharpFuzz's coverage map exists only once Fuzzer.Run has started: instrumented code (our assemblies under test)
 // must not run before, so the target is made on the first input.
 IFuzzTarget? target = null;
+string? crashLog = Environment.GetEnvironmentVariable("VIRTFS_FUZZ_CRASH_LOG");
 byte[] buffer = [];
 SharpFuzz.Fuzzer.Run(stream =>
 {
@@ -43,7 +44,17 @@ SharpFuzz.Fuzzer.Run(stream =>
     {
         length += n;
     }
-    target.Execute(buffer.AsSpan(0, length));
+    try
+    {
+        target.Execute(buffer.AsSpan(0, length));
+    }
+    catch (Exception e) when (crashLog is not null)
+    {
+        // afl-fuzz keeps the input but not our stderr: keep the exception too, for findings that depend on what
+        // earlier inputs of this persistent process did and so do not reproduce alone.
+        File.AppendAllText(crashLog, $"--- {DateTime.UtcNow:O} input {Convert.ToHexString(System.Security.Cryptography.SHA1.HashData(buffer.AsSpan(0, length)))} ({length} bytes)\n{e}\n{Convert.ToHexString(buffer.AsSpan(0, Math.Min(length, 2048)))}\n");
+        throw;
+    }
 });
 target?.Dispose();
 return 0;

@@ -23,6 +23,7 @@ internal sealed class P9Target : IFuzzTarget
     private readonly string _export;
     private readonly string _outside;
     private readonly UnixFileMode _outsideMode;
+    private readonly string _trash;
     private readonly WorkerBuffers _buffers = new();
     private readonly ArrayExchange _exchange = new(MessageSize);
 
@@ -30,7 +31,9 @@ internal sealed class P9Target : IFuzzTarget
     {
         string scratch = Environment.GetEnvironmentVariable("VIRTFS_FUZZ_SCRATCH") ?? Path.GetTempPath();
         _parent = Path.Combine(scratch, $"virtfs-fuzz-9p-{Environment.ProcessId}");
+        _trash = _parent + ".trash";
         Directory.CreateDirectory(_parent);
+        Directory.CreateDirectory(_trash);
         _export = Path.Combine(_parent, "export");
         _outside = Path.Combine(_parent, "outside");
         File.WriteAllText(_outside, "outside the export");
@@ -82,12 +85,21 @@ internal sealed class P9Target : IFuzzTarget
         }
     }
 
+    /// <summary>
+    /// A fresh export per input. The old one is renamed into a trash directory beside the parent and the trash
+    /// emptied with rm(1) every <see cref="PurgeEvery"/> inputs: the guest may have created names that are not
+    /// UTF-8, which .NET's own recursive delete cannot name (a first version of this target deleted the tree
+    /// with Directory.Delete, and the input after such a name failed in the harness, not in the server).
+    /// </summary>
     private void ResetExport()
     {
         if (Directory.Exists(_export))
         {
-            Scrub(_export);
-            Directory.Delete(_export, recursive: true);
+            Directory.Move(_export, Path.Combine(_trash, (_resets++).ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            if (_resets % PurgeEvery == 0)
+            {
+                Purge();
+            }
         }
         Directory.CreateDirectory(Path.Combine(_export, "d", "e"));
         File.WriteAllText(Path.Combine(_export, "d", "f"), "data");
@@ -96,25 +108,20 @@ internal sealed class P9Target : IFuzzTarget
         File.CreateSymbolicLink(Path.Combine(_export, "up"), "../outside");
     }
 
-    /// <summary>The guest may have taken every permission away (chmod 0 on a directory): give them back so the
-    /// tree can be removed (we run as root, but a non-root run must be able to clean up too).</summary>
-    private static void Scrub(string directory)
+    private const int PurgeEvery = 256;
+    private long _resets;
+
+    /// <summary>Empties the trash; the guest may have taken every permission away (chmod 0 on a directory), so
+    /// permissions are given back first for a run that is not root.</summary>
+    private void Purge()
     {
-        foreach (string entry in Directory.EnumerateFileSystemEntries(directory, "*", new EnumerationOptions
-                 { RecurseSubdirectories = true, AttributesToSkip = 0, IgnoreInaccessible = false, ReturnSpecialDirectories = false }))
+        foreach (string[] argv in new[] { new[] { "chmod", "-R", "u+rwx", _trash }, ["rm", "-rf", _trash] })
         {
-            try
-            {
-                var info = new FileInfo(entry);
-                if (info.LinkTarget is null && (info.Attributes & FileAttributes.Directory) != 0)
-                {
-                    File.SetUnixFileMode(entry, (UnixFileMode)0x1ff);
-                }
-            }
-            catch (IOException) { }
-            catch (UnauthorizedAccessException) { }
+            using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(argv[0], argv[1..])
+                { RedirectStandardError = true, RedirectStandardOutput = true })!;
+            p.WaitForExit();
         }
-        File.SetUnixFileMode(directory, (UnixFileMode)0x1ff);
+        Directory.CreateDirectory(_trash);
     }
 
     private void CheckOutsideUntouched()
@@ -129,12 +136,14 @@ internal sealed class P9Target : IFuzzTarget
 
     public void Dispose()
     {
-        try
+        if (Directory.Exists(_export))
         {
-            Scrub(_parent);
-            Directory.Delete(_parent, recursive: true);
+            Directory.Move(_export, Path.Combine(_trash, "last"));
         }
-        catch (IOException) { }
+        Purge();
+        Directory.Delete(_trash);
+        File.Delete(_outside);
+        Directory.Delete(_parent);
     }
 
     /// <summary>The two requests a Linux mount sends first.</summary>
