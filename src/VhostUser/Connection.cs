@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
+using VirtFs.VhostUser.Diagnostics;
 
 namespace VirtFs.VhostUser;
 
@@ -65,6 +66,7 @@ internal sealed class Connection : IDisposable
                         return;
                     }
                     RequestRules.CheckBody(h, fds.Count);
+                    SessionRecorder.Current?.Record(SessionRecorder.KindVhostUser, fds.Count, header, payload);
                     Dispatch(h, payload, fds);
                 }
                 catch (VhostUserProtocolException e)

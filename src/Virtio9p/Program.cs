@@ -39,6 +39,12 @@ Log.Logger = new LoggerConfiguration()
         outputTemplate: "{Timestamp:HH:mm:ss.fff} [{Level:u3}] {SourceContext}: {Message:lj}{NewLine}{Exception}")
     .CreateLogger();
 
+// Debug aid for the fuzzers (docs/fuzzing.md): the file must be open before confinement forbids opening it.
+if (VirtFs.VhostUser.Diagnostics.SessionRecorder.StartFromEnvironment() is { } recording)
+{
+    Log.ForContext("SourceContext", "VirtFs.Virtio9p").Warning("recording every vhost-user message and 9P request to {Path} (VIRTFS_RECORD)", recording);
+}
+
 try
 {
     // Before the vhost-user socket exists and before any guest byte is read (issue 12).

@@ -126,6 +126,11 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
             {
                 exchange.Bind(request);
                 request.CopyFromReadable(4, type);
+                if (SessionRecorder.Current is { } recorder)
+                {
+                    int length = Math.Min(request.ReadableLength, SessionRecorder.MaxRecordBytes);
+                    recorder.Record(SessionRecorder.KindP9, 0, buffers.Request.AsSpan(0, request.CopyFromReadable(0, buffers.Request.AsSpan(0, length))));
+                }
                 written = _server.Serve(exchange, buffers, out _);
             }
             catch (Exception e)
