@@ -223,6 +223,26 @@ wait_socket() { # path pid what
     say "$3 did not create $1 within 30 s"; tail_logs; return 1
 }
 
+# start_backend UID GID ARGS...: our vhost-user-9p as UID:GID (a copy in RUNDIR when that user cannot reach the
+# repo's), waited for, its confinement recorded, and the QEMU device that talks to it.
+start_backend() {
+    local uid=$1 gid=$2; shift 2
+    BACKEND="$REPO/artifacts/bin/vhost-user-9p"
+    if ! setpriv --reuid="$uid" --regid="$gid" --clear-groups test -x "$BACKEND"; then
+        cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
+    fi
+    say "backend (uid $uid): $BACKEND --socket-path $RUNDIR/vhost.sock --tag $TAG $* ${BACKEND_ARGS[*]}"
+    setpriv --reuid="$uid" --regid="$gid" --clear-groups -- \
+        "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" "$@" \
+        "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
+    PIDS+=($!) BACKEND_PID=$!
+    wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
+    backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
+    local config_size=$(( 2 + $(printf %s "$TAG" | wc -c) ))
+    QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
+              -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$config_size")
+}
+
 QEMU_DEV=()
 FSTYPE=9p
 case "$SERVER" in
@@ -250,43 +270,16 @@ case "$SERVER" in
         # make) does not stop the owner from opening it.
         bind "$SHARE" "$SRV"
         chown "$OWNER_UID:$OWNER_GID" "$RUNDIR"
-        BACKEND="$REPO/artifacts/bin/vhost-user-9p"
-        if ! setpriv --reuid=$OWNER_UID --regid=$OWNER_GID --clear-groups test -x "$BACKEND"; then
-            cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
-        fi
-        say "backend (uid $OWNER_UID, rootless): $BACKEND --socket-path $RUNDIR/vhost.sock --tag $TAG --shared-dir $SRV --security-model $SECURITY_MODEL ${BACKEND_ARGS[*]}"
-        setpriv --reuid=$OWNER_UID --regid=$OWNER_GID --clear-groups -- \
-            "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" --shared-dir "$SRV" --security-model "$SECURITY_MODEL" \
-            "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
-        PIDS+=($!) BACKEND_PID=$!
-        wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
-        backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
-        CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
-        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
-                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
+        start_backend "$OWNER_UID" "$OWNER_GID" --shared-dir "$SRV" --security-model "$SECURITY_MODEL" ;;
     virtfs)
         chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
         HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
-        BACKEND="$REPO/artifacts/bin/vhost-user-9p"
-        # The backend runs as $BACKEND_USER: if it cannot reach the repo's copy, give it its own.
-        if ! setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups test -x "$BACKEND"; then
-            cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
-        fi
         say "helper: $HELPER -p $SHARE -s $RUNDIR/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n ${HELPER_ARGS[*]}"
         "$HELPER" -p "$SHARE" -s "$RUNDIR/helper.sock" -u $BACKEND_UID -g $BACKEND_GID -n "${HELPER_ARGS[@]}" \
             >"$LOG_DIR/helper.log" 2>&1 </dev/null &
         PIDS+=($!)
         wait_socket "$RUNDIR/helper.sock" "$!" virtfs-proxy-helper || exit 1
-        say "backend (uid $BACKEND_UID): $BACKEND --socket-path $RUNDIR/vhost.sock --tag $TAG --helper-socket $RUNDIR/helper.sock ${BACKEND_ARGS[*]}"
-        setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups -- \
-            "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" --helper-socket "$RUNDIR/helper.sock" \
-            "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
-        PIDS+=($!) BACKEND_PID=$!
-        wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
-        backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
-        CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
-        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
-                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
+        start_backend "$BACKEND_UID" "$BACKEND_GID" --helper-socket "$RUNDIR/helper.sock" ;;
     qemu72-proxy)
         # QEMU 7.2's own 9p server in front (virtio-9p-pci), file access through OUR helper.
         HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
@@ -309,25 +302,12 @@ case "$SERVER" in
         # helper accepts exactly one connection: one pooled connection, never a probe.
         chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
         bind "$SHARE" "$BW$SRV_G"
-        BACKEND="$REPO/artifacts/bin/vhost-user-9p"
-        if ! setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups test -x "$BACKEND"; then
-            cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
-        fi
         say "helper (QEMU 7.2): /usr/lib/qemu/virtfs-proxy-helper -p $SRV_G -s $RUNDIR_G/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n"
         chroot "$BW" /usr/lib/qemu/virtfs-proxy-helper -p "$SRV_G" -s "$RUNDIR_G/helper.sock" \
             -u $BACKEND_UID -g $BACKEND_GID -n >"$LOG_DIR/helper.log" 2>&1 </dev/null &
         PIDS+=($!)
         wait_socket "$RUNDIR/helper.sock" "$!" "QEMU 7.2's virtfs-proxy-helper" || exit 1
-        say "backend (uid $BACKEND_UID): $BACKEND --socket-path $RUNDIR/vhost.sock --tag $TAG --helper-socket $RUNDIR/helper.sock --helper-connections 1 ${BACKEND_ARGS[*]}"
-        setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups -- \
-            "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" --helper-socket "$RUNDIR/helper.sock" \
-            --helper-connections 1 "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
-        PIDS+=($!) BACKEND_PID=$!
-        wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
-        backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
-        CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
-        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
-                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
+        start_backend "$BACKEND_UID" "$BACKEND_GID" --helper-socket "$RUNDIR/helper.sock" --helper-connections 1 ;;
 esac
 
 # --- the job ---

@@ -10,7 +10,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
-LOG_DIR="" VM_ARGS=() TIMEOUT=240
+LOG_DIR="" VM_ARGS=() TIMEOUT=400
 while (( $# )); do
     case "$1" in
         --no-build) VM_ARGS+=(--no-build); shift ;;
@@ -64,7 +64,7 @@ direction() { # FROM TO
     local from=$1 to=$2 label="$1-to-$2" e="$PARENT/$1-to-$2" rc
     mkdir -m 0755 "$e"; chown virtfs:virtfs "$e"
     set +e
-    run_vm "$from" "$e" "$label-make" "$MAKE && ( $LIST )"; rc=$?
+    run_vm "$from" "$e" "$label-make" "( $MAKE ) && ( $LIST )"; rc=$?
     set -e
     if (( rc == 3 )); then grep -h 'NEEDS:' "$LOG_DIR/$label-make.err" >&2; exit 3; fi
     grep -aq '^MADE' "$LOG_DIR/$label-make.out" && pass "$label" "tree-made-on-$from" \

@@ -13,7 +13,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
-LOG_DIR="" VM_ARGS=() TIMEOUT=300 MODEL=mapped-xattr
+LOG_DIR="" VM_ARGS=() TIMEOUT=450 MODEL=mapped-xattr
 while (( $# )); do
     case "$1" in
         --no-build) VM_ARGS+=(--no-build); shift ;;
@@ -67,14 +67,14 @@ d, parked, n = os.path.join(e, "d"), os.path.join(e, "d.parked"), 0
 while True:
     try:
         os.rename(d, parked); os.symlink(o, d)
-        time.sleep(0.0005)
+        time.sleep(0.002)
         os.unlink(d); os.rename(parked, d)
     except OSError:
         pass
     n += 1
     if n % 200 == 0:
         open(counter, "w").write("%d\n" % n)
-    time.sleep(0.0005)
+    time.sleep(0.002)
 PY
 SWAPPER=$!
 # Host side: watch the backend's open fds for the fifo and the device node (the pid from vm.sh's status file).

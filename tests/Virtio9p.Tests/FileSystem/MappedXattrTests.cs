@@ -18,24 +18,17 @@ public sealed class MappedXattrTests : IDisposable
     private const uint IfReg = 0x8000, IfDir = 0x4000, IfLnk = 0xA000, IfChr = 0x2000, IfIfo = 0x1000;
     private const int ENODATA = 61, EACCES = 13, EOPNOTSUPP = 95, ENXIO = 6, EINVAL = 22;
 
-    private readonly string _root;
+    private readonly LocalExport _local = new(SecurityModel.MappedXattr);
     private readonly string _export;
     private readonly LocalFileSystem _fs;
 
     public MappedXattrTests()
     {
-        _root = Directory.CreateTempSubdirectory("mapped-").FullName;
-        _export = Path.Combine(_root, "export");
-        Directory.CreateDirectory(_export);
-        Directory.CreateDirectory(Path.Combine(_root, "outside"));
-        _fs = new LocalFileSystem(_export, SecurityModel.MappedXattr);
+        _export = _local.Export;
+        _fs = _local.FileSystem;
     }
 
-    public void Dispose()
-    {
-        _fs.Dispose();
-        Directory.Delete(_root, recursive: true);
-    }
+    public void Dispose() => _local.Dispose();
 
     private string Host(string rel) => Path.Combine(_export, rel);
 

@@ -11,21 +11,18 @@ namespace VirtFs.Virtio9p.Tests.FileSystem;
 /// </summary>
 public sealed class SharedDirConfinementTests : IDisposable
 {
+    private readonly LocalExport _local = new();
     private readonly string _root;
     private readonly string _export;
     private readonly string _outside;
 
     public SharedDirConfinementTests()
     {
-        _root = Directory.CreateTempSubdirectory("confine-").FullName;
-        _export = Path.Combine(_root, "export");
-        _outside = Path.Combine(_root, "outside");
-        Directory.CreateDirectory(_export);
-        Directory.CreateDirectory(_outside);
+        (_root, _export, _outside) = (_local.Root, _local.Export, _local.Outside);
         File.WriteAllText(Path.Combine(_outside, "secret"), "S");
     }
 
-    public void Dispose() => Directory.Delete(_root, recursive: true);
+    public void Dispose() => _local.Dispose();
 
     public static TheoryData<SecurityModel> Models => new() { SecurityModel.MappedXattr, SecurityModel.None };
 
@@ -57,8 +54,10 @@ public sealed class SharedDirConfinementTests : IDisposable
         string parked = Path.Combine(_export, "d.real");
         Directory.CreateDirectory(d);
         File.WriteAllText(Path.Combine(d, "secret"), "I");
-        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(3));
+        // Until enough of both states were seen (bounded: a loaded machine may schedule the threads unevenly).
+        using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         int swaps = 0;
+        int opened = 0;
         var swapper = Task.Run(() =>
         {
             // The host (or another guest request) swaps d between the real directory and a symlink to the outside.
@@ -69,7 +68,9 @@ public sealed class SharedDirConfinementTests : IDisposable
                 Thread.Yield();
                 File.Delete(d);
                 Directory.Move(parked, d);
-                swaps++;
+                Interlocked.Increment(ref swaps);
+                Thread.Yield(); // the real directory stays a moment too, so opens succeed sometimes
+                if (Volatile.Read(ref opened) >= 20 && Volatile.Read(ref swaps) >= 200) stop.Cancel();
             }
         });
         ulong outsideInode;
@@ -79,7 +80,6 @@ public sealed class SharedDirConfinementTests : IDisposable
             outsideInode = o.Inode;
         }
         UnixFileMode outsideMode = File.GetUnixFileMode(Path.Combine(_outside, "secret"));
-        int opened = 0;
         byte[] buffer = new byte[8];
         while (!swapper.IsCompleted)
         {
@@ -89,7 +89,7 @@ public sealed class SharedDirConfinementTests : IDisposable
                 {
                     int n = RandomAccess.Read(fd!, buffer, 0);
                     Assert.Equal("I", Encoding.ASCII.GetString(buffer, 0, n));
-                    opened++;
+                    Interlocked.Increment(ref opened);
                 }
             }
             fs.Chmod("/d/secret"u8, 0x1FF);
