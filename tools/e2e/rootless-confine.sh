@@ -37,7 +37,7 @@ cleanup() {
     local rc=$?
     [[ -n "$SWAPPER" ]] && kill "$SWAPPER" 2>/dev/null
     [[ -n "$WATCHER" ]] && kill "$WATCHER" 2>/dev/null
-    wait 2>/dev/null
+    wait 2>/dev/null || true
     rm -rf "$PARENT"; exit $rc
 }
 trap cleanup EXIT
@@ -78,8 +78,8 @@ while True:
 PY
 SWAPPER=$!
 # Host side: watch the backend's open fds for the fifo and the device node (the pid from vm.sh's status file).
-( pid=""
-  for _ in $(seq 1 600); do
+( set +e; pid=""; echo "waiting for the backend" >"$LOG_DIR/fdwatch"
+  for _ in $(seq 1 6000); do   # up to 10 minutes: the lab may be slow to start on a loaded host
       pid="$(sed -n 's/^Pid:\t//p' "$LOG_DIR/vm/backend-status-start.txt" 2>/dev/null | head -n1)"
       [[ -n "$pid" ]] && break; sleep 0.1
   done
@@ -123,8 +123,9 @@ timeout --kill-after=20 "$TIMEOUT" "$TOOLS/vm.sh" --server virtfs-rootless --sec
     --log-dir "$LOG_DIR/vm" --timeout $(( TIMEOUT - 30 )) "${VM_ARGS[@]}" --run "$GUEST" >"$LOG_DIR/guest.out" 2>"$LOG_DIR/vm.err"
 RC=$?
 set -e
-kill "$SWAPPER" 2>/dev/null; wait "$SWAPPER" 2>/dev/null; SWAPPER=""
-sleep 0.2; kill "$WATCHER" 2>/dev/null; wait "$WATCHER" 2>/dev/null; WATCHER=""
+# (wait answers 143 for a killed job: not a failure of this script)
+kill "$SWAPPER" 2>/dev/null; wait "$SWAPPER" 2>/dev/null || true; SWAPPER=""
+sleep 0.2; kill "$WATCHER" 2>/dev/null; wait "$WATCHER" 2>/dev/null || true; WATCHER=""
 if [[ $RC == 3 ]]; then grep -h 'NEEDS:' "$LOG_DIR/vm.err" >&2 || cat "$LOG_DIR/vm.err" >&2; exit 3; fi
 OUT="$LOG_DIR/guest.out"
 grep -aq '^GUEST-DONE' "$OUT" && pass guest-completed || { fail guest-completed "vm.sh exit $RC"; tail -n 30 "$LOG_DIR/vm.err" "$OUT" >&2; }
