@@ -10,6 +10,11 @@
 #                          | qemu72-proxy (QEMU 7.2's virtio-9p-pci on -fsdev proxy, talking to OUR helper)
 #                          | virtfs-qemuhelper (our backend talking to QEMU 7.2's virtfs-proxy-helper)
 #                          (both need tools/lab-bookworm.sh: a bookworm chroot with QEMU 7.2)
+#                          | virtfs-rootless (ours without a helper: vhost-user-9p --shared-dir, run as the
+#                            unprivileged owner of the share) | builtin-mapped (QEMU's own 9p, security_model=
+#                            mapped-xattr, QEMU run as the share's owner too)
+#   --rootless             the same as --server virtfs-rootless
+#   --security-model M     virtfs-rootless and builtin-mapped: mapped-xattr (default) or none
 #   --qemu72-sockfd        with qemu72-proxy: a socketpair (-fsdev proxy,sock_fd=N; helper -f N);
 #                          --server qemu72-sockfd means the same
 #   --tag TAG              mount tag (default: share)
@@ -39,10 +44,10 @@ BACKEND_USER=virtfs
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 need() { printf 'vm: NEEDS: %s\n' "$*" >&2; exit 3; }
-usage() { sed -n '2,28p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,33p' "${BASH_SOURCE[0]}"; }
 
 SHARE="" RUN="" RUN_SET=0 SERVER=virtfs TAG=share MOUNT_OPTS="" MEM=1G CPUS=2 TIMEOUT="" LOG_DIR="" BUILD=1
-FILES=() HELPER_ARGS=() BACKEND_ARGS=() SOCKFD=0 VHOST_SOCKET="" CHARDEV_OPTS=""
+FILES=() HELPER_ARGS=() BACKEND_ARGS=() SOCKFD=0 VHOST_SOCKET="" CHARDEV_OPTS="" SECURITY_MODEL=mapped-xattr
 ORIG_ARGS=("$@")
 while (( $# )); do
     case "$1" in
@@ -58,6 +63,8 @@ while (( $# )); do
         --log-dir) LOG_DIR="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --qemu72-sockfd) SOCKFD=1; shift ;;
+        --rootless) SERVER=virtfs-rootless; shift ;;
+        --security-model) SECURITY_MODEL="$2"; shift 2 ;;
         --helper-arg) HELPER_ARGS+=("$2"); shift 2 ;;
         --backend-arg) BACKEND_ARGS+=("$2"); shift 2 ;;
         --vhost-socket) VHOST_SOCKET="$2"; SERVER=external; shift 2 ;;
@@ -68,8 +75,9 @@ while (( $# )); do
 done
 # qemu72-sockfd: qemu72-proxy --qemu72-sockfd, as one server name for suites that only pass --server
 [[ "$SERVER" == qemu72-sockfd ]] && SERVER=qemu72-proxy SOCKFD=1
-case "$SERVER" in virtfs|builtin|virtiofsd|qemu72-proxy|virtfs-qemuhelper|external) ;;
-    *) say "--server must be virtfs, builtin, virtiofsd, qemu72-proxy, qemu72-sockfd or virtfs-qemuhelper"; exit 2 ;; esac
+case "$SERVER" in virtfs|builtin|virtiofsd|qemu72-proxy|virtfs-qemuhelper|external|virtfs-rootless|builtin-mapped) ;;
+    *) say "--server must be virtfs, builtin, virtiofsd, qemu72-proxy, qemu72-sockfd, virtfs-qemuhelper, virtfs-rootless or builtin-mapped"; exit 2 ;; esac
+[[ "$SECURITY_MODEL" == mapped-xattr || "$SECURITY_MODEL" == none ]] || { say "--security-model: mapped-xattr or none"; exit 2; }
 (( SOCKFD )) && [[ "$SERVER" != qemu72-proxy ]] && { say "--qemu72-sockfd needs --server qemu72-proxy"; exit 2; }
 [[ "$TAG" =~ ^[A-Za-z0-9._-]{1,31}$ ]] || { say "--tag: 1-31 characters of [A-Za-z0-9._-]"; exit 2; }
 [[ "$CPUS" =~ ^[0-9]+$ ]] || { say "--cpus: a number"; exit 2; }
@@ -80,7 +88,7 @@ case "$SERVER" in virtfs|builtin|virtiofsd|qemu72-proxy|virtfs-qemuhelper|extern
 
 [[ "$(id -u)" == 0 ]] || need "root (chroot, bind mounts, the helper runs as root): run as root"
 
-if [[ "$SERVER" == virtfs || "$SERVER" == qemu72-proxy || "$SERVER" == virtfs-qemuhelper ]]; then
+if [[ "$SERVER" == virtfs || "$SERVER" == qemu72-proxy || "$SERVER" == virtfs-qemuhelper || "$SERVER" == virtfs-rootless || "$SERVER" == builtin-mapped ]]; then
     if ! id "$BACKEND_USER" >/dev/null 2>&1; then
         command -v useradd >/dev/null || need "useradd (passwd) to create the system user $BACKEND_USER"
         # Two runs starting at once may race here: the loser's useradd fails, the user exists either way.
@@ -99,7 +107,7 @@ if [[ -z "${VIRTFS_VM_NS:-}" ]]; then
 fi
 
 # --- build and lab ---
-if [[ "$SERVER" == virtfs || "$SERVER" == qemu72-proxy || "$SERVER" == virtfs-qemuhelper ]]; then
+if [[ "$SERVER" == virtfs || "$SERVER" == qemu72-proxy || "$SERVER" == virtfs-qemuhelper || "$SERVER" == virtfs-rootless ]]; then
     if (( BUILD )); then
         "$HERE/build.sh" >&2 || { say "tools/build.sh failed"; exit 1; }
     fi
@@ -160,8 +168,15 @@ trap 'exit 143' TERM
 if [[ -z "$SHARE" ]]; then
     # 0755: the guest checks the export root's mode itself, a 0700 root would lock guest users out
     SHARE="$(mktemp -d /tmp/virtfs-share.XXXXXX)"; chmod 0755 "$SHARE"; OWN_SHARE=1; say "share: $SHARE (temporary)"
+    # Rootless servers run as the share's owner: a share of our own goes to the unprivileged system user.
+    [[ "$SERVER" == virtfs-rootless || "$SERVER" == builtin-mapped ]] && chown "$BACKEND_UID:$BACKEND_GID" "$SHARE"
 fi
 SHARE="$(cd "$SHARE" && pwd -P)"
+# Rootless servers (issue 16) run as the unprivileged user that owns the share, never as root.
+if [[ "$SERVER" == virtfs-rootless || "$SERVER" == builtin-mapped ]]; then
+    OWNER_UID="$(stat -c %u "$SHARE")" OWNER_GID="$(stat -c %g "$SHARE")"
+    [[ "$OWNER_UID" != 0 ]] || { say "--server $SERVER runs as the owner of the share, and $SHARE belongs to root: chown it to an unprivileged user (e.g. $BACKEND_USER)"; exit 2; }
+fi
 if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$(mktemp -d /tmp/virtfs-logs.XXXXXX)"; OWN_LOGS=1; fi
 mkdir -p "$LOG_DIR"; LOG_DIR="$(cd "$LOG_DIR" && pwd -P)"
 
@@ -213,6 +228,26 @@ wait_socket() { # path pid what
     say "$3 did not create $1 within 30 s"; tail_logs; return 1
 }
 
+# start_backend UID GID ARGS...: our vhost-user-9p as UID:GID (a copy in RUNDIR when that user cannot reach the
+# repo's), waited for, its confinement recorded, and the QEMU device that talks to it.
+start_backend() {
+    local uid=$1 gid=$2; shift 2
+    BACKEND="$REPO/artifacts/bin/vhost-user-9p"
+    if ! setpriv --reuid="$uid" --regid="$gid" --clear-groups test -x "$BACKEND"; then
+        cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
+    fi
+    say "backend (uid $uid): $BACKEND --socket-path $RUNDIR/vhost.sock --tag $TAG $* ${BACKEND_ARGS[*]}"
+    setpriv --reuid="$uid" --regid="$gid" --clear-groups -- \
+        "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" "$@" \
+        "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
+    PIDS+=($!) BACKEND_PID=$!
+    wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
+    backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
+    local config_size=$(( 2 + $(printf %s "$TAG" | wc -c) ))
+    QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock$CHARDEV_OPTS"
+              -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$config_size")
+}
+
 QEMU_DEV=()
 FSTYPE=9p
 case "$SERVER" in
@@ -228,29 +263,28 @@ case "$SERVER" in
         wait_socket "$RUNDIR/vfsd.sock" "$!" virtiofsd || exit 1
         QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vfsd.sock"
                   -device "vhost-user-test-device-pci,chardev=vu,virtio-id=26,num_vqs=2,vq_size=1024,config_size=40") ;;
+    builtin-mapped)
+        # QEMU's own server in mapped-xattr, dropping to the share's owner after set-up (-run-with user=), so
+        # the files it makes belong to that user as they would for a user running QEMU themselves.
+        bind "$SHARE" "$SRV"
+        QEMU_DEV=(-virtfs "local,path=$SRV_G,mount_tag=$TAG,security_model=$SECURITY_MODEL,id=share"
+                  -run-with "user=$OWNER_UID:$OWNER_GID") ;;
+    virtfs-rootless)
+        # No helper: the backend serves the share itself as its owner, confined to it (--shared-dir). The share is
+        # reached through a bind mount under the lab's root, so a 0700 parent of the share (as the e2e suites
+        # make) does not stop the owner from opening it.
+        bind "$SHARE" "$SRV"
+        chown "$OWNER_UID:$OWNER_GID" "$RUNDIR"
+        start_backend "$OWNER_UID" "$OWNER_GID" --shared-dir "$SRV" --security-model "$SECURITY_MODEL" ;;
     virtfs)
         chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
         HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
-        BACKEND="$REPO/artifacts/bin/vhost-user-9p"
-        # The backend runs as $BACKEND_USER: if it cannot reach the repo's copy, give it its own.
-        if ! setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups test -x "$BACKEND"; then
-            cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
-        fi
         say "helper: $HELPER -p $SHARE -s $RUNDIR/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n ${HELPER_ARGS[*]}"
         "$HELPER" -p "$SHARE" -s "$RUNDIR/helper.sock" -u $BACKEND_UID -g $BACKEND_GID -n "${HELPER_ARGS[@]}" \
             >"$LOG_DIR/helper.log" 2>&1 </dev/null &
         PIDS+=($!)
         wait_socket "$RUNDIR/helper.sock" "$!" virtfs-proxy-helper || exit 1
-        say "backend (uid $BACKEND_UID): $BACKEND --socket-path $RUNDIR/vhost.sock --tag $TAG --helper-socket $RUNDIR/helper.sock ${BACKEND_ARGS[*]}"
-        setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups -- \
-            "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" --helper-socket "$RUNDIR/helper.sock" \
-            "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
-        PIDS+=($!) BACKEND_PID=$!
-        wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
-        backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
-        CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
-        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock$CHARDEV_OPTS"
-                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
+        start_backend "$BACKEND_UID" "$BACKEND_GID" --helper-socket "$RUNDIR/helper.sock" ;;
     qemu72-proxy)
         # QEMU 7.2's own 9p server in front (virtio-9p-pci), file access through OUR helper.
         HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
@@ -279,30 +313,19 @@ case "$SERVER" in
         # helper accepts exactly one connection: one pooled connection, never a probe.
         chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
         bind "$SHARE" "$BW$SRV_G"
-        BACKEND="$REPO/artifacts/bin/vhost-user-9p"
-        if ! setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups test -x "$BACKEND"; then
-            cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
-        fi
         say "helper (QEMU 7.2): /usr/lib/qemu/virtfs-proxy-helper -p $SRV_G -s $RUNDIR_G/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n"
         chroot "$BW" /usr/lib/qemu/virtfs-proxy-helper -p "$SRV_G" -s "$RUNDIR_G/helper.sock" \
             -u $BACKEND_UID -g $BACKEND_GID -n >"$LOG_DIR/helper.log" 2>&1 </dev/null &
         PIDS+=($!)
         wait_socket "$RUNDIR/helper.sock" "$!" "QEMU 7.2's virtfs-proxy-helper" || exit 1
-        say "backend (uid $BACKEND_UID): $BACKEND --socket-path $RUNDIR/vhost.sock --tag $TAG --helper-socket $RUNDIR/helper.sock --helper-connections 1 ${BACKEND_ARGS[*]}"
-        setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups -- \
-            "$BACKEND" --socket-path "$RUNDIR/vhost.sock" --tag "$TAG" --helper-socket "$RUNDIR/helper.sock" \
-            --helper-connections 1 "${BACKEND_ARGS[@]}" >"$LOG_DIR/backend.log" 2>&1 </dev/null &
-        PIDS+=($!) BACKEND_PID=$!
-        wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
-        backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
-        CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
-        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
-                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
+        start_backend "$BACKEND_UID" "$BACKEND_GID" --helper-socket "$RUNDIR/helper.sock" --helper-connections 1 ;;
 esac
 
 # --- the job ---
 enc() { local s="${1//%/%25}"; s="${s//,/%2C}"; s="${s// /%20}"; printf %s "${s//=/%3D}"; }
-APPEND="console=ttyS0 quiet loglevel=3 panic=-1 virtfs.fstype=$FSTYPE virtfs.tag=$TAG virtfs.mnt=/mnt"
+# no_timer_check: on a host loaded far beyond its cores the TCG guest misses the IO-APIC timer check and panics
+# ("IO-APIC + timer doesn't work!"); the check only guards broken real hardware.
+APPEND="console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check virtfs.fstype=$FSTYPE virtfs.tag=$TAG virtfs.mnt=/mnt"
 [[ -n "$MOUNT_OPTS" ]] && APPEND+=" virtfs.opts=$(enc "$MOUNT_OPTS")"
 if (( RUN_SET )); then
     for f in "${FILES[@]}"; do cp "$f" "$JOBDIR/"; done

@@ -22,18 +22,31 @@ public sealed class BackendOptions
     public bool Connect { get; private set; }
     public SeccompMode Seccomp { get; private set; } = SeccompMode.Kill;
 
+    /// <summary>Rootless mode (issue 16): the backend serves this directory itself, no helper.</summary>
+    public string? SharedDir { get; private set; }
+
+    /// <summary>How guest owners and modes are kept in rootless mode (--security-model).</summary>
+    public FileSystem.SecurityModel SecurityModel { get; private set; } = FileSystem.SecurityModel.MappedXattr;
+
+    private bool _securityModelGiven;
+
     public const string Usage = """
-        Usage: vhost-user-9p --socket-path PATH --tag TAG (--helper-socket PATH | --helper-fd N) [options]
+        Usage: vhost-user-9p --socket-path PATH --tag TAG (--helper-socket PATH | --helper-fd N | --shared-dir DIR) [options]
 
         A vhost-user virtio-9p device backend. QEMU connects to PATH with
           -chardev socket,id=ID,path=PATH -device vhost-user-test-device-pci,chardev=ID,virtio-id=9,...
         and the guest mounts TAG with: mount -t 9p -o trans=virtio,version=9p2000.L TAG /mnt
-        Filesystem access goes through a virtfs-proxy-helper serving the export.
+        Filesystem access goes through a virtfs-proxy-helper serving the export (root; guest owners and modes
+        are the host's), or, with --shared-dir, through the backend itself as the unprivileged user that owns DIR.
 
           --socket-path PATH        vhost-user socket to listen on (QEMU connects to it)
           --tag TAG                 mount tag the guest sees (1..255 bytes)
           --helper-socket PATH      virtfs-proxy-helper's named socket (reconnected when lost)
           --helper-fd N             an inherited, connected helper socket (one connection)
+          --shared-dir DIR          rootless: serve DIR without a helper, confined to it (openat2 RESOLVE_IN_ROOT)
+          --security-model M        with --shared-dir: mapped-xattr (default; guest owners, modes, device nodes
+                                    and symlinks kept in user.virtfs.* xattrs, as QEMU's security_model=mapped-xattr)
+                                    or none (real objects owned by the serving user; chown by the guest fails)
           --helper-connections N    helper connections kept open, for parallel metadata (default 4)
           --workers N               request worker threads (default 16)
           --msize N                 largest 9P message accepted (default 1048576)
@@ -72,6 +85,11 @@ public sealed class BackendOptions
                 case "--msize": options.MaxMessageSize = Number(args, ref i, Protocol.P9Limits.MinMessageSize, Protocol.P9Limits.MaxMessageSize); break;
                 case "--guest-memory": options.GuestMemory = Value(args, ref i); break;
                 case "--seccomp": options.Seccomp = SeccompValue(Value(args, ref i)); break;
+                case "--shared-dir": options.SharedDir = Value(args, ref i); break;
+                case "--security-model":
+                    options.SecurityModel = SecurityModelValue(Value(args, ref i));
+                    options._securityModelGiven = true;
+                    break;
                 case "--print-qemu-args": options.PrintQemuArgs = true; break;
                 case "--keep-listening": options.KeepListening = true; break;
                 case "--connect": options.Connect = true; break;
@@ -92,12 +110,36 @@ public sealed class BackendOptions
         {
             throw new OptionsException("--tag is required");
         }
-        if (!options.PrintQemuArgs && (options.HelperSocket is null) == (options.HelperFd is null))
-        {
-            throw new OptionsException("give exactly one of --helper-socket and --helper-fd");
-        }
+        CheckFileSource(options);
         return options;
     }
+
+    /// <summary>Exactly one way to reach the files: the helper (socket or fd) or the shared directory.</summary>
+    private static void CheckFileSource(BackendOptions options)
+    {
+        int sources = (options.HelperSocket is null ? 0 : 1) + (options.HelperFd is null ? 0 : 1) + (options.SharedDir is null ? 0 : 1);
+        if (options._securityModelGiven && options.SharedDir is null)
+        {
+            throw new OptionsException("--security-model goes with --shared-dir (the helper's mode is passthrough)");
+        }
+        if (options.SharedDir is { Length: 0 })
+        {
+            throw new OptionsException("--shared-dir needs a directory");
+        }
+        if (!options.PrintQemuArgs && sources != 1)
+        {
+            throw new OptionsException("give exactly one of --helper-socket, --helper-fd and --shared-dir");
+        }
+    }
+
+    private static FileSystem.SecurityModel SecurityModelValue(string text) => text switch
+    {
+        "mapped-xattr" or "mapped" => FileSystem.SecurityModel.MappedXattr,
+        "none" => FileSystem.SecurityModel.None,
+        "passthrough" => throw new OptionsException(
+            "--security-model passthrough needs root to give files the guest's owners: use virtfs-proxy-helper (--helper-socket)"),
+        _ => throw new OptionsException($"--security-model must be mapped-xattr or none, not '{text}'"),
+    };
 
     private static string Value(string[] args, ref int i)
     {

@@ -45,10 +45,26 @@ if (VirtFs.VhostUser.Diagnostics.SessionRecorder.StartFromEnvironment() is { } r
     Log.ForContext("SourceContext", "VirtFs.Virtio9p").Warning("recording every vhost-user message and 9P request to {Path} (VIRTFS_RECORD)", recording);
 }
 
+// Rootless mode: the export is opened before confinement, so a wrong directory is reported at once.
+LocalFileSystem? sharedDir = null;
+if (options.SharedDir is not null)
+{
+    try
+    {
+        sharedDir = SharedDirectory.Open(options);
+    }
+    catch (Exception e) when (e is IOException or PlatformNotSupportedException)
+    {
+        Log.Fatal("vhost-user-9p cannot serve --shared-dir {Dir}: {Message}", options.SharedDir, e.Message);
+        await Log.CloseAndFlushAsync();
+        return 1;
+    }
+}
+
 try
 {
     // Before the vhost-user socket exists and before any guest byte is read (issue 12).
-    Sandbox.Apply(options.Seccomp);
+    Sandbox.Apply(options.Seccomp, sharedDir is not null);
     Log.ForContext("SourceContext", "VirtFs.Virtio9p.Confinement")
         .Information("confined: no capabilities, no_new_privs, seccomp {Mode}", options.Seccomp.ToString().ToLowerInvariant());
 }
@@ -64,11 +80,18 @@ try
     HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings());
     builder.Services.AddSerilog();
     builder.Services.AddSingleton(options);
-    builder.Services.AddSingleton(_ => new ProxyClientPool(HelperConnector.Create(options), HelperConnector.PoolSize(options)));
-    builder.Services.AddSingleton<IFileSystem>(sp =>
-        new ProxyFileSystem(sp.GetRequiredService<ProxyClientPool>(), sp.GetRequiredService<ILogger<ProxyFileSystem>>()));
+    if (sharedDir is not null)
+    {
+        builder.Services.AddSingleton<IFileSystem>(sharedDir);
+    }
+    else
+    {
+        builder.Services.AddSingleton(_ => new ProxyClientPool(HelperConnector.Create(options), HelperConnector.PoolSize(options)));
+        builder.Services.AddSingleton<IFileSystem>(sp =>
+            new ProxyFileSystem(sp.GetRequiredService<ProxyClientPool>(), sp.GetRequiredService<ILogger<ProxyFileSystem>>()));
+    }
     // A device and 9P server per front-end: nothing of one QEMU's session (fids, open files, requests still
-    // running) reaches the next one (--keep-listening). The helper pool is shared and outlives them.
+    // running) reaches the next one (--keep-listening). The helper pool (or the shared directory) outlives them.
     builder.Services.AddSingleton(sp => new VhostUserServer(options.SocketPath!,
         () => new Virtio9pDevice(options.Tag!,
             new P9Server(sp.GetRequiredService<IFileSystem>(), sp.GetRequiredService<ILogger<P9Server>>(), options.MaxMessageSize),
@@ -77,8 +100,15 @@ try
     builder.Services.AddHostedService<BackendService>();
 
     using IHost host = builder.Build();
-    HelperConnector.Probe(host.Services.GetRequiredService<ProxyClientPool>(),
-        host.Services.GetRequiredService<ILogger<ProxyClientPool>>());
+    if (sharedDir is null)
+    {
+        HelperConnector.Probe(host.Services.GetRequiredService<ProxyClientPool>(),
+            host.Services.GetRequiredService<ILogger<ProxyClientPool>>());
+    }
+    else
+    {
+        SharedDirectory.Describe(options, host.Services.GetRequiredService<ILogger<LocalFileSystem>>());
+    }
     await host.RunAsync();
     return Environment.ExitCode;
 }

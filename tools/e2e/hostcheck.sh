@@ -10,6 +10,47 @@
 #   treediff REL LABPATH (diff -r against the lab chroot's LABPATH, which must be under /usr)
 #   gitfsck REL COMMITS (git fsck passes; HEAD has COMMITS commits)
 # Usage: hostcheck_eval EXPORT FILE PASS_FN FAIL_FN   (PASS_FN NAME; FAIL_FN NAME DETAIL)
+# HOSTCHECK_MAPPED=1: the export is in QEMU's mapped-xattr format (rootless servers, issue 16): owner, mode,
+#   type, rdev, symlink and acl are checked as the guest sees them, from the user.virtfs.* xattrs.
+
+# hostcheck_guestview KIND FILE: owner|mode|type|rdev|symlink of FILE as a mapped-xattr server shows it to the guest
+# (QEMU's local_lstat: each stored field replaces the host's; a stored symlink is a file holding the target), in
+# the format stat -c %u:%g / %a / %F / %Hr,%Lr and readlink print.
+hostcheck_guestview() {
+    python3 - "$1" "$2" <<'PY' 2>&1
+import os, stat, struct, sys
+kind, f = sys.argv[1], sys.argv[2]
+st = os.lstat(f)
+uid, gid, mode, rdev = st.st_uid, st.st_gid, st.st_mode, st.st_rdev
+def stored(name, fmt, default):
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        return default
+    try:
+        v = os.getxattr(f, "user.virtfs." + name, follow_symlinks=False)
+    except OSError:
+        return default
+    return struct.unpack(fmt, v)[0] if len(v) == struct.calcsize(fmt) else default
+uid, gid, mode, rdev = stored("uid", "<I", uid), stored("gid", "<I", gid), stored("mode", "<I", mode), stored("rdev", "<Q", rdev)
+if kind == "owner":
+    print("%d:%d" % (uid, gid))
+elif kind == "mode":
+    print("%o" % stat.S_IMODE(mode))
+elif kind == "rdev":
+    print("%d,%d" % (os.major(rdev), os.minor(rdev)))
+elif kind == "type":
+    names = {stat.S_IFDIR: "directory", stat.S_IFLNK: "symbolic link", stat.S_IFIFO: "fifo", stat.S_IFSOCK: "socket",
+             stat.S_IFCHR: "character special file", stat.S_IFBLK: "block special file"}
+    t = stat.S_IFMT(mode)
+    print(("regular empty file" if st.st_size == 0 else "regular file") if t == stat.S_IFREG else names.get(t, "unknown"))
+elif kind == "symlink":
+    if stat.S_ISLNK(st.st_mode):
+        print(os.readlink(f))
+    elif stat.S_ISLNK(mode):
+        sys.stdout.write(open(f, "rb").read().decode("utf-8", "replace") + "\n")
+    else:
+        print("not a symlink")
+PY
+}
 hostcheck_safe_rel() { [[ -n "$1" && "$1" != /* && "$1" != *..* ]] || [[ "$1" == . ]]; }
 hostcheck_eval() {
     local export=$1 file=$2 passfn=$3 failfn=$4 line kind rel rest a1 a2 f got name lab
@@ -25,6 +66,17 @@ hostcheck_eval() {
         [[ "$kind" == xattr || "$kind" == noxattr ]] && name="$name:$a1"
         if ! hostcheck_safe_rel "$rel"; then "$failfn" "$name" "unsafe path from the guest"; continue; fi
         f="$export/$rel"
+        if [[ "${HOSTCHECK_MAPPED:-0}" == 1 ]]; then
+            case "$kind" in
+                owner|mode|rdev|symlink) got=$(hostcheck_guestview "$kind" "$f") ;;&
+                type) a1=$rest; got=$(hostcheck_guestview type "$f") ;;&
+                owner|mode|rdev|symlink|type)
+                    if [[ "$got" == "$a1" ]]; then "$passfn" "$name"; else "$failfn" "$name" "want '$a1', the guest's view on the host is '$got'"; fi
+                    continue ;;
+            esac
+        fi
+        local aclname=system.posix_acl_access
+        [[ "${HOSTCHECK_MAPPED:-0}" == 1 ]] && aclname=user.virtfs.system.posix_acl_access
         case "$kind" in
             sha256)   got=$(sha256sum "$f" 2>&1 | cut -d' ' -f1) ;;
             owner)    got=$(stat -c %u:%g "$f" 2>&1) ;;
@@ -45,14 +97,14 @@ hostcheck_eval() {
                       a1=absent ;;
             acl)      got=$(python3 -c '
 import os, struct, sys
-raw = os.getxattr(sys.argv[1], "system.posix_acl_access", follow_symlinks=False)
+raw = os.getxattr(sys.argv[1], sys.argv[2], follow_symlinks=False)
 tags = {1: "u", 2: "u", 4: "g", 8: "g", 0x10: "m", 0x20: "o"}
 out = []
 for off in range(4, len(raw), 8):
     tag, perm, who = struct.unpack_from("<HHI", raw, off)
     rwx = "".join(c if perm & b else "-" for c, b in (("r", 4), ("w", 2), ("x", 1)))
     out.append("%s:%s:%s" % (tags.get(tag, "?"), who if tag in (2, 8) else "", rwx))
-print(",".join(out))' "$f" 2>&1) ;;
+print(",".join(out))' "$f" "$aclname" 2>&1) ;;
             count)    got=$(find "$f" -mindepth 1 -maxdepth 1 -printf x 2>&1 | wc -c) ;;
             statfs_type) got=$(stat -f -c %t "$f" 2>&1) ;;
             # f_blocks of ext4 moves by a few blocks between runs (reserved clusters): within 0.1%

@@ -3,7 +3,7 @@
 # on one host file, boots a guest on it with tools/vm.sh, runs tools/guest/posix.sh there, then checks
 # on the host what the guest reported (HOSTCHECK lines, see tools/e2e/hostcheck.sh).
 #
-# Usage: tools/e2e/posix.sh [--server virtfs|builtin] [--log-dir DIR] [--no-build] [--timeout SEC] [--big N]
+# Usage: tools/e2e/posix.sh [--server virtfs|builtin|virtfs-rootless|builtin-mapped] [--log-dir DIR] [--no-build] [--timeout SEC] [--big N]
 # Prints "PASS: posix[SERVER] name" / "FAIL: posix[SERVER] name (detail)" lines, then a summary.
 # Exit: 0 all passed, 1 something failed, 3 cannot run here (reason printed, "NEEDS:").
 set -euo pipefail
@@ -55,6 +55,11 @@ printf 'locked by the host\n' >"$E/hostlocked.txt"; chmod 0666 "$E/hostlocked.tx
 perl -MFcntl -e 'open(my $f, "+<", $ARGV[0]) or die "$!"; my $l = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die "lock: $!"; print "locked\n"; $| = 1; sleep 3600' \
     "$E/hostlocked.txt" >"$LOG_DIR/locker.out" 2>&1 &
 LOCKER=$!
+# Rootless servers (issue 16): the export belongs to the unprivileged user they run as; mapped-xattr keeps the
+# guest's owners and modes in xattrs, which the host checks read (HOSTCHECK_MAPPED, tools/e2e/hostcheck.sh).
+if [[ "$SERVER" == virtfs-rootless || "$SERVER" == builtin-mapped ]]; then
+    chown -R virtfs:virtfs "$E"; export HOSTCHECK_MAPPED=1
+fi
 for _ in $(seq 1 50); do grep -q locked "$LOG_DIR/locker.out" 2>/dev/null && break; sleep 0.1; done
 grep -q locked "$LOG_DIR/locker.out" || { echo "posix: the host lock holder failed: $(cat "$LOG_DIR/locker.out")" >&2; exit 1; }
 

@@ -3,12 +3,14 @@
 # tools/vm.sh, runs tools/guest/slice.sh there, then verifies on the host what the guest reported
 # (HOSTCHECK lines) and what only the host can see (ownership, checksums, modes).
 #
-# Usage: tools/e2e/slice.sh [--server virtfs|builtin|virtiofsd] [--log-dir DIR] [--no-build] [--timeout SEC]
+# Usage: tools/e2e/slice.sh [--server virtfs|builtin|virtiofsd|virtfs-rootless|builtin-mapped] [--log-dir DIR] [--no-build] [--timeout SEC]
 # Prints "PASS: slice[SERVER] name" / "FAIL: slice[SERVER] name (detail)" lines, then a summary.
 # Exit: 0 all passed, 1 something failed, 3 cannot run here (reason printed, "NEEDS:").
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/hostcheck.sh
+source "$HERE/hostcheck.sh"
 SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=300
 while (( $# )); do
     case "$1" in
@@ -50,6 +52,12 @@ head -c 1048576 /dev/urandom >"$E/blob.bin"
 ( cd "$E" && sha256sum hello.txt sub/nested/deep.txt many/f000 many/f319 secret.txt blob.bin >MANIFEST )
 chmod 0755 "$E/rootdir"
 chmod -R go+rX "$E/many" "$E/sub"; chmod 0644 "$E/hello.txt" "$E/blob.bin" "$E/MANIFEST"
+# Rootless servers (issue 16) run as the unprivileged owner of the export and keep the guest's owners and modes in
+# user.virtfs.* xattrs (mapped-xattr): the export goes to the system user, host checks read the guest's view.
+SECRET_OWNER=0:0
+if [[ "$SERVER" == virtfs-rootless || "$SERVER" == builtin-mapped ]]; then
+    chown -R virtfs:virtfs "$E"; SECRET_OWNER="$(id -u virtfs):$(id -g virtfs)"; export HOSTCHECK_MAPPED=1
+fi
 
 # --- run the guest suite ---
 set +e
@@ -85,6 +93,7 @@ while read -r _ kind rel a1 _rest; do
     f="$E/$rel"
     case "$kind" in
         sha256) got=$(sha256sum "$f" 2>&1 | cut -d' ' -f1 || true) ;;
+        owner|mode|symlink) [[ "${HOSTCHECK_MAPPED:-0}" == 1 ]] && { got=$(hostcheck_guestview "$kind" "$f"); [[ "$got" == "$a1" ]] && pass "$name" || fail "$name" "want '$a1', the guest's view on the host is '$got'"; continue; } ;;&
         owner)  got=$(stat -c %u:%g "$f" 2>&1 || true) ;;
         mode)   got=$(stat -c %a "$f" 2>&1 || true) ;;
         size)   got=$(stat -c %s "$f" 2>&1 || true) ;;
@@ -98,7 +107,7 @@ while read -r _ kind rel a1 _rest; do
 done < <(grep -a '^HOSTCHECK: ' "$OUT" | tr -d '\r' || true)
 
 # What the guest must not have changed.
-[[ "$(stat -c %u:%g:%a "$E/secret.txt")" == 0:0:600 && "$(cat "$E/secret.txt")" == secret ]] \
+[[ "$(stat -c %u:%g:%a "$E/secret.txt")" == "$SECRET_OWNER:600" && "$(cat "$E/secret.txt")" == secret ]] \
     && pass host-secret-untouched || fail host-secret-untouched "$(stat -c %u:%g:%a "$E/secret.txt")"
 [[ "$(stat -c %a "$PARENT")" == 700 && "$(stat -c %a "$E")" == 755 ]] \
     && pass host-export-modes || fail host-export-modes "$(stat -c %a "$PARENT") $(stat -c %a "$E")"
@@ -107,7 +116,7 @@ done < <(grep -a '^HOSTCHECK: ' "$OUT" | tr -d '\r' || true)
 # Our backend confined itself (issue 12), as the kernel reports it: no capabilities, no_new_privs and a seccomp
 # filter (mode 2) on every thread, as the dedicated user. vm.sh saved /proc/PID/status after the backend started
 # and again while the guest ran.
-if [[ "$SERVER" == virtfs || "$SERVER" == virtfs-qemuhelper ]]; then
+if [[ "$SERVER" == virtfs || "$SERVER" == virtfs-qemuhelper || "$SERVER" == virtfs-rootless ]]; then
     for when in start late; do
         st="$LOG_DIR/backend-status-$when.txt"
         if [[ ! -s "$st" ]]; then fail "host-backend-confined-$when" "vm.sh saved no $st"; continue; fi

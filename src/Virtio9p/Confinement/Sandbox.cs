@@ -29,7 +29,9 @@ internal static unsafe class Sandbox
     [StructLayout(LayoutKind.Sequential)]
     private struct SockFprog { public ushort Len; public SockFilter* Filter; }
 
-    public static void Apply(SeccompMode mode)
+    /// <param name="servesFiles">Rootless mode: the backend itself serves the shared directory, and the filter
+    /// allows the file syscalls that needs (<see cref="SeccompFilter.SharedDirAllowed"/>).</param>
+    public static void Apply(SeccompMode mode, bool servesFiles = false)
     {
         DropCapabilities();
         if (Sys.Prctl(Sys.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
@@ -38,7 +40,7 @@ internal static unsafe class Sandbox
         }
         if (mode != SeccompMode.None)
         {
-            InstallFilter(SeccompFilter.Build(mode));
+            InstallFilter(SeccompFilter.Build(mode, servesFiles));
         }
     }
 

@@ -111,8 +111,26 @@ public static class SeccompFilter
         ("openat", 257), ("readlinkat", 267), ("readlink", 89), ("faccessat", 269), ("faccessat2", 439), ("access", 21),
     ];
 
-    /// <summary>The program for <paramref name="mode"/> (not <see cref="SeccompMode.None"/>).</summary>
-    public static SockFilter[] Build(SeccompMode mode)
+    /// <summary>Added only in rootless mode (--shared-dir, issue 16), where the backend itself makes, names and
+    /// changes files inside the shared directory: what the helper does for it otherwise. Every path these take is
+    /// relative to a directory fd reached with openat2 RESOLVE_IN_ROOT, or a /proc/self/fd/N of a pinned object
+    /// (LocalFileSystem); none of them executes, mounts, or changes identity.</summary>
+    public static readonly (string Name, int Nr)[] SharedDirAllowed =
+    [
+        // Every lookup: openat2 with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS.
+        ("openat2", 437),
+        // Creating and naming objects relative to a confined directory fd.
+        ("mkdirat", 258), ("mknodat", 259), ("symlinkat", 266), ("linkat", 265), ("renameat", 264), ("renameat2", 316),
+        // Attributes of a pinned object (through /proc/self/fd/N where there is no fd form).
+        ("fchownat", 260), ("fchown", 93), ("fchmodat", 268), ("fchmodat2", 452), ("chmod", 90), ("fchmod", 91),
+        ("truncate", 76), ("utimensat", 280),
+        // Extended attributes, including the mapped-xattr model's user.virtfs.*, on /proc/self/fd/N.
+        ("getxattr", 191), ("setxattr", 188), ("listxattr", 194), ("removexattr", 197),
+    ];
+
+    /// <summary>The program for <paramref name="mode"/> (not <see cref="SeccompMode.None"/>); with
+    /// <paramref name="servesFiles"/> (rootless mode) <see cref="SharedDirAllowed"/> is allowed as well.</summary>
+    public static SockFilter[] Build(SeccompMode mode, bool servesFiles = false)
     {
         uint otherwise = mode switch
         {
@@ -129,6 +147,13 @@ public static class SeccompFilter
         foreach ((_, int nr) in Allowed)
         {
             asm.JumpIf(BPF_JEQ, (uint)nr, "allow", null);
+        }
+        if (servesFiles)
+        {
+            foreach ((_, int nr) in SharedDirAllowed)
+            {
+                asm.JumpIf(BPF_JEQ, (uint)nr, "allow", null);
+            }
         }
         // mmap, mprotect: never executable. Native AOT code is all mapped at exec time; nothing after start needs new
         // code pages, and a guest that took the backend over gets no place for its own code through a syscall.

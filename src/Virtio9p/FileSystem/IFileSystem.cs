@@ -30,4 +30,12 @@ public interface IFileSystem
     int ListXattr(ReadOnlySpan<byte> path, Span<byte> list);
     int SetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags);
     int RemoveXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name);
+
+    /// <summary>Turns the host attributes of an object the server holds open (statx on its fd) into the guest's:
+    /// a mapped security model replaces owner, mode and device number with the stored ones. 0 or -errno.</summary>
+    int MapOpenStat(SafeFileHandle handle, ref FileStat attributes) => 0;
+
+    /// <summary>True when a directory entry's host type is not the guest's (mapped security models): Treaddir
+    /// then reports DT_UNKNOWN and the guest asks with Tgetattr.</summary>
+    bool HidesHostFileTypes => false;
 }

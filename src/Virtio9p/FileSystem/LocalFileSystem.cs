@@ -52,11 +52,16 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
 
     private readonly SafeFileHandle _root;
     private readonly bool _isRoot;
+    private readonly SecurityModel _model;
+
+    /// <summary>QEMU's mapped-xattr: guest owners, modes and types live in user.virtfs.* (<see cref="MappedXattr"/>).</summary>
+    private bool Mapped => _model == SecurityModel.MappedXattr;
 
     /// <summary>Opens <paramref name="rootDirectory"/> as the export. Throws if it is not a directory we can
     /// open, or if the kernel lacks openat2 (then nothing here could be made safe).</summary>
-    public LocalFileSystem(string rootDirectory)
+    public LocalFileSystem(string rootDirectory, SecurityModel model = SecurityModel.Passthrough)
     {
+        _model = model;
         ArgumentException.ThrowIfNullOrEmpty(rootDirectory);
         byte[] path = new byte[System.Text.Encoding.UTF8.GetByteCount(rootDirectory) + 1];
         System.Text.Encoding.UTF8.GetBytes(rootDirectory, path);
@@ -115,7 +120,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
             {
                 int created = OpenAt(dir!, p.Name,
                     (flags & ~O_NOFOLLOW) | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
-                    mode & 0xFFF, out SafeFileHandle? handle);
+                    Mapped ? MappedXattr.FileMode : mode & 0xFFF, out SafeFileHandle? handle);
                 if (created == 0)
                 {
                     r = AdoptCreatedFile(handle!, mode, uid, gid);
@@ -176,7 +181,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     private int AdoptCreatedFile(SafeFileHandle handle, uint mode, uint uid, uint gid)
     {
         using FdUse use = new(handle);
-        if (_isRoot && fchown(use.Fd, uid, gid) < 0) return -errno;
+        if (Mapped) return MappedXattr.Write(use.Fd, uid, gid, FileStat.TypeRegular | (mode & 0xFFF), ulong.MaxValue);
+        // security model none: a new object that cannot get the guest's owner keeps ours (QEMU ignores the error).
+        if (_isRoot && fchown(use.Fd, uid, gid) < 0 && _model != SecurityModel.None) return -errno;
         return fchmod(use.Fd, (mode_t)(ushort)(mode & 0xFFF)) < 0 ? -errno : 0;
     }
 
@@ -190,11 +197,24 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
 
     // ---- create other objects ----
 
-    public int Mkdir(ReadOnlySpan<byte> path, uint mode, uint uid, uint gid) =>
-        CreateNode(path, (dir, name) => mkdirat(dir, name, (mode_t)(ushort)(mode & 0xFFF)), mode, uid, gid, AT_REMOVEDIR);
+    public int Mkdir(ReadOnlySpan<byte> path, uint mode, uint uid, uint gid)
+    {
+        uint hostMode = Mapped ? MappedXattr.DirectoryMode : mode & 0xFFF;
+        return CreateNode(path, (dir, name) => mkdirat(dir, name, (mode_t)(ushort)hostMode),
+            FileStat.TypeDirectory | (mode & 0xFFF), ulong.MaxValue, uid, gid, AT_REMOVEDIR);
+    }
 
-    public int Mknod(ReadOnlySpan<byte> path, uint mode, ulong rdev, uint uid, uint gid) =>
-        CreateNode(path, (dir, name) => mknodat(dir, name, (mode_t)(ushort)(mode & 0xFFFF), rdev), mode, uid, gid, 0);
+    /// <summary>mapped-xattr: every node is a regular file of mode 0600 on the host, its type and device number in
+    /// the xattrs (QEMU's local_mknod), so the host never holds a device node or fifo the guest made.</summary>
+    public int Mknod(ReadOnlySpan<byte> path, uint mode, ulong rdev, uint uid, uint gid)
+    {
+        if (Mapped)
+        {
+            return CreateNode(path, (dir, name) => mknodat(dir, name, (mode_t)(ushort)(FileStat.TypeRegular | MappedXattr.FileMode), 0),
+                mode & 0xFFFF, rdev, uid, gid, 0);
+        }
+        return CreateNode(path, (dir, name) => mknodat(dir, name, (mode_t)(ushort)(mode & 0xFFFF), rdev), mode, ulong.MaxValue, uid, gid, 0);
+    }
 
     public int Symlink(ReadOnlySpan<byte> target, ReadOnlySpan<byte> linkPath, uint uid, uint gid)
     {
@@ -211,6 +231,13 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         if (p.IsRoot) return -EEXIST;
         r = OpenParent(p, out SafeFileHandle? dir);
         if (r < 0) return r;
+        if (Mapped)
+        {
+            using (dir)
+            {
+                return StoreSymlink(dir!, p.Name, target, uid, gid);
+            }
+        }
         using (dir)
         using (FdUse d = new(dir!))
         fixed (byte* t = targetZ)
@@ -228,12 +255,45 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         }
     }
 
+    /// <summary>mapped-xattr's symlink (QEMU's local_symlink): a new regular file of mode 0600 holding the target,
+    /// mode S_IFLNK|0777 in the xattrs. The host never gets a symlink the guest chose, so nothing on the host can
+    /// be led astray by one.</summary>
+    private static int StoreSymlink(SafeFileHandle dir, ReadOnlySpan<byte> nameZ, ReadOnlySpan<byte> target, uint uid, uint gid)
+    {
+        int r = OpenAt(dir, nameZ, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+            MappedXattr.FileMode, out SafeFileHandle? file);
+        if (r < 0) return r;
+        using (file)
+        using (FdUse f = new(file!))
+        {
+            int done = 0;
+            fixed (byte* t = target)
+            {
+                while (done < target.Length)
+                {
+                    // SAFETY: pinned; at most the remaining target bytes are read from t + done.
+                    long n = write(f.Fd, t + done, (size_t)(target.Length - done));
+                    if (n < 0 && errno == EINTR) continue;
+                    if (n <= 0)
+                    {
+                        r = n < 0 ? -errno : -EIO;
+                        break;
+                    }
+                    done += (int)n;
+                }
+            }
+            if (r == 0) r = MappedXattr.Write(f.Fd, uid, gid, FileStat.TypeSymlink | 0x1FF /* 0777 */, ulong.MaxValue);
+        }
+        if (r < 0) UnlinkAt(dir, nameZ, 0);
+        return r;
+    }
+
     private delegate int NodeMaker(int dirFd, byte* name);
 
     /// <summary>mkdirat/mknodat on the parent, then owner and exact mode on the new object, pinned by an
     /// O_PATH|O_NOFOLLOW fd so a name swapped in meanwhile is never followed. A failed fix-up removes the object
     /// (it would otherwise be left with the wrong owner).</summary>
-    private int CreateNode(ReadOnlySpan<byte> path, NodeMaker make, uint mode, uint uid, uint gid, int removeFlags)
+    private int CreateNode(ReadOnlySpan<byte> path, NodeMaker make, uint mode, ulong rdev, uint uid, uint gid, int removeFlags)
     {
         Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
         int r = LocalPath.Parse(path, scratch, out LocalPath p);
@@ -254,7 +314,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
             {
                 using (obj)
                 {
-                    r = FixOwnerAndMode(obj!, mode, uid, gid);
+                    r = FixOwnerAndMode(obj!, mode, rdev, uid, gid);
                 }
             }
             if (r < 0) UnlinkAt(dir!, p.Name, removeFlags);
@@ -262,20 +322,23 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         }
     }
 
-    private int FixOwnerAndMode(SafeFileHandle obj, uint mode, uint uid, uint gid)
+    /// <param name="mode">The guest's whole mode (type and permission bits).</param>
+    /// <param name="rdev">Stored in mapped-xattr (ulong.MaxValue: none); the others pass it to mknodat.</param>
+    private int FixOwnerAndMode(SafeFileHandle obj, uint mode, ulong rdev, uint uid, uint gid)
     {
         using FdUse use = new(obj);
+        int r = FileType(obj, out uint type);
+        if (r < 0) return r;
+        if (type == FileStat.TypeSymlink) return -EEXIST; // not what we made: someone swapped the name
+        if (Mapped) return MappedXattr.Write(use.Fd, uid, gid, mode, rdev);
         if (_isRoot)
         {
             fixed (byte* empty = "\0"u8)
             {
                 // SAFETY: "" is a NUL-terminated literal; AT_EMPTY_PATH acts on the pinned object itself.
-                if (fchownat(use.Fd, empty, uid, gid, AT_EMPTY_PATH) < 0) return -errno;
+                if (fchownat(use.Fd, empty, uid, gid, AT_EMPTY_PATH) < 0 && _model != SecurityModel.None) return -errno;
             }
         }
-        int r = FileType(obj, out uint type);
-        if (r < 0) return r;
-        if (type == FileStat.TypeSymlink) return -EEXIST; // not what we made: someone swapped the name
         return ChmodThroughProc(use.Fd, mode);
     }
 
@@ -355,6 +418,16 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     public int Lstat(ReadOnlySpan<byte> path, out FileStat attributes)
     {
         attributes = default;
+        if (Mapped)
+        {
+            // The stored attributes are read from the object pinned for the statx, never by name a second time.
+            int pinned = PinObject(path, out SafeFileHandle? obj);
+            if (pinned < 0) return pinned;
+            using (obj)
+            {
+                return StatPinned(obj!, out attributes);
+            }
+        }
         Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
         int r = LocalPath.Parse(path, scratch, out LocalPath p);
         if (r < 0) return r;
@@ -384,11 +457,41 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         return 0;
     }
 
+    /// <summary>statx of a pinned object, with the mapped-xattr attributes applied.</summary>
+    private int StatPinned(SafeFileHandle obj, out FileStat attributes)
+    {
+        attributes = default;
+        using FdUse use = new(obj);
+        statx st;
+        fixed (byte* empty = "\0"u8)
+        {
+            // SAFETY: NUL-terminated literal, stack struct; AT_EMPTY_PATH stats the pinned object itself.
+            if (statx(use.Fd, empty, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, StatxMask, &st) < 0) return -errno;
+        }
+        attributes = Mapped ? MappedXattr.Apply(use.Fd, FileStat.FromStatx(st)) : FileStat.FromStatx(st);
+        return 0;
+    }
+
+    /// <summary>The attributes the guest sees of an object the server holds open: in mapped-xattr, the stored ones.</summary>
+    public int MapOpenStat(SafeFileHandle handle, ref FileStat attributes)
+    {
+        if (!Mapped) return 0;
+        using FdUse use = new(handle);
+        attributes = MappedXattr.Apply(use.Fd, attributes);
+        return 0;
+    }
+
+    /// <summary>mapped-xattr: a directory entry's host type says nothing of the guest's (a stored fifo is a regular
+    /// file here), so entries go out as DT_UNKNOWN and the guest asks with Tgetattr (QEMU's local_readdir).</summary>
+    public bool HidesHostFileTypes => Mapped;
+
     /// <summary>readlink(2) semantics: the target truncated to the buffer, its length returned; EINVAL for an
-    /// empty buffer or a non-link.</summary>
+    /// empty buffer or a non-link. mapped-xattr: a regular file whose stored type is a symlink holds the target
+    /// (read through a pinned fd, never following anything); a real host symlink answers its own target.</summary>
     public int Readlink(ReadOnlySpan<byte> path, Span<byte> buffer)
     {
         if (buffer.IsEmpty) return -EINVAL;
+        if (Mapped) return ReadStoredLink(path, buffer);
         Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
         int r = LocalPath.Parse(path, scratch, out LocalPath p);
         if (r < 0) return r;
@@ -403,6 +506,47 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
             // SAFETY: pinned; readlinkat writes at most buffer.Length bytes.
             long len = readlinkat(d.Fd, n, b, (size_t)buffer.Length);
             return len < 0 ? -errno : (int)len;
+        }
+    }
+
+    private int ReadStoredLink(ReadOnlySpan<byte> path, Span<byte> buffer)
+    {
+        int r = PinObject(path, out SafeFileHandle? obj);
+        if (r < 0) return r;
+        using (obj)
+        using (FdUse use = new(obj!))
+        {
+            r = FileType(obj!, out uint type);
+            if (r < 0) return r;
+            if (type == FileStat.TypeSymlink)
+            {
+                fixed (byte* empty = "\0"u8)
+                fixed (byte* b = buffer)
+                {
+                    // SAFETY: pinned; an empty name reads the O_PATH symlink itself (Linux >= 2.6.39).
+                    long len = readlinkat(use.Fd, empty, b, (size_t)buffer.Length);
+                    return len < 0 ? -errno : (int)len;
+                }
+            }
+            if (type != FileStat.TypeRegular || (MappedXattr.ReadMode(use.Fd) & FileStat.TypeMask) != FileStat.TypeSymlink)
+            {
+                return -EINVAL;
+            }
+            Span<byte> proc = stackalloc byte[ProcFdPath.BufferSize];
+            int fd;
+            fixed (byte* pp = ProcFdPath.Format(use.Fd, proc))
+            {
+                // SAFETY: pinned, NUL-terminated; the object was checked to be a regular file, so nothing special opens.
+                fd = open(pp, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+            }
+            if (fd < 0) return -errno;
+            using SafeFileHandle file = new(fd, ownsHandle: true);
+            fixed (byte* b = buffer)
+            {
+                // SAFETY: pinned; pread writes at most buffer.Length bytes.
+                long n = pread(fd, b, (size_t)buffer.Length, 0);
+                return n < 0 ? -errno : (int)n;
+            }
         }
     }
 
@@ -433,6 +577,14 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
             // fchmodat(AT_SYMLINK_NOFOLLOW) answers EOPNOTSUPP for a symlink (Linux has no link modes).
             if (type == FileStat.TypeSymlink) return -EOPNOTSUPP;
             using FdUse use = new(obj!);
+            if (Mapped)
+            {
+                // Only the permission bits change; the stored type (a stored fifo or symlink) stays what it is.
+                long stored = MappedXattr.ReadMode(use.Fd);
+                uint storedType = stored < 0 ? 0 : (uint)stored & FileStat.TypeMask;
+                return MappedXattr.Write(use.Fd, MappedXattr.Keep, MappedXattr.Keep,
+                    (storedType != 0 ? storedType : type) | (mode & 0xFFF), ulong.MaxValue);
+            }
             return ChmodThroughProc(use.Fd, mode);
         }
     }
@@ -446,6 +598,11 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         using (FdUse use = new(obj!))
         fixed (byte* empty = "\0"u8)
         {
+            // mapped-xattr stores a real change; (-1, -1) only touches ctime, on the host object (QEMU's local_chown).
+            if (Mapped && (uid != uint.MaxValue || gid != uint.MaxValue))
+            {
+                return MappedXattr.Write(use.Fd, uid, gid, MappedXattr.Keep, ulong.MaxValue);
+            }
             // SAFETY: NUL-terminated literal.
             return fchownat(use.Fd, empty, uid, gid, AT_EMPTY_PATH) < 0 ? -errno : 0;
         }
@@ -508,7 +665,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     public int GetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, Span<byte> value)
     {
         Span<byte> nameZ = stackalloc byte[MaxXattrNameLength + 1];
-        int r = XattrName(name, nameZ);
+        int r = GuestXattrName(name, nameZ, XattrUse.Read);
         if (r < 0) return r;
         r = PinObject(path, out SafeFileHandle? obj);
         if (r < 0) return r;
@@ -537,6 +694,27 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         using (FdUse use = new(obj!))
         {
             Span<byte> proc = stackalloc byte[ProcFdPath.BufferSize];
+            if (_model != SecurityModel.Passthrough)
+            {
+                // The whole host list first (XATTR_LIST_MAX at most), then the guest's view of it.
+                byte[] host = System.Buffers.ArrayPool<byte>.Shared.Rent(MaxXattrSize);
+                try
+                {
+                    nint all;
+                    fixed (byte* pp = ProcFdPath.Format(use.Fd, proc))
+                    fixed (byte* h = host)
+                    {
+                        // SAFETY: pinned; the kernel writes at most MaxXattrSize bytes (the rented array is at least that).
+                        all = Sys.Listxattr(pp, h, (nuint)MaxXattrSize);
+                    }
+                    if (all < 0) return -Marshal.GetLastPInvokeError();
+                    return FilterXattrList(host.AsSpan(0, (int)all), list[..Math.Min(list.Length, MaxXattrSize)]);
+                }
+                finally
+                {
+                    System.Buffers.ArrayPool<byte>.Shared.Return(host);
+                }
+            }
             int size = Math.Min(list.Length, MaxXattrSize);
             fixed (byte* pp = ProcFdPath.Format(use.Fd, proc))
             fixed (byte* l = list)
@@ -552,7 +730,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     {
         if (value.Length > MaxXattrSize) return -E2BIG;
         Span<byte> nameZ = stackalloc byte[MaxXattrNameLength + 1];
-        int r = XattrName(name, nameZ);
+        int r = GuestXattrName(name, nameZ, XattrUse.Write);
         if (r < 0) return r;
         r = PinObject(path, out SafeFileHandle? obj);
         if (r < 0) return r;
@@ -573,8 +751,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     public int RemoveXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name)
     {
         Span<byte> nameZ = stackalloc byte[MaxXattrNameLength + 1];
-        int r = XattrName(name, nameZ);
+        int r = GuestXattrName(name, nameZ, XattrUse.Remove);
         if (r < 0) return r;
+        bool mappedAcl = r == 1;
         r = PinObject(path, out SafeFileHandle? obj);
         if (r < 0) return r;
         using (obj)
@@ -585,9 +764,67 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
             fixed (byte* n = nameZ)
             {
                 // SAFETY: pinned, NUL-terminated.
-                return Sys.Removexattr(pp, n) < 0 ? -Marshal.GetLastPInvokeError() : 0;
+                if (Sys.Removexattr(pp, n) == 0) return 0;
+                int e = Marshal.GetLastPInvokeError();
+                // Removing an ACL that is not there is not an error (QEMU's mp_pacl_removexattr).
+                return e == ENODATA && mappedAcl ? 0 : -e;
             }
         }
+    }
+
+    private enum XattrUse { Read, Write, Remove }
+
+    /// <summary>The host name for a guest's xattr name, as QEMU's xattr tables for the security model: passthrough
+    /// passes every name; mapped-xattr and none pass user.*, mapped-xattr keeps POSIX ACLs as
+    /// user.virtfs.system.posix_acl_* and hides user.virtfs.* (ENODATA to read, EACCES to change), none refuses
+    /// ACLs; any other namespace (trusted, security, system) answers EOPNOTSUPP. Returns 1 for a mapped ACL name,
+    /// 0 for another accepted name, or -errno.</summary>
+    private int GuestXattrName(ReadOnlySpan<byte> name, Span<byte> nameZ, XattrUse use)
+    {
+        int r = XattrName(name, nameZ);
+        if (r < 0 || _model == SecurityModel.Passthrough) return r;
+        bool acl = name.SequenceEqual("system.posix_acl_access"u8) || name.SequenceEqual("system.posix_acl_default"u8);
+        if (acl && Mapped)
+        {
+            ReadOnlySpan<byte> prefix = MappedXattr.ReservedPrefix;
+            if (prefix.Length + name.Length > MaxXattrNameLength) return -ERANGE;
+            prefix.CopyTo(nameZ);
+            name.CopyTo(nameZ[prefix.Length..]);
+            nameZ[prefix.Length + name.Length] = 0;
+            return 1;
+        }
+        if (!name.StartsWith("user."u8)) return -EOPNOTSUPP;
+        if (Mapped && MappedXattr.IsReserved(name)) return use == XattrUse.Read ? -ENODATA : -EACCES;
+        return 0;
+    }
+
+    /// <summary>The guest's view of a host xattr name list (see <see cref="GuestXattrName"/>): names it cannot
+    /// reach are left out, mapped ACLs appear under their system.* names. Returns the filtered length, or
+    /// ERANGE when <paramref name="list"/> is not empty and too small.</summary>
+    private int FilterXattrList(ReadOnlySpan<byte> host, Span<byte> list)
+    {
+        int length = 0;
+        while (!host.IsEmpty)
+        {
+            int end = host.IndexOf((byte)0);
+            ReadOnlySpan<byte> name = end < 0 ? host : host[..end];
+            host = end < 0 ? default : host[(end + 1)..];
+            if (!name.StartsWith("user."u8)) continue;
+            if (Mapped && MappedXattr.IsReserved(name))
+            {
+                ReadOnlySpan<byte> inner = name[MappedXattr.ReservedPrefix.Length..];
+                if (!inner.SequenceEqual("system.posix_acl_access"u8) && !inner.SequenceEqual("system.posix_acl_default"u8)) continue;
+                name = inner;
+            }
+            if (!list.IsEmpty)
+            {
+                if (length + name.Length + 1 > list.Length) return -ERANGE;
+                name.CopyTo(list[length..]);
+                list[length + name.Length] = 0;
+            }
+            length += name.Length + 1;
+        }
+        return length;
     }
 
     /// <summary>ERANGE for an empty name or one above XATTR_NAME_MAX (the kernel's answer), EINVAL for a NUL.</summary>

@@ -91,7 +91,8 @@ public sealed partial class P9Server
         SafeFileHandle? handle = fid.Handle;
         if (handle is not null && (fid.Kind is FidKind.OpenFile or FidKind.OpenDirectory))
         {
-            return StatHandle(handle, out attributes);
+            int result = StatHandle(handle, out attributes);
+            return result < 0 ? result : _fs.MapOpenStat(handle, ref attributes);
         }
         return _fs.Lstat(fid.Path, out attributes);
     }

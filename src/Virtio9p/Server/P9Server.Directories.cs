@@ -40,6 +40,7 @@ public sealed partial class P9Server
             return result;
         }
 
+        bool hideTypes = _fs.HidesHostFileTypes;
         P9Writer reply = call.StartReply(P9MessageType.Rreaddir);
         Span<byte> countSlot = reply.Reserve(4);
         int limit = (int)Math.Min(count, (uint)reply.Remaining);
@@ -90,7 +91,8 @@ public sealed partial class P9Server
                     ulong inode = BinaryPrimitives.ReadUInt64LittleEndian(record);
                     long next = BinaryPrimitives.ReadInt64LittleEndian(record[8..]);
                     int recordLength = BinaryPrimitives.ReadUInt16LittleEndian(record[16..]);
-                    byte type = record[18];
+                    // DT_UNKNOWN when the host type is not the guest's (a mapped security model).
+                    byte type = hideTypes ? (byte)0 : record[18];
                     ReadOnlySpan<byte> name = record[19..recordLength];
                     int end = name.IndexOf((byte)0);
                     name = end >= 0 ? name[..end] : name;

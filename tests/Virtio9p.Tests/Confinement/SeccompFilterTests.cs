@@ -53,6 +53,37 @@ public class SeccompFilterTests
     [Theory]
     [InlineData(SeccompMode.Kill)]
     [InlineData(SeccompMode.Log)]
+    public void Rootless_mode_adds_the_file_syscalls_and_nothing_else(SeccompMode mode)
+    {
+        SockFilter[] rootless = Build(mode, servesFiles: true);
+        SockFilter[] helper = Build(mode);
+        uint otherwise = mode == SeccompMode.Kill ? SECCOMP_RET_KILL_PROCESS : SECCOMP_RET_LOG;
+        foreach ((string name, int nr) in Allowed)
+        {
+            Assert.True(Run(rootless, nr) == SECCOMP_RET_ALLOW, $"{name} ({nr}) not allowed in rootless mode");
+        }
+        foreach ((string name, int nr) in SharedDirAllowed)
+        {
+            Assert.True(Run(rootless, nr) == SECCOMP_RET_ALLOW, $"{name} ({nr}) not allowed in rootless mode");
+            Assert.True(Run(helper, nr) == otherwise, $"{name} ({nr}) allowed in helper mode");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Forbidden))]
+    public void Rootless_mode_still_forbids_what_is_not_file_work(string name, int nr)
+    {
+        if (SharedDirAllowed.Any(a => a.Nr == nr))
+        {
+            return; // chmod, mknodat, ...: the rootless server's own work (on confined paths)
+        }
+        Assert.Equal(SECCOMP_RET_KILL_PROCESS, Run(Build(SeccompMode.Kill, servesFiles: true), nr));
+        Assert.DoesNotContain(name, SharedDirAllowed.Select(a => a.Name));
+    }
+
+    [Theory]
+    [InlineData(SeccompMode.Kill)]
+    [InlineData(SeccompMode.Log)]
     public void Foreign_abis_are_killed_in_every_mode(SeccompMode mode)
     {
         SockFilter[] program = Build(mode);

@@ -74,13 +74,19 @@ public sealed class HelperExport : IDisposable
 public sealed class LocalExport : IDisposable
 {
     public LocalExport()
+        : this(SecurityModel.Passthrough)
+    {
+    }
+
+    /// <summary>With <paramref name="model"/>: the rootless mode's security models (issue 16).</summary>
+    internal LocalExport(SecurityModel model)
     {
         Root = Directory.CreateTempSubdirectory("localfs-").FullName;
         Export = Path.Combine(Root, "export");
         Outside = Path.Combine(Root, "outside");
         Directory.CreateDirectory(Export);
         Directory.CreateDirectory(Outside);
-        FileSystem = new LocalFileSystem(Export);
+        FileSystem = new LocalFileSystem(Export, model);
     }
 
     public string Root { get; }
