@@ -13,6 +13,48 @@ public sealed class VhostUserServer
     private readonly string _socketPath;
     private readonly IVirtioDevice _device;
     private readonly ILogger _logger;
+    /// <summary>A socket already listening (made before confinement, or passed by systemd); null: bind
+    /// <see cref="_socketPath"/> in <see cref="RunAsync"/>.</summary>
+    private FdHandle? _listener;
+    /// <summary>Whether the path is ours to remove (not when systemd owns the socket).</summary>
+    private readonly bool _ownsPath = true;
+
+    /// <summary>Serves on an inherited socket that is already listening (systemd socket activation, --fd):
+    /// <paramref name="name"/> is only for the log, and no path is removed at the end.</summary>
+    public VhostUserServer(int listeningFd, string name, IVirtioDevice device, ILogger logger)
+        : this(name, device, logger)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(listeningFd);
+        _listener = new FdHandle(listeningFd);
+        _ownsPath = false;
+    }
+
+    /// <summary>Binds the socket path now rather than in <see cref="RunAsync"/>: before the process confines
+    /// itself, so it may still set the socket's group (<paramref name="groupId"/>: rw for that group, mode 0660).</summary>
+    public unsafe void ListenNow(int? groupId)
+    {
+        if (_listener is not null)
+        {
+            return;
+        }
+        FdHandle listener = Listen(_socketPath, _logger);
+        if (groupId is int gid)
+        {
+            byte[] path = Encoding.UTF8.GetBytes(_socketPath + "\0");
+            fixed (byte* p = path)
+            {
+                // SAFETY: p is the NUL-terminated path, pinned for both calls.
+                if (chown(p, uint.MaxValue, (uint)gid) != 0 || chmod(p, 0x1B0 /* 0660 */) != 0)
+                {
+                    int error = errno;
+                    listener.Dispose();
+                    TryUnlink();
+                    throw new IOException($"cannot give group {gid} access to {_socketPath}: errno {error}");
+                }
+            }
+        }
+        _listener = listener;
+    }
 
     public VhostUserServer(string socketPath, IVirtioDevice device, ILogger logger)
     {
@@ -44,7 +86,7 @@ public sealed class VhostUserServer
         FdHandle listener;
         try
         {
-            listener = Listen();
+            listener = Interlocked.Exchange(ref _listener, null) ?? Listen(_socketPath, _logger);
         }
         catch
         {
@@ -108,14 +150,20 @@ public sealed class VhostUserServer
         _logger.LogInformation("vhost-user: front-end disconnected");
     }
 
-    private unsafe FdHandle Listen()
+    /// <summary>Binds and listens on <paramref name="socketPath"/>, replacing a stale socket there.</summary>
+    private static FdHandle Listen(string socketPath, ILogger logger)
     {
-        TryUnlinkStale();
-        byte[] path = Encoding.UTF8.GetBytes(_socketPath);
+        TryUnlinkStale(socketPath, logger);
+        return Bind(socketPath);
+    }
+
+    private static unsafe FdHandle Bind(string socketPath)
+    {
+        byte[] path = Encoding.UTF8.GetBytes(socketPath);
         sockaddr_un addr = default;
         if (path.Length >= sockaddr_un.sun_path_length)
         {
-            throw new ArgumentException($"socket path too long: {_socketPath}");
+            throw new ArgumentException($"socket path too long: {socketPath}");
         }
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
@@ -134,7 +182,7 @@ public sealed class VhostUserServer
             }
             if (bind(fd, (sockaddr*)&addr, sizeof(sockaddr_un)) != 0)
             {
-                throw new IOException($"bind {_socketPath} failed: errno {errno}");
+                throw new IOException($"bind {socketPath} failed: errno {errno}");
             }
             if (listen(fd, 1) != 0)
             {
@@ -187,19 +235,23 @@ public sealed class VhostUserServer
         }
     }
 
-    private void TryUnlinkStale()
+    private static void TryUnlinkStale(string socketPath, ILogger logger)
     {
         // Only a leftover socket (or a dangling file of ours) is removed; a directory is a configuration error.
-        var info = new FileInfo(_socketPath);
+        var info = new FileInfo(socketPath);
         if (info.Exists || info.LinkTarget is not null)
         {
-            _logger.LogInformation("vhost-user: removing stale {Path}", _socketPath);
+            logger.LogInformation("vhost-user: removing stale {Path}", socketPath);
             info.Delete();
         }
     }
 
     private void TryUnlink()
     {
+        if (!_ownsPath)
+        {
+            return;
+        }
         try
         {
             File.Delete(_socketPath);

@@ -1,20 +1,38 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using VirtFs.Common;
 using VirtFs.VhostUser;
 
 namespace VirtFs.Virtio9p;
 
 /// <summary>Runs the vhost-user server for one front-end and stops the host when QEMU goes away
-/// (a vhost-user backend serves one device instance; QEMU restarts it with a new backend).</summary>
-internal sealed class BackendService(VhostUserServer server, IHostApplicationLifetime lifetime, ILogger<BackendService> logger)
-    : BackgroundService
+/// (a vhost-user backend serves one device instance; QEMU restarts it with a new backend).
+/// Tells systemd it is ready once the socket accepts connections, and on SIGTERM (the host's stop) lets the server
+/// stop taking requests and finish the ones in flight, so the guest gets every reply, then exits 0.</summary>
+internal sealed class BackendService(VhostUserServer server, SdNotify notify, IHostApplicationLifetime lifetime,
+    ILogger<BackendService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using CancellationTokenRegistration stopping = stoppingToken.Register(() =>
+        {
+            notify.Stopping();
+            logger.LogInformation("stopping: no new requests; finishing those in flight");
+        });
         try
         {
-            await server.RunAsync(stoppingToken).ConfigureAwait(false);
-            if (!stoppingToken.IsCancellationRequested)
+            Task run = server.RunAsync(stoppingToken);
+            // The socket listens from here on (RunAsync has it, or made it, before returning the task).
+            if (!run.IsCompleted)
+            {
+                notify.Ready("waiting for the front-end");
+            }
+            await run.ConfigureAwait(false);
+            if (stoppingToken.IsCancellationRequested)
+            {
+                logger.LogInformation("stopped; every request taken was answered");
+            }
+            else
             {
                 logger.LogInformation("front-end disconnected; exiting");
             }
