@@ -22,7 +22,7 @@
 #   --helper-arg A / --backend-arg A   extra argument for our helper / backend; repeatable
 # Exit status: CMD's status; 3 when the lab cannot run here (reason on stderr, "NEEDS:");
 #   124 on timeout; 125 when the guest ended without reporting a status.
-# Env: VIRTFS_CACHE (default /var/cache/virtfs)
+# Env: VIRTFS_CACHE (default /var/cache/virtfs), VIRTFS_BIN (our executables; default artifacts/bin)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +33,8 @@ GUEST_DIR=/var/lib/virtfs-guest   # inside the chroot (lab.sh puts kernel and in
 # Our backend runs as a dedicated system user (issue 12): a guest that takes the backend over gets an identity
 # that owns nothing, not nobody's (shared with every other daemon that drops to nobody).
 BACKEND_USER=virtfs
+# Where our two executables are: the build (default), or an installed copy (tools/e2e/package.sh: the .deb).
+BIN="${VIRTFS_BIN:-$REPO/artifacts/bin}"
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 need() { printf 'vm: NEEDS: %s\n' "$*" >&2; exit 3; }
@@ -99,7 +101,7 @@ if [[ "$SERVER" == virtfs || "$SERVER" == qemu72-proxy || "$SERVER" == virtfs-qe
         "$HERE/build.sh" >&2 || { say "tools/build.sh failed"; exit 1; }
     fi
     for e in virtfs-proxy-helper vhost-user-9p; do
-        [[ -x "$REPO/artifacts/bin/$e" ]] || { say "missing $REPO/artifacts/bin/$e (run tools/build.sh)"; exit 1; }
+        [[ -x "$BIN/$e" ]] || { say "missing $BIN/$e (run tools/build.sh)"; exit 1; }
     done
 fi
 "$HERE/lab.sh" >&2 || { rc=$?; [[ $rc == 3 ]] && exit 3; say "tools/lab.sh failed ($rc)"; exit 1; }
@@ -225,8 +227,8 @@ case "$SERVER" in
                   -device "vhost-user-test-device-pci,chardev=vu,virtio-id=26,num_vqs=2,vq_size=1024,config_size=40") ;;
     virtfs)
         chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
-        HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
-        BACKEND="$REPO/artifacts/bin/vhost-user-9p"
+        HELPER="$BIN/virtfs-proxy-helper"
+        BACKEND="$BIN/vhost-user-9p"
         # The backend runs as $BACKEND_USER: if it cannot reach the repo's copy, give it its own.
         if ! setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups test -x "$BACKEND"; then
             cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
@@ -248,7 +250,7 @@ case "$SERVER" in
                   -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
     qemu72-proxy)
         # QEMU 7.2's own 9p server in front (virtio-9p-pci), file access through OUR helper.
-        HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
+        HELPER="$BIN/virtfs-proxy-helper"
         if (( SOCKFD )); then
             say "helper: $HELPER -p $SHARE -f N -n ${HELPER_ARGS[*]} (socketpair with QEMU's sock_fd=N)"
             QRUN_PREFIX=(perl "$HERE/socketpair-exec.pl" "$LOG_DIR/helper.log"
@@ -268,7 +270,7 @@ case "$SERVER" in
         # helper accepts exactly one connection: one pooled connection, never a probe.
         chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
         bind "$SHARE" "$BW$SRV_G"
-        BACKEND="$REPO/artifacts/bin/vhost-user-9p"
+        BACKEND="$BIN/vhost-user-9p"
         if ! setpriv --reuid=$BACKEND_UID --regid=$BACKEND_GID --clear-groups test -x "$BACKEND"; then
             cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
         fi

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using VirtFs.Common;
 using VirtFs.VhostUser;
+using VirtFs.Virtio9p.Diagnostics;
 
 namespace VirtFs.Virtio9p;
 
@@ -9,8 +10,8 @@ namespace VirtFs.Virtio9p;
 /// (a vhost-user backend serves one device instance; QEMU restarts it with a new backend).
 /// Tells systemd it is ready once the socket accepts connections, and on SIGTERM (the host's stop) lets the server
 /// stop taking requests and finish the ones in flight, so the guest gets every reply, then exits 0.</summary>
-internal sealed class BackendService(VhostUserServer server, SdNotify notify, IHostApplicationLifetime lifetime,
-    ILogger<BackendService> logger) : BackgroundService
+internal sealed class BackendService(VhostUserServer server, SdNotify notify, BackendMetrics metrics,
+    IHostApplicationLifetime lifetime, ILogger<BackendService> logger) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -47,6 +48,8 @@ internal sealed class BackendService(VhostUserServer server, SdNotify notify, IH
         }
         finally
         {
+            // One summary per front-end (a connection event, not a request): what the device served.
+            logger.LogInformation("metrics ({Meter}) at exit:\n{Metrics}", BackendMetrics.MeterName, metrics.Format());
             lifetime.StopApplication();
         }
     }
