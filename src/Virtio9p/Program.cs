@@ -86,6 +86,10 @@ catch (ConfinementException e)
 {
     Log.Fatal("vhost-user-9p could not confine itself: {Message}", e.Message);
     device.Dispose();
+    if (options.SocketPath is not null)
+    {
+        File.Delete(options.SocketPath); // bound above; nobody will ever accept on it
+    }
     await Log.CloseAndFlushAsync();
     return 1;
 }

@@ -28,7 +28,10 @@ internal static class LogSetup
             LogLevelOption.Warn => LogEventLevel.Warning,
             LogLevelOption.Debug => LogEventLevel.Debug,
             _ => LogEventLevel.Information,
-        });
+        })
+            // The generic host's start banner ("Press Ctrl+C to shut down", content root) says nothing to an operator.
+            .MinimumLevel.Override("Microsoft.Hosting.Lifetime", LogEventLevel.Warning)
+            .Enrich.WithProperty("SourceContext", "vhost-user-9p");
         if (options.Syslog)
         {
             SyslogWriter.Open("vhost-user-9p");
