@@ -39,6 +39,10 @@ public sealed class BackendOptions
     public LogFormat LogFormat { get; private set; } = LogFormat.Text;
     public bool Syslog { get; private set; }
     public string? ConfigFile { get; private set; }
+    /// <summary>--keep-listening: serve the next front-end after a disconnect instead of exiting.</summary>
+    public bool KeepListening { get; private set; }
+    /// <summary>--connect: connect to the socket path (QEMU listens) instead of listening on it.</summary>
+    public bool Connect { get; private set; }
     public SeccompMode Seccomp { get; private set; } = SeccompMode.Kill;
 
     /// <summary>One option: its long name, an optional short one, the name of its value (null for a flag), the help
@@ -71,6 +75,12 @@ public sealed class BackendOptions
             (o, n, v) => o.MaxMessageSize = Number(n, v, Protocol.P9Limits.MinMessageSize, Protocol.P9Limits.MaxMessageSize)),
         new("readonly", NoShort, null, "refuse every change to the export with EROFS (ask the helper for -r too)", true,
             (o, n, v) => o.ReadOnly = Flag(n, v)),
+        new("keep-listening", NoShort, null, "when the front-end disconnects (QEMU exited, was killed or restarted),\n" +
+            "listen again and serve the next one with a fresh 9P state; default: exit 0", true,
+            (o, n, v) => o.KeepListening = Flag(n, v)),
+        new("connect", NoShort, null, "connect to --socket-path instead of listening on it (QEMU listens:\n" +
+            "-chardev socket,server=on,...); retried until QEMU accepts; with --keep-listening,\n" +
+            "connect again after each disconnect", true, (o, n, v) => o.Connect = Flag(n, v)),
         new("seccomp", NoShort, "kill|log|none", "a syscall outside the allowlist kills the backend (default), is\n" +
             "logged by the kernel (dmesg/audit; for finding misses), or no filter at all", true,
             (o, _, v) => o.Seccomp = SeccompValue(v)),
@@ -304,6 +314,10 @@ public sealed class BackendOptions
         if (SocketGroup is not null && SocketPath is null)
         {
             throw new OptionsException("--socket-group applies to --socket-path only");
+        }
+        if (Connect && SocketPath is null)
+        {
+            throw new OptionsException("--connect needs --socket-path (the socket QEMU listens on)");
         }
     }
 

@@ -6,8 +6,9 @@ using VirtFs.Virtio9p.Diagnostics;
 
 namespace VirtFs.Virtio9p;
 
-/// <summary>Runs the vhost-user server for one front-end and stops the host when QEMU goes away
-/// (a vhost-user backend serves one device instance; QEMU restarts it with a new backend).
+/// <summary>Runs the vhost-user server and stops the host, exit status 0, when QEMU goes away (a vhost-user backend
+/// serves one device instance; a management layer starts a new backend for the next QEMU), or, with
+/// --keep-listening, only on SIGTERM/SIGINT (the server then serves one front-end after another).
 /// Tells systemd it is ready once the socket accepts connections, and on SIGTERM (the host's stop) lets the server
 /// stop taking requests and finish the ones in flight, so the guest gets every reply, then exits 0.</summary>
 internal sealed class BackendService(VhostUserServer server, SdNotify notify, BackendMetrics metrics,

@@ -59,18 +59,21 @@ if (notify.Problem is not null)
 }
 
 using var metrics = new BackendMetrics();
-ProxyClientPool? pool = null;
-Virtio9pDevice? device = null;
+// The helper pool is shared and outlives the devices; a device and 9P server per front-end: nothing of one QEMU's
+// session (fids, open files, requests still running) reaches the next one (--keep-listening).
+var pool = new ProxyClientPool(HelperConnector.Create(options), HelperConnector.PoolSize(options));
+var fileSystem = new ProxyFileSystem(pool, loggerFactory.CreateLogger<ProxyFileSystem>());
+IVirtioDevice NewDevice() => new Virtio9pDevice(options.Tag!,
+    new P9Server(fileSystem, loggerFactory.CreateLogger<P9Server>(), options.MaxMessageSize, metrics, options.ReadOnly),
+    options.Workers, loggerFactory.CreateLogger<Virtio9pDevice>(), metrics);
 VhostUserServer server;
 try
 {
-    device = new Virtio9pDevice(options.Tag!, CreateServer(), options.Workers, loggerFactory.CreateLogger<Virtio9pDevice>(), metrics);
-    server = CreateVhostUserServer(device);
+    server = CreateVhostUserServer();
 }
 catch (Exception e) when (e is IOException or ArgumentException or OptionsException)
 {
     Log.Fatal("vhost-user-9p cannot listen: {Message}", e.Message);
-    device?.Dispose();
     await Log.CloseAndFlushAsync();
     return 1;
 }
@@ -85,8 +88,7 @@ try
 catch (ConfinementException e)
 {
     Log.Fatal("vhost-user-9p could not confine itself: {Message}", e.Message);
-    device.Dispose();
-    if (options.SocketPath is not null)
+    if (options.SocketPath is not null && !options.Connect)
     {
         File.Delete(options.SocketPath); // bound above; nobody will ever accept on it
     }
@@ -115,7 +117,7 @@ try
     builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(60));
 
     using IHost host = builder.Build();
-    HelperConnector.Probe(pool!, loggerFactory.CreateLogger<ProxyClientPool>());
+    HelperConnector.Probe(pool, loggerFactory.CreateLogger<ProxyClientPool>());
     await host.RunAsync();
     return Environment.ExitCode;
 }
@@ -126,32 +128,31 @@ catch (Exception e)
 }
 finally
 {
-    device.Dispose();
     await Log.CloseAndFlushAsync();
 }
 
-P9Server CreateServer()
-{
-    pool = new ProxyClientPool(HelperConnector.Create(options), HelperConnector.PoolSize(options));
-    var fileSystem = new ProxyFileSystem(pool, loggerFactory.CreateLogger<ProxyFileSystem>());
-    return new P9Server(fileSystem, loggerFactory.CreateLogger<P9Server>(), options.MaxMessageSize, metrics, options.ReadOnly);
-}
-
 // --fd, then systemd's LISTEN_FDS, then --socket-path (bound now, with --socket-group).
-VhostUserServer CreateVhostUserServer(Virtio9pDevice virtio9p)
+VhostUserServer CreateVhostUserServer()
 {
     ILogger<VhostUserServer> logger = loggerFactory.CreateLogger<VhostUserServer>();
     if (options.ListenFd is int fd)
     {
-        return new VhostUserServer(fd, $"fd {fd}", virtio9p, logger);
+        return new VhostUserServer(fd, $"fd {fd}", NewDevice, logger, options.KeepListening);
     }
     if (options.SocketPath is null)
     {
         SocketActivation.Consume();
-        return new VhostUserServer(SocketActivation.FirstFd, "the socket systemd passed (LISTEN_FDS)", virtio9p, logger);
+        return new VhostUserServer(SocketActivation.FirstFd, "the socket systemd passed (LISTEN_FDS)", NewDevice, logger,
+            options.KeepListening);
     }
-    var vhostUser = new VhostUserServer(options.SocketPath, virtio9p, logger);
-    vhostUser.ListenNow(options.SocketGroup is null ? null : GroupId(options.SocketGroup));
+    var vhostUser = new VhostUserServer(options.SocketPath, NewDevice, logger, options.KeepListening)
+    {
+        ConnectToFrontEnd = options.Connect,
+    };
+    if (!options.Connect)
+    {
+        vhostUser.ListenNow(options.SocketGroup is null ? null : GroupId(options.SocketGroup));
+    }
     return vhostUser;
 }
 
