@@ -212,7 +212,7 @@ fi
 # Exit 3 from it means "cannot run here" (a skip); a non-zero exit without a FAIL line is one failure.
 run_suite() {
     local label=$1 limit=$2 t out rc np nf; shift 2
-    if (( ! LAB_OK )) && [[ "$label" != attacks && "$label" != fuzz ]]; then skip "$label" "$LAB_WHY"; return; fi
+    if (( ! LAB_OK )) && [[ "$label" != attacks && "$label" != fuzz && "$label" != "service[virtfs]" ]]; then skip "$label" "$LAB_WHY"; return; fi
     if (( ! BUILD_OK )) && [[ "$label" == *virtfs* || "$label" == recovery || "$label" == reconnect* || "$label" == attacks ]]; then
         echo "FAIL: $label (our executables did not build)"; F=$((F + 1)); return
     fi
@@ -251,6 +251,12 @@ if (( E2E )); then
         # An unprivileged holder of the helper's socket (a guest that took over the backend) attacks the helper.
         section "attacks on the helper"
         run_suite "attacks" 300 tools/e2e/attacks.sh --no-build
+        # Operability (issue 17): CLI errors and exit codes, sd_notify, SIGTERM, socket activation (no guest);
+        # the .deb installed into a throwaway chroot serving a guest, with the metrics checks of
+        # tools/e2e/metrics.sh on that guest run (metrics.sh alone runs the same checks on artifacts/bin).
+        section "operability: service, package (with metrics)"
+        run_suite "service[virtfs]" 120 tools/e2e/service.sh
+        run_suite "package[virtfs]" 400 tools/e2e/package.sh --no-build --log-dir "$LOGS/package"
     fi
     # Issue 13: one minute of AFL++ on each fuzz target (9P server, descriptor rings, vhost-user, helper decoder);
     # one PASS per target without a crash. AFL++ comes from a cached chroot (tools/lab-fuzz.sh, about 2 minutes

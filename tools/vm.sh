@@ -30,7 +30,7 @@
 #   --chardev-opts OPTS    appended to QEMU's vhost-user -chardev (e.g. reconnect-ms=1000, or server=on,wait=on)
 # Exit status: CMD's status; 3 when the lab cannot run here (reason on stderr, "NEEDS:");
 #   124 on timeout; 125 when the guest ended without reporting a status.
-# Env: VIRTFS_CACHE (default /var/cache/virtfs)
+# Env: VIRTFS_CACHE (default /var/cache/virtfs), VIRTFS_BIN (our executables; default artifacts/bin)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -41,6 +41,8 @@ GUEST_DIR=/var/lib/virtfs-guest   # inside the chroot (lab.sh puts kernel and in
 # Our backend runs as a dedicated system user (issue 12): a guest that takes the backend over gets an identity
 # that owns nothing, not nobody's (shared with every other daemon that drops to nobody).
 BACKEND_USER=virtfs
+# Where our two executables are: the build (default), or an installed copy (tools/e2e/package.sh: the .deb).
+BIN="${VIRTFS_BIN:-$REPO/artifacts/bin}"
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 need() { printf 'vm: NEEDS: %s\n' "$*" >&2; exit 3; }
@@ -112,7 +114,7 @@ if [[ "$SERVER" == virtfs || "$SERVER" == qemu72-proxy || "$SERVER" == virtfs-qe
         "$HERE/build.sh" >&2 || { say "tools/build.sh failed"; exit 1; }
     fi
     for e in virtfs-proxy-helper vhost-user-9p; do
-        [[ -x "$REPO/artifacts/bin/$e" ]] || { say "missing $REPO/artifacts/bin/$e (run tools/build.sh)"; exit 1; }
+        [[ -x "$BIN/$e" ]] || { say "missing $BIN/$e (run tools/build.sh)"; exit 1; }
     done
 fi
 "$HERE/lab.sh" >&2 || { rc=$?; [[ $rc == 3 ]] && exit 3; say "tools/lab.sh failed ($rc)"; exit 1; }
@@ -232,7 +234,7 @@ wait_socket() { # path pid what
 # repo's), waited for, its confinement recorded, and the QEMU device that talks to it.
 start_backend() {
     local uid=$1 gid=$2; shift 2
-    BACKEND="$REPO/artifacts/bin/vhost-user-9p"
+    BACKEND="$BIN/vhost-user-9p"
     if ! setpriv --reuid="$uid" --regid="$gid" --clear-groups test -x "$BACKEND"; then
         cp "$BACKEND" "$RUNDIR/vhost-user-9p"; BACKEND="$RUNDIR/vhost-user-9p"
     fi
@@ -278,7 +280,7 @@ case "$SERVER" in
         start_backend "$OWNER_UID" "$OWNER_GID" --shared-dir "$SRV" --security-model "$SECURITY_MODEL" ;;
     virtfs)
         chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
-        HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
+        HELPER="$BIN/virtfs-proxy-helper"
         say "helper: $HELPER -p $SHARE -s $RUNDIR/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n ${HELPER_ARGS[*]}"
         "$HELPER" -p "$SHARE" -s "$RUNDIR/helper.sock" -u $BACKEND_UID -g $BACKEND_GID -n "${HELPER_ARGS[@]}" \
             >"$LOG_DIR/helper.log" 2>&1 </dev/null &
@@ -287,7 +289,7 @@ case "$SERVER" in
         start_backend "$BACKEND_UID" "$BACKEND_GID" --helper-socket "$RUNDIR/helper.sock" ;;
     qemu72-proxy)
         # QEMU 7.2's own 9p server in front (virtio-9p-pci), file access through OUR helper.
-        HELPER="$REPO/artifacts/bin/virtfs-proxy-helper"
+        HELPER="$BIN/virtfs-proxy-helper"
         if (( SOCKFD )); then
             say "helper: $HELPER -p $SHARE -f N -n ${HELPER_ARGS[*]} (socketpair with QEMU's sock_fd=N)"
             QRUN_PREFIX=(perl "$HERE/socketpair-exec.pl" "$LOG_DIR/helper.log"

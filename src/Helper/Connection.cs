@@ -169,11 +169,27 @@ internal sealed unsafe class Connection
 
     private void Dispatch(ProxyRequestType type, ReadOnlySpan<byte> body)
     {
+        if (ReadOnlyExport.Enabled && type != ProxyRequestType.Open && ReadOnlyExport.Refuses(type, 0))
+        {
+            // T_CREATE answers like T_OPEN (an fd reply); every other change answers a status.
+            if (type == ProxyRequestType.Create)
+            {
+                SendFd(-ProxyErrno.EROFS, null);
+                return;
+            }
+            Status(-ProxyErrno.EROFS);
+            return;
+        }
         switch (type)
         {
             case ProxyRequestType.Open:
             {
                 var req = OpenRequest.Decode(body);
+                if (ReadOnlyExport.Refuses(type, req.Flags))
+                {
+                    SendFd(-ProxyErrno.EROFS, null);
+                    break;
+                }
                 SendFd(_ops.Open(req, out var fd), fd);
                 break;
             }

@@ -1,6 +1,7 @@
 namespace VirtFs.Helper;
 
-/// <summary>Command line as QEMU 7.2's virtfs-proxy-helper (getopt_long "p:nh?f:s:u:g:").</summary>
+/// <summary>Command line as QEMU 7.2's virtfs-proxy-helper (getopt_long "p:nh?f:s:u:g:"), plus long options for what
+/// it grew (read-only, xattr policy, timeouts, version).</summary>
 internal sealed class HelperOptions
 {
     public string? Path;
@@ -18,21 +19,36 @@ internal sealed class HelperOptions
     public XattrPolicy Xattrs => _xattrs ??= new XattrPolicy(AllowedXattrPrefixes);
     private XattrPolicy? _xattrs;
 
-    public const string Usage =
-        "usage: virtfs-proxy-helper\n" +
-        " -p|--path <path> 9p path to export\n" +
-        " {-f|--fd <socket-descriptor>} socket file descriptor to be used\n" +
-        " {-s|--socket <socketname> socket file used for communication\n" +
-        " \t-u|--uid <uid> -g|--gid <gid>} - uid:gid combination to give  access to this socket\n" +
-        " \tNote: -s & -f can not be used together\n" +
-        " [-n|--nodaemon] Run as a normal program\n" +
-        " [--allow-xattr <prefix>] also serve xattrs named <prefix>* (e.g. security.);\n" +
-        " \tby default only user.* and system.posix_acl_{access,default}; repeatable\n" +
-        " [--request-timeout <seconds>] a request must arrive whole this long after its\n" +
-        " \tfirst byte, and a reply write may block this long (default 10)\n";
+    /// <summary>-r/--readonly: every change to the export is refused with EROFS (<see cref="ReadOnlyExport"/>).</summary>
+    public bool ReadOnly;
+    public bool Help;
+    public bool Version;
 
-    /// <summary>Parses; on error writes the message and usage to stderr and sets the exit code QEMU's helper uses
-    /// (1 = EXIT_FAILURE, 255 = its "return -1" when socket or path is missing).</summary>
+    public const string Usage =
+        "usage: virtfs-proxy-helper -p PATH (-f FD | -s SOCKET -u UID -g GID) [options]\n" +
+        "Serves the directory PATH over QEMU 7.2's proxy-FS protocol, to vhost-user-9p or to QEMU's -fsdev proxy.\n" +
+        "Runs as root; sandboxes itself (mount namespace, export as its root, capabilities cut to what it needs).\n" +
+        "\n" +
+        "  -p, --path PATH              directory to export\n" +
+        "  -f, --fd FD                  an inherited, connected socket to serve (one client)\n" +
+        "  -s, --socket PATH            named socket to listen on (many clients); needs -u and -g\n" +
+        "  -u, --uid UID                owner of the socket: the only uid served besides root\n" +
+        "  -g, --gid GID                group of the socket\n" +
+        "                               (-s and -f cannot be used together)\n" +
+        "  -n, --nodaemon               stay in the foreground and log to stderr (default: detach, log to syslog)\n" +
+        "  -r, --readonly               refuse every change to the export with EROFS\n" +
+        "      --allow-xattr PREFIX     also serve xattrs named PREFIX* (e.g. security.); by default only\n" +
+        "                               user.* and system.posix_acl_{access,default}; repeatable\n" +
+        "      --request-timeout SEC    a request must arrive whole this long after its first byte, and a\n" +
+        "                               reply write may block this long (default 10)\n" +
+        "  -V, --version                print the version and exit\n" +
+        "  -h, --help                   this text\n" +
+        "Readiness: with -n under systemd (Type=notify), READY=1 is sent on $NOTIFY_SOCKET once it serves.\n";
+
+    public static string VersionText => $"virtfs-proxy-helper {VirtFs.Common.ProgramVersion.Text}";
+
+    /// <summary>Parses; on bad usage writes one line to stderr and sets exit code 2; for --help and --version
+    /// writes their text to stdout and sets exit code 0. Returns null in all those cases.</summary>
     public static HelperOptions? Parse(string[] args, out int exitCode)
     {
         exitCode = 0;
@@ -51,20 +67,20 @@ internal sealed class HelperOptions
                 {
                     if (value is null)
                     {
-                        if (i + 1 >= args.Length) return Fail($"option '--{name}' requires an argument", 1, out exitCode);
+                        if (i + 1 >= args.Length) return Fail($"option '--{name}' requires an argument", out exitCode);
                         value = args[++i];
                     }
                     if (name == "allow-xattr")
                     {
                         // "security" and "security." both mean the security.* namespace; an empty prefix would allow all.
                         string prefix = value.EndsWith('.') ? value : value + ".";
-                        if (prefix.Length < 2) return Fail("--allow-xattr needs a name prefix such as security.", 1, out exitCode);
+                        if (prefix.Length < 2) return Fail("--allow-xattr needs a name prefix such as security.", out exitCode);
                         o.AllowedXattrPrefixes.Add(prefix);
                     }
                     else
                     {
                         if (!int.TryParse(value, out int seconds) || seconds < 1 || seconds > 3600)
-                            return Fail("--request-timeout must be 1..3600 seconds", 1, out exitCode);
+                            return Fail("--request-timeout must be 1..3600 seconds", out exitCode);
                         o.RequestTimeoutSeconds = seconds;
                     }
                     continue;
@@ -72,8 +88,11 @@ internal sealed class HelperOptions
                 opt = name switch
                 {
                     "path" => 'p', "fd" => 'f', "socket" => 's', "uid" => 'u', "gid" => 'g',
-                    "nodaemon" => 'n', "help" => 'h', _ => '?',
+                    "nodaemon" => 'n', "help" => 'h', "readonly" => 'r', "version" => 'V', _ => '?',
                 };
+                if (opt == '?') return Fail($"unrecognized option '{a}'", out exitCode);
+                if (value is not null && opt is 'n' or 'h' or 'r' or 'V')
+                    return Fail($"option '--{name}' doesn't allow an argument", out exitCode);
             }
             else if (a.Length >= 2 && a[0] == '-')
             {
@@ -88,29 +107,37 @@ internal sealed class HelperOptions
 
             if (opt is 'p' or 'f' or 's' or 'u' or 'g' && value is null)
             {
-                if (i + 1 >= args.Length) return Fail($"option requires an argument -- '{opt}'", 1, out exitCode);
+                if (i + 1 >= args.Length) return Fail($"option requires an argument -- '{opt}'", out exitCode);
                 value = args[++i];
             }
             switch (opt)
             {
                 case 'p': o.Path = value; break;
                 case 'n': o.Daemon = false; break;
+                case 'r': o.ReadOnly = true; break;
                 case 'f': o.Fd = Atoi(value!); break;
                 case 's': o.Socket = value; break;
                 case 'u': o.Uid = Atoi(value!); break;
                 case 'g': o.Gid = Atoi(value!); break;
-                default: return Fail(null, 1, out exitCode);
+                case 'h': o.Help = true; break;
+                case 'V': o.Version = true; break;
+                default: return Fail($"invalid option -- '{opt}'", out exitCode);
             }
         }
 
+        if (o.Help || o.Version)
+        {
+            Console.Out.Write(o.Help ? Usage : VersionText + "\n");
+            return null;
+        }
         if ((o.Socket is null && o.Fd == -1) || o.Path is null)
-            return Fail("socket, socket descriptor or path not specified", 255, out exitCode);
+            return Fail("socket, socket descriptor or path not specified", out exitCode);
         if (o.Socket is not null && o.Fd != -1)
-            return Fail("both named socket and socket descriptor specified", 1, out exitCode);
+            return Fail("both named socket and socket descriptor specified", out exitCode);
         if (o.Socket is not null && (o.Uid == -1 || o.Gid == -1))
-            return Fail("owner uid:gid not specified, owner uid:gid specifies who can access the socket file", 1, out exitCode);
+            return Fail("owner uid:gid not specified, owner uid:gid specifies who can access the socket file", out exitCode);
         if (o.Socket is null && o.Fd < 0)
-            return Fail("invalid socket descriptor", 1, out exitCode);
+            return Fail("invalid socket descriptor", out exitCode);
         return o;
     }
 
@@ -125,11 +152,11 @@ internal sealed class HelperOptions
         return (int)Math.Clamp(sign * v, int.MinValue, int.MaxValue);
     }
 
-    private static HelperOptions? Fail(string? message, int code, out int exitCode)
+    /// <summary>Bad usage: one line naming the problem, exit status 2 (as getopt-based tools and vhost-user-9p).</summary>
+    private static HelperOptions? Fail(string message, out int exitCode)
     {
-        if (message is not null) Console.Error.WriteLine(message);
-        Console.Error.Write(Usage);
-        exitCode = code;
+        Console.Error.WriteLine($"virtfs-proxy-helper: {message} (try --help)");
+        exitCode = 2;
         return null;
     }
 }

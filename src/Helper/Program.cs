@@ -10,6 +10,7 @@ const string DaemonChildEnv = "VIRTFS_PROXY_HELPER_DAEMON_CHILD";
 
 var options = HelperOptions.Parse(args, out int exitCode);
 if (options is null) return exitCode;
+ReadOnlyExport.Enabled = options.ReadOnly;
 
 string? exportError = CheckExport(options.Path!);
 if (exportError is not null)
@@ -52,7 +53,10 @@ if (!CleanExec.IsClean)
     return 1;
 }
 
-Log.Info("Started");
+Log.Info(options.ReadOnly ? "Started (read-only export)" : "Started");
+// Connected now, while $NOTIFY_SOCKET's path is still reachable: the sandbox pivots the root away.
+using var notify = VirtFs.Common.SdNotify.Open();
+if (notify.Problem is not null) Log.Warn($"systemd readiness: {notify.Problem}");
 if (options.Socket is not null && options.Uid > 0 && ExportReach.IsReachable(options.Path!, (uint)options.Uid, (uint)options.Gid))
 {
     ExportReach.Exposed = true;
@@ -74,6 +78,7 @@ catch (Sandbox.SandboxException e)
 }
 
 bool getVersion = Operations.ProbeGetVersion();
+notify.Ready(options.Socket is not null ? $"serving {options.Path} on {options.Socket}" : $"serving {options.Path} on fd {options.Fd}");
 if (options.Socket is not null)
 {
     Listener.Serve(sock, getVersion, options);

@@ -336,6 +336,7 @@ public sealed unsafe class ProxyClient : IDisposable
         fd = null;
         EnsureUsable();
         bool added = false;
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             _socket.DangerousAddRef(ref added);
@@ -359,6 +360,7 @@ public sealed unsafe class ProxyClient : IDisposable
         finally
         {
             if (added) _socket.DangerousRelease();
+            ProxyRoundTrips.Record(started);
         }
     }
 

@@ -18,6 +18,14 @@ public sealed class VhostUserServer
     private readonly bool _ownsDevices;
     private readonly bool _keepListening;
     private readonly ILogger _logger;
+    /// <summary>A socket already listening (bound before confinement by <see cref="ListenNow"/>, or passed by
+    /// systemd); null: bind <see cref="_socketPath"/> when a front-end is awaited.</summary>
+    private FdHandle? _listener;
+    /// <summary>Whether the path is ours to bind and remove (not when systemd owns the socket: then the one
+    /// listener is kept for every front-end).</summary>
+    private readonly bool _ownsPath = true;
+    /// <summary>--socket-group: each bind gives this group read/write access (mode 0660).</summary>
+    private int? _groupId;
 
     /// <summary>Serves one front-end with <paramref name="device"/> (the caller owns it).</summary>
     public VhostUserServer(string socketPath, IVirtioDevice device, ILogger logger)
@@ -47,6 +55,24 @@ public sealed class VhostUserServer
         _logger = logger;
         _keepListening = keepListening;
         _ownsDevices = ownsDevices;
+    }
+
+    /// <summary>Serves on an inherited socket that is already listening (systemd socket activation, --fd):
+    /// <paramref name="name"/> is only for the log; the socket is never closed between front-ends nor unlinked.</summary>
+    public VhostUserServer(int listeningFd, string name, Func<IVirtioDevice> newDevice, ILogger logger, bool keepListening)
+        : this(name, newDevice, logger, keepListening, ownsDevices: true)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(listeningFd);
+        _listener = new FdHandle(listeningFd);
+        _ownsPath = false;
+    }
+
+    /// <summary>Binds the socket path now rather than in <see cref="RunAsync"/>: before the process confines
+    /// itself. <paramref name="groupId"/>: rw for that group (mode 0660), on this and every later bind.</summary>
+    public void ListenNow(int? groupId)
+    {
+        _groupId = groupId;
+        _listener ??= Listen();
     }
 
     private static void Check(IVirtioDevice device)
@@ -85,7 +111,7 @@ public sealed class VhostUserServer
         FdHandle? listener;
         try
         {
-            listener = ConnectToFrontEnd ? null : Listen();
+            listener = ConnectToFrontEnd ? null : Interlocked.Exchange(ref _listener, null) ?? Listen();
         }
         catch
         {
@@ -160,9 +186,10 @@ public sealed class VhostUserServer
                 _logger.LogInformation("vhost-user: stopped before a front-end connected");
                 return;
             }
-            if (listener is not null)
+            if (listener is not null && _ownsPath)
             {
-                // One front-end at a time: stop listening and remove the path right away.
+                // One front-end at a time: stop listening and remove the path right away. (An inherited socket
+                // stays: systemd holds its path, and connections wait in its backlog for the next round.)
                 listener.Dispose();
                 listener = null;
                 TryUnlink();
@@ -225,6 +252,20 @@ public sealed class VhostUserServer
             if (listen(fd, 1) != 0)
             {
                 throw new IOException($"listen failed: errno {errno}");
+            }
+            if (_groupId is int gid)
+            {
+                byte[] path = Encoding.UTF8.GetBytes(_socketPath + "\0");
+                fixed (byte* p = path)
+                {
+                    // SAFETY: p is the NUL-terminated path, pinned for both calls.
+                    if (chown(p, uint.MaxValue, (uint)gid) != 0 || chmod(p, 0x1B0 /* 0660 */) != 0)
+                    {
+                        int error = errno;
+                        TryUnlink();
+                        throw new IOException($"cannot give group {gid} access to {_socketPath}: errno {error}");
+                    }
+                }
             }
             return handle;
         }
@@ -345,6 +386,10 @@ public sealed class VhostUserServer
 
     private void TryUnlink()
     {
+        if (!_ownsPath)
+        {
+            return;
+        }
         try
         {
             File.Delete(_socketPath);

@@ -39,22 +39,52 @@ public sealed class FdModeTests
     }
 
     [Fact]
-    public void Cli_errors_match_qemu_exit_codes()
+    public void Cli_usage_errors_exit_2_with_one_line()
     {
-        Assert.Equal(255, Run("-n", "-p", "/tmp"));                       // no socket or fd
-        Assert.Equal(1, Run("-n", "-p", "/tmp", "-s", "/tmp/x.sock"));    // no -u/-g
-        Assert.Equal(1, Run("-n", "-p", "/tmp", "-s", "/tmp/x", "-f", "3", "-u", "0", "-g", "0"));
-        Assert.Equal(1, Run("-h"));
+        Assert.Equal(2, Run("-n", "-p", "/tmp"));                         // no socket or fd
+        Assert.Equal(2, Run("-n", "-p", "/tmp", "-s", "/tmp/x.sock"));    // no -u/-g
+        Assert.Equal(2, Run("-n", "-p", "/tmp", "-s", "/tmp/x", "-f", "3", "-u", "0", "-g", "0"));
+        Assert.Equal(2, Run("-x"));
+        Assert.Equal(2, Run("--no-such-option"));
+        Assert.Equal(2, Run("--readonly=yes"));
+        Assert.Equal(2, Run("-p"));
+        string error = RunOutput(out _, "--bogus").Error;
+        Assert.Equal("virtfs-proxy-helper: unrecognized option '--bogus' (try --help)\n", error);
+        // Not usage errors: a bad export is a failure (1), as in QEMU's helper.
         Assert.Equal(1, Run("-n", "-p", "/nonexistent-dir-xyz", "-f", "3"));
         Assert.Equal(1, Run("-n", "-p", "/etc/passwd", "-f", "3"));
     }
 
+    [Fact]
+    public void Help_lists_every_option_and_version_prints_one_line()
+    {
+        string help = RunOutput(out int code, "--help").Output;
+        Assert.Equal(0, code);
+        foreach (string option in new[] { "--path", "--fd", "--socket", "--uid", "--gid", "--nodaemon", "--readonly",
+            "--allow-xattr", "--request-timeout", "--version", "--help" })
+        {
+            Assert.Contains(option, help);
+        }
+        string version = RunOutput(out code, "-V").Output;
+        Assert.Equal(0, code);
+        Assert.Matches(@"^virtfs-proxy-helper \d+\.\d+\.\d+\n$", version);
+    }
+
     private static int Run(params string[] args)
     {
+        RunOutput(out int code, args);
+        return code;
+    }
+
+    private static (string Output, string Error) RunOutput(out int exitCode, params string[] args)
+    {
         var psi = HelperProcess.StartInfo(args);
+        psi.RedirectStandardOutput = true;
         using var p = Process.Start(psi)!;
-        p.StandardError.ReadToEnd();
+        Task<string> output = p.StandardOutput.ReadToEndAsync();
+        string error = p.StandardError.ReadToEnd();
         p.WaitForExit();
-        return p.ExitCode;
+        exitCode = p.ExitCode;
+        return (output.Result, error);
     }
 }

@@ -142,6 +142,91 @@ public sealed class ServerStopTests : IDisposable
         }
     }
 
+    /// <summary>Completes each request from the thread pool after its own delay, as the 9P workers do under load.</summary>
+    private sealed class SlowDevice : IVirtioDevice
+    {
+        public ulong DeviceFeatures => 0;
+        public int QueueCount => 1;
+        public ReadOnlyMemory<byte> Config => new byte[2];
+        public int Taken;
+
+        public void HandleRequest(VirtqRequest request)
+        {
+            int n = Interlocked.Increment(ref Taken);
+            Task.Delay(20 + n * 37 % 300).ContinueWith(_ =>
+            {
+                Span<byte> reply = stackalloc byte[4];
+                request.CopyFromReadable(0, reply);
+                reply[3] = (byte)'!';
+                request.Complete(request.CopyToWritable(0, reply));
+            });
+        }
+
+        public void OnStopped()
+        {
+        }
+    }
+
+    /// <summary>
+    /// SIGTERM (issue 17): the host cancels the server's token while requests are in flight. The server must stop
+    /// taking requests, let every taken one complete into the used ring, and only then finish: no lost reply.
+    /// </summary>
+    [Fact]
+    public async Task StopWithRequestsInFlightAnswersEveryOneBeforeFinishing()
+    {
+        var device = new SlowDevice();
+        string path = Path.Combine(_dir, "t.sock");
+        using var cts = new CancellationTokenSource();
+        Task run = new VhostUserServer(path, device, _logger).RunAsync(cts.Token);
+        using TestFrontEnd fe = TestFrontEnd.Connect(path);
+        using var ram = new GuestRam(1 << 20, 0, UserAddr);
+        int kick = TestFrontEnd.NewEventFd(), call = TestFrontEnd.NewEventFd();
+        try
+        {
+            fe.SendU64(VhostUserRequestType.SetProtocolFeatures, TestFrontEnd.Version, VhostUserProtocolFeatures.ReplyAck);
+            fe.SendU64(VhostUserRequestType.SetFeatures, TestFrontEnd.NeedReply, VirtioFeatures.Version1 | VirtioFeatures.VhostUserProtocolFeatures);
+            fe.ExpectAck(VhostUserRequestType.SetFeatures);
+            var memReg = new byte[40];
+            ram.Description.Write(memReg.AsSpan(8));
+            fe.Send(VhostUserRequestType.AddMemReg, TestFrontEnd.NeedReply, memReg, ram.Fd);
+            fe.ExpectAck(VhostUserRequestType.AddMemReg);
+            MockDriver driver = MockDriver.Create(ram, 32); // two descriptors per request
+            SetUpRing(fe, driver, kick, call);
+
+            const int Requests = 12;
+            for (int i = 0; i < Requests; i++)
+            {
+                ulong b = driver.DataGpa + (ulong)i * 0x100;
+                ram.Span(b, 4).Fill((byte)('a' + i));
+                driver.Publish(driver.AddChain((b, 4, false), (b + 0x80, 4, true)));
+            }
+            TestFrontEnd.Kick(kick);
+            DateTime deadline = DateTime.UtcNow.AddSeconds(10);
+            while (Volatile.Read(ref device.Taken) < Requests && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(2);
+            }
+            Assert.Equal(Requests, Volatile.Read(ref device.Taken));
+            Assert.True(driver.UsedIdx < Requests, "the requests finished before the stop: nothing was in flight");
+
+            cts.Cancel(); // what the host does on SIGTERM
+            await run.WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.Equal(Requests, driver.UsedIdx);
+            for (int i = 0; i < Requests; i++)
+            {
+                ulong b = driver.DataGpa + (ulong)i * 0x100;
+                Assert.Equal(new string((char)('a' + i), 3) + "!", Encoding.ASCII.GetString(ram.Span(b + 0x80, 4)));
+            }
+            Assert.False(File.Exists(path));
+        }
+        finally
+        {
+            close(kick);
+            close(call);
+        }
+    }
+
     [Fact]
     public async Task ManyWavesCompletedOutOfOrderOnThreadPool()
     {

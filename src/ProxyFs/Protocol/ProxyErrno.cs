@@ -15,6 +15,7 @@ public static class ProxyErrno
     public const int ENFILE = 23;
     public const int EMFILE = 24;
     public const int ENOTTY = 25;
+    public const int EROFS = 30;
     public const int ERANGE = 34;
     public const int ENAMETOOLONG = 36;
     public const int ENOBUFS = 105;

@@ -5,6 +5,7 @@ using System.Text;
 using Microsoft.Extensions.Logging;
 using VirtFs.VhostUser;
 using VirtFs.VhostUser.Diagnostics;
+using VirtFs.Virtio9p.Diagnostics;
 using VirtFs.Virtio9p.Protocol;
 using VirtFs.Virtio9p.Server;
 
@@ -38,8 +39,11 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     /// <summary>A guest resetting its device in a loop makes the front-end stop the ring each time.</summary>
     private readonly LogRateLimiter _stopLog = new("virtio-9p device stops");
 
-    public Virtio9pDevice(string tag, P9Server server, int workerCount, ILogger logger)
+    private readonly BackendMetrics? _metrics;
+
+    public Virtio9pDevice(string tag, P9Server server, int workerCount, ILogger logger, BackendMetrics? metrics = null)
     {
+        _metrics = metrics;
         byte[] tagBytes = Encoding.UTF8.GetBytes(tag);
         if (tagBytes.Length == 0 || tagBytes.Length > MaxTagLength)
         {
@@ -92,12 +96,14 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         {
             try
             {
+                _metrics?.Started();
                 _queue.Add((request, tracked, Stopwatch.GetTimestamp()));
                 return;
             }
             catch (InvalidOperationException)
             {
                 // shutting down: fall through
+                _metrics?.Finished(0, Stopwatch.GetTimestamp(), Stopwatch.GetTimestamp());
             }
         }
         request.Complete(0);
@@ -146,7 +152,9 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
                 exchange.Unbind();
             }
             request.Complete(written);
-            _statistics.Record(type[0], enqueued, started, Stopwatch.GetTimestamp());
+            long finished = Stopwatch.GetTimestamp();
+            _statistics.Record(type[0], enqueued, started, finished);
+            _metrics?.Finished(type[0], enqueued, finished);
             EndTag(tracked);
         }
     }

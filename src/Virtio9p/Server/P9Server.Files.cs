@@ -172,6 +172,7 @@ public sealed partial class P9Server
         BinaryPrimitives.WriteUInt32LittleEndian(header, (uint)(headerLength + got));
         call.Exchange.CopyToReply(0, header);
         call.ReplyInExchange = true;
+        _metrics?.Read(got);
         return headerLength + got;
     }
 
@@ -247,6 +248,7 @@ public sealed partial class P9Server
                 }
             }
         }
+        _metrics?.Written(written);
         P9Writer reply = call.StartReply(P9MessageType.Rwrite);
         reply.WriteUInt32((uint)written);
         return reply.Finish();

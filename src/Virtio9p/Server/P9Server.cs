@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using VirtFs.VhostUser.Diagnostics;
+using VirtFs.Virtio9p.Diagnostics;
 using VirtFs.Virtio9p.FileSystem;
 using VirtFs.Virtio9p.Protocol;
 
@@ -19,6 +20,9 @@ public sealed partial class P9Server
     private readonly QidMapper _qids = new();
     private readonly LockOwners _lockOwners = new();
     private readonly int _maxMessageSize;
+    private readonly BackendMetrics? _metrics;
+    /// <summary>--readonly: every request that would change the export is answered EROFS before it runs.</summary>
+    private readonly bool _readOnly;
     private volatile int _msize;
 
     // Every line below is the guest's to trigger, as often as it sends requests: each kind is rate-limited.
@@ -28,7 +32,8 @@ public sealed partial class P9Server
     private readonly LogRateLimiter _overflowLog = new("9P replies larger than the guest's buffer");
     private readonly LogRateLimiter _sessionLog = new("9P sessions");
 
-    public P9Server(IFileSystem fileSystem, ILogger logger, int maxMessageSize = P9Limits.MaxMessageSize)
+    public P9Server(IFileSystem fileSystem, ILogger logger, int maxMessageSize = P9Limits.MaxMessageSize,
+        BackendMetrics? metrics = null, bool readOnly = false)
     {
         if (maxMessageSize < P9Limits.MinMessageSize || maxMessageSize > P9Limits.MaxMessageSize)
         {
@@ -38,6 +43,8 @@ public sealed partial class P9Server
         _logger = logger;
         _maxMessageSize = maxMessageSize;
         _msize = maxMessageSize;
+        _metrics = metrics;
+        _readOnly = readOnly;
     }
 
     /// <summary>The negotiated msize (the largest message either side sends).</summary>
@@ -84,7 +91,11 @@ public sealed partial class P9Server
         int result;
         try
         {
-            if (type == P9MessageType.Twrite)
+            if (_readOnly && Modifies(type, exchange, buffers))
+            {
+                result = -Errno.EROFS;
+            }
+            else if (type == P9MessageType.Twrite)
             {
                 // Only the fixed header is copied: the data stays in guest memory for pwritev.
                 int fixedLength = Math.Min(length, P9Limits.WriteRequestHeaderSize);
@@ -123,6 +134,7 @@ public sealed partial class P9Server
 
         if (result < 0)
         {
+            _metrics?.Error(-result);
             return WriteError(exchange, buffers, tag, -result);
         }
         if (call.ReplyInExchange)
@@ -164,6 +176,40 @@ public sealed partial class P9Server
         // part of the dialect we negotiate. QEMU answers these the same way.
         _ => -Errno.EOPNOTSUPP,
     };
+
+    /// <summary>Whether a request would change the export (for --readonly, as QEMU's readonly=on and virtiofsd's
+    /// --readonly): every creating, removing, renaming, linking, attribute- or data-changing request, and Tlopen
+    /// asking for write access or truncation (the open itself changes nothing, but its fid would).</summary>
+    private static bool Modifies(P9MessageType type, IP9Exchange exchange, WorkerBuffers buffers)
+    {
+        switch (type)
+        {
+            case P9MessageType.Twrite:
+            case P9MessageType.Tlcreate:
+            case P9MessageType.Tsetattr:
+            case P9MessageType.Tmkdir:
+            case P9MessageType.Tmknod:
+            case P9MessageType.Tsymlink:
+            case P9MessageType.Tlink:
+            case P9MessageType.Trename:
+            case P9MessageType.Trenameat:
+            case P9MessageType.Tunlinkat:
+            case P9MessageType.Tremove:
+            case P9MessageType.Txattrcreate:
+                return true;
+            case P9MessageType.Tlopen:
+                // Tlopen: header, fid[4], flags[4] (Linux open flags: O_WRONLY 1, O_RDWR 2, O_TRUNC 0x200).
+                Span<byte> flags = buffers.Request.AsSpan(0, 4);
+                if (exchange.CopyFromRequest(P9Limits.HeaderSize + 4, flags) != 4)
+                {
+                    return false; // too short: the handler answers EINVAL
+                }
+                uint f = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(flags);
+                return (f & 3) != 0 || (f & 0x200) != 0;
+            default:
+                return false;
+        }
+    }
 
     private static int WriteError(IP9Exchange exchange, WorkerBuffers buffers, ushort tag, int errno)
     {

@@ -31,6 +31,6 @@ public class SeccompOptionTests
     [Fact]
     public void Usage_documents_the_option()
     {
-        Assert.Contains("--seccomp=kill|log|none", BackendOptions.Usage);
+        Assert.Contains("--seccomp kill|log|none", BackendOptions.Usage);
     }
 }

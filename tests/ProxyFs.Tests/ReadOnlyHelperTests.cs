@@ -1,0 +1,47 @@
+using Tmds.Linux;
+
+namespace VirtFs.ProxyFs.Tests;
+
+/// <summary>virtfs-proxy-helper -r: the helper itself refuses every change (issue 17), whatever its client asks.</summary>
+public sealed class ReadOnlyHelperTests : IDisposable
+{
+    private const int EROFS = 30;
+    private readonly HelperProcess _helper = HelperProcess.StartNamed("-r");
+
+    public void Dispose() => _helper.Dispose();
+
+    [Fact]
+    public void Every_change_is_refused_and_reads_work()
+    {
+        File.WriteAllText(Path.Combine(_helper.Export, "f"), "data");
+        Directory.CreateDirectory(Path.Combine(_helper.Export, "d"));
+        using var c = _helper.Connect();
+
+        Assert.Equal(-EROFS, c.Create("/new"u8, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_EXCL, 0x1A4, 1000, 1000, out var created));
+        Assert.Null(created);
+        Assert.Equal(-EROFS, c.Open("/f"u8, LibC.O_RDWR, out var rw));
+        Assert.Null(rw);
+        Assert.Equal(-EROFS, c.Open("/f"u8, LibC.O_RDONLY | LibC.O_TRUNC, out _));
+        Assert.Equal(-EROFS, c.Mkdir("/nd"u8, 0x1ED, 1000, 1000));
+        Assert.Equal(-EROFS, c.Symlink("f"u8, "/l"u8, 1000, 1000));
+        Assert.Equal(-EROFS, c.Link("/f"u8, "/g"u8));
+        Assert.Equal(-EROFS, c.Rename("/f"u8, "/g"u8));
+        Assert.Equal(-EROFS, c.Chmod("/f"u8, 0x1FF));
+        Assert.Equal(-EROFS, c.Chown("/f"u8, 1000, 1000));
+        Assert.Equal(-EROFS, c.Truncate("/f"u8, 0));
+        Assert.Equal(-EROFS, c.Utime("/f"u8, 0, 0, 0, 0));
+        Assert.Equal(-EROFS, c.Remove("/f"u8));
+        Assert.Equal(-EROFS, c.SetXattr("/f"u8, "user.x"u8, "1"u8, 0));
+        Assert.Equal(-EROFS, c.RemoveXattr("/f"u8, "user.x"u8));
+
+        Assert.Equal(0, c.Open("/f"u8, LibC.O_RDONLY, out var ro));
+        using (var fs = new FileStream(ro!, FileAccess.Read))
+        {
+            var buffer = new byte[16];
+            Assert.Equal(4, fs.Read(buffer));
+        }
+        Assert.Equal(0, c.Lstat("/d"u8, out _));
+        Assert.Equal("data", File.ReadAllText(Path.Combine(_helper.Export, "f")));
+        Assert.Equal(2, Directory.GetFileSystemEntries(_helper.Export).Length);
+    }
+}
