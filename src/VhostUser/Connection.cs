@@ -79,9 +79,21 @@ internal sealed class Connection : IDisposable
         }
         finally
         {
+            if (_channel.StopRequested)
+            {
+                // SIGTERM with the front-end still connected (issue 17): take no new requests, let those in flight
+                // reach the used ring and the guest, bounded so a request stuck on the host cannot hold up the exit.
+                foreach (VirtQueue q in _queues)
+                {
+                    q.Drain(DrainTimeout);
+                }
+            }
             StopEverything();
         }
     }
+
+    /// <summary>How long a stop (SIGTERM) waits for the requests in flight to be answered.</summary>
+    public static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(30);
 
     private void Dispatch(in MessageHeader h, ReadOnlySpan<byte> p, ReceivedFds fds)
     {

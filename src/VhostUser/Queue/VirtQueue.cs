@@ -185,8 +185,16 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         }
     }
 
-    private ushort StopRing(bool waitForInFlight)
+    /// <summary>
+    /// The server stops while the front-end is still connected (SIGTERM): the queue thread takes no new requests and
+    /// the requests in flight complete into the used ring as usual, for at most <paramref name="limit"/>; any left
+    /// after it are abandoned as in <see cref="Abandon"/>.
+    /// </summary>
+    public void Drain(TimeSpan limit) => StopRing(waitForInFlight: true, limit);
+
+    private ushort StopRing(bool waitForInFlight, TimeSpan? limit = null)
     {
+        DateTime deadline = limit is { } l ? DateTime.UtcNow + l : DateTime.MaxValue;
         Thread? worker = _worker;
         if (worker is not null)
         {
@@ -205,6 +213,12 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
             bool warned = false;
             while (waitForInFlight && _inFlight > 0)
             {
+                if (DateTime.UtcNow >= deadline)
+                {
+                    _logger.LogWarning("vq{Index}: {Count} requests still in flight at the end of the drain; their replies are dropped",
+                        _index, _inFlight);
+                    break;
+                }
                 if (!Monitor.Wait(_usedLock, StopTimeout) && !warned)
                 {
                     warned = true;

@@ -111,6 +111,7 @@ internal sealed class MessageChannel : IDisposable
             }
             if (p[1].revents != 0)
             {
+                StopRequested = true;
                 return false;
             }
             if (p[0].revents != 0)
@@ -120,6 +121,10 @@ internal sealed class MessageChannel : IDisposable
             }
         }
     }
+
+    /// <summary>True once a receive ended because the server was told to stop (SIGTERM), not because the
+    /// front-end went away: the front-end is still there to read the replies of requests in flight.</summary>
+    public bool StopRequested { get; private set; }
 
     /// <summary>Sends header + payload in one go (no fds: the backend never sends any).</summary>
     public unsafe void Send(ReadOnlySpan<byte> message)
