@@ -7,7 +7,7 @@
 # and the floor: the same preadv/pwritev/statx calls in a plain loop, with both ratios.
 #
 # Usage: tools/bench/device.sh [--seconds S] [--depths 1,16,128] [--rows read4k,...] [--local] [--workers N]
-#                              [--markdown FILE] [--no-build]
+#                              [--modes inline,pool] [--markdown FILE] [--no-build]
 #   By default the real virtfs-proxy-helper serves the export (as root; artifacts/bin from tools/build.sh, built
 #   if missing); --local uses the in-process LocalFileSystem instead. Takes about 20 s per second of --seconds.
 set -euo pipefail
@@ -19,7 +19,7 @@ while (( $# )); do
     case "$1" in
         --no-build) BUILD=0; shift ;;
         --local) LOCAL=1; shift ;;
-        --seconds|--depths|--rows|--workers|--markdown) ARGS+=("$1" "$2"); shift 2 ;;
+        --seconds|--depths|--rows|--workers|--markdown|--modes) ARGS+=("$1" "$2"); shift 2 ;;
         -h|--help) sed -n '2,13p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "device.sh: unknown option $1" >&2; exit 2 ;;
     esac

@@ -32,13 +32,13 @@ internal sealed class BenchBackend : IDisposable
     private readonly LocalFileSystem? _local;
     private readonly int _call, _kick;
 
-    public BenchBackend(string dir, string export, string? helperPath, int workers, int maxDepth)
+    public BenchBackend(string dir, string export, string? helperPath, int workers, int maxDepth, bool serveInline)
     {
         _dir = dir;
         IFileSystem fs;
         if (helperPath is not null)
         {
-            string socket = Path.Combine(dir, "helper.sock");
+            string socket = Path.Combine(dir, serveInline ? "helper-inline.sock" : "helper-pool.sock");
             var psi = new ProcessStartInfo(helperPath) { UseShellExecute = false };
             foreach (string a in new[] { "-n", "-p", export, "-s", socket, "-u", "0", "-g", "0" })
             {
@@ -64,8 +64,8 @@ internal sealed class BenchBackend : IDisposable
             fs = _local;
         }
         var server = new P9Server(fs, NullLogger.Instance);
-        _device = new Virtio9pDevice("bench", server, workers, NullLogger.Instance);
-        string socketPath = Path.Combine(dir, "vhost.sock");
+        _device = new Virtio9pDevice("bench", server, workers, NullLogger.Instance, serveInline);
+        string socketPath = Path.Combine(dir, serveInline ? "vhost-inline.sock" : "vhost-pool.sock");
         var vhost = new VhostUserServer(socketPath, _device, NullLogger.Instance);
         _run = vhost.RunAsync(_cts.Token);
         _frontEnd = TestFrontEnd.Connect(socketPath);

@@ -5,7 +5,9 @@ using VirtFs.DeviceBench;
 // tools/bench/device.sh: the backend's request path alone, no guest. See RingClient and Floor.
 const string Usage = """
     usage: VirtFs.DeviceBench [--seconds S] [--depths 1,16,128] [--rows read4k,read512k,write4k,write512k,getattr,walk]
-                              [--helper PATH] [--workers N] [--dir DIR] [--markdown FILE]
+                              [--helper PATH] [--workers N] [--dir DIR] [--markdown FILE] [--modes inline,pool]
+      --modes         inline: the queue thread serves what cannot block (the default); pool: every request goes
+                      to a worker (the design before issue 14); both run interleaved, row by row, for a fair A/B
       --helper PATH   serve through the real virtfs-proxy-helper (needs root); default: the in-process LocalFileSystem
     """;
 double seconds = 1.0;
@@ -13,6 +15,7 @@ int[] depths = [1, 16, 128];
 string[] rows = ["read4k", "read512k", "write4k", "write512k", "getattr", "walk"];
 string? helper = null, markdown = null, baseDir = null;
 int workers = 16;
+string[] modes = ["inline"];
 for (int i = 0; i < args.Length; i++)
 {
     string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -25,6 +28,7 @@ for (int i = 0; i < args.Length; i++)
         case "--workers": workers = int.Parse(Next(), CultureInfo.InvariantCulture); break;
         case "--dir": baseDir = Next(); break;
         case "--markdown": markdown = Next(); break;
+        case "--modes": modes = Next().Split(','); break;
         case "-h" or "--help": Console.WriteLine(Usage); return 0;
         default: Console.Error.WriteLine($"device bench: unknown option {args[i]}\n{Usage}"); return 2;
     }
@@ -53,13 +57,24 @@ int maxDepth = depths.Max();
 var table = new StringBuilder();
 // ratio = req/s over the floor's ops/s; CPU ratio = the floor's CPU per op over the server's CPU per request
 // (on a shared machine the second is the steadier one: a multi-threaded server gets more of the cores).
-table.AppendLine($"| request | depth | req/s | us/req | server CPU us/req | alloc B/req | floor ops/s | floor CPU us/op | ratio | CPU ratio |");
-table.AppendLine("|---|---|---|---|---|---|---|---|---|---|");
+table.AppendLine($"| request | mode | depth | req/s | us/req | server CPU us/req | alloc B/req | floor ops/s | floor CPU us/op | ratio | CPU ratio |");
+table.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
 Console.Error.WriteLine($"device bench: fs={(helper is null ? "local" : "helper")} workers={workers} seconds={seconds} cpus={Environment.ProcessorCount}");
 try
 {
-    using var backend = new BenchBackend(dir, export, helper, workers, maxDepth);
-    backend.OpenSession("data", MessageSize);
+    var backends = new List<(string Mode, BenchBackend Backend)>();
+    foreach (string mode in modes)
+    {
+        if (mode is not ("inline" or "pool"))
+        {
+            throw new ArgumentException($"unknown mode {mode}");
+        }
+        var b = new BenchBackend(dir, export, helper, workers, maxDepth, serveInline: mode == "inline");
+        b.OpenSession("data", MessageSize);
+        backends.Add((mode, b));
+    }
+    try
+    {
     foreach (string row in rows)
     {
         (Workload workload, int size, string label) = row switch
@@ -74,14 +89,20 @@ try
         };
         (double floor, double floorCpu) = Floor.Measure(workload, export, "data", size, FileSize, seconds);
         foreach (int depth in depths)
+        foreach ((string mode, BenchBackend backend) in backends)
         {
             RingResult r = backend.Client.Run(workload, depth, size, 1, 0, FileSize, seconds);
             double rate = r.Requests / r.Seconds;
             string line = string.Create(CultureInfo.InvariantCulture,
-                $"| {label} | {depth} | {rate:F0} | {1e6 / rate:F1} | {r.ServerCpuSeconds * 1e6 / r.Requests:F1} | {(double)r.ServerAllocatedBytes / r.Requests:F1} | {floor:F0} | {floorCpu * 1e6:F1} | {rate / floor:F2} | {floorCpu * r.Requests / r.ServerCpuSeconds:F2} |");
+                $"| {label} | {mode} | {depth} | {rate:F0} | {1e6 / rate:F1} | {r.ServerCpuSeconds * 1e6 / r.Requests:F1} | {(double)r.ServerAllocatedBytes / r.Requests:F1} | {floor:F0} | {floorCpu * 1e6:F1} | {rate / floor:F2} | {floorCpu * r.Requests / r.ServerCpuSeconds:F2} |");
             table.AppendLine(line);
             Console.Error.WriteLine(line);
         }
+    }
+    }
+    finally
+    {
+        backends.ForEach(b => b.Backend.Dispose());
     }
 }
 finally
