@@ -4,12 +4,17 @@ using VirtFs.DeviceBench;
 
 // tools/bench/device.sh: the backend's request path alone, no guest. See RingClient and Floor.
 const string Usage = """
-    usage: VirtFs.DeviceBench [--seconds S] [--depths 1,16,128] [--rows read4k,read512k,write4k,write512k,getattr,walk]
+    usage: VirtFs.DeviceBench chart --in ratios.tsv --out chart.png
+           VirtFs.DeviceBench [--seconds S] [--depths 1,16,128] [--rows read4k,read512k,write4k,write512k,getattr,walk]
                               [--helper PATH] [--workers N] [--dir DIR] [--markdown FILE] [--modes inline,pool]
       --modes         inline: the queue thread serves what cannot block (the default); pool: every request goes
                       to a worker (the design before issue 14); both run interleaved, row by row, for a fair A/B
       --helper PATH   serve through the real virtfs-proxy-helper (needs root); default: the in-process LocalFileSystem
     """;
+if (args.Length > 0 && args[0] == "chart")
+{
+    return Chart.Run(args); // tools/bench/run.sh's PNG
+}
 double seconds = 1.0;
 int[] depths = [1, 16, 128];
 string[] rows = ["read4k", "read512k", "write4k", "write512k", "getattr", "walk"];
