@@ -3,11 +3,11 @@
 # with the same size, within the same second, then appends to it; the guest's next open must read the host's
 # data. Also reports (INFO:) what the guest client does not promise: a host change while a guest process keeps
 # the file open is not seen until its last close (docs/performance.md). Takes about a minute.
-# Usage: tools/e2e/coherence.sh [--server virtfs|builtin] [--mount-opts OPTS] [--timeout SEC (240)] [--no-build]
+# Usage: tools/e2e/coherence.sh [--server virtfs|builtin] [--mount-opts OPTS] [--timeout SEC (300)] [--no-build]
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
-SERVER=virtfs VM_ARGS=() OPTS="access=user,msize=512000,cache=mmap" TIMEOUT=240
+SERVER=virtfs VM_ARGS=() OPTS="access=user,msize=512000,cache=mmap" TIMEOUT=300
 while (( $# )); do
     case "$1" in
         --server) SERVER="$2"; shift 2 ;;
