@@ -242,6 +242,10 @@ if (( E2E )); then
         # binds the export into QEMU's chroot non-recursively, so the built-in server would not see the mounts.
         section "multi-device export: virtfs"
         run_suite "multidev[virtfs]" 400 tools/e2e/multidev.sh --server virtfs --no-build
+        # The recommended mount (cache=mmap, issue 14): a file held open in the guest, rewritten on the host in
+        # place within the same second, is read back new on the next open (qid.version follows every change).
+        section "coherence: cache=mmap"
+        run_suite "coherence[virtfs]" 400 tools/e2e/coherence.sh --server virtfs --no-build
         # Kill virtfs-proxy-helper under a busy guest, restart it: the mount keeps working.
         section "recovery: helper killed and restarted"
         run_suite "recovery" 600 tools/e2e/recovery.sh --no-build --log-dir "$LOGS/recovery"

@@ -25,12 +25,16 @@
 #   --log-dir DIR          keep console/helper/backend/qemu logs there
 #   --no-build             do not run tools/build.sh first (virtfs server)
 #   --helper-arg A / --backend-arg A   extra argument for our helper / backend; repeatable
+#   --cpu-phases FILE      while the guest runs, append "SECONDS PHASE TICKS" to FILE whenever the guest writes a
+#                          new name into /mnt/.bench-phase: CPU clock ticks used so far by the serving processes
+#                          (helper + backend; virtiofsd; QEMU's threads other than its TCG vCPUs for builtin)
 #   --vhost-socket PATH    attach QEMU to a vhost-user-9p the caller runs (no helper or backend started here);
 #                          PATH must lie under the lab root (QEMU runs chrooted there); --tag must match its tag
 #   --chardev-opts OPTS    appended to QEMU's vhost-user -chardev (e.g. reconnect-ms=1000, or server=on,wait=on)
 # Exit status: CMD's status; 3 when the lab cannot run here (reason on stderr, "NEEDS:");
 #   124 on timeout; 125 when the guest ended without reporting a status.
-# Env: VIRTFS_CACHE (default /var/cache/virtfs), VIRTFS_BIN (our executables; default artifacts/bin)
+# Env: VIRTFS_CACHE (default /var/cache/virtfs), VIRTFS_BIN (our executables; default artifacts/bin),
+#      VIRTFS_VIRTIOFSD_CACHE (virtiofsd --cache=, default its own: auto)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -46,10 +50,10 @@ BIN="${VIRTFS_BIN:-$REPO/artifacts/bin}"
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 need() { printf 'vm: NEEDS: %s\n' "$*" >&2; exit 3; }
-usage() { sed -n '2,33p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,37p' "${BASH_SOURCE[0]}"; }
 
 SHARE="" RUN="" RUN_SET=0 SERVER=virtfs TAG=share MOUNT_OPTS="" MEM=1G CPUS=2 TIMEOUT="" LOG_DIR="" BUILD=1
-FILES=() HELPER_ARGS=() BACKEND_ARGS=() SOCKFD=0 VHOST_SOCKET="" CHARDEV_OPTS="" SECURITY_MODEL=mapped-xattr
+FILES=() HELPER_ARGS=() BACKEND_ARGS=() SOCKFD=0 VHOST_SOCKET="" CHARDEV_OPTS="" SECURITY_MODEL=mapped-xattr CPU_PHASES=
 ORIG_ARGS=("$@")
 while (( $# )); do
     case "$1" in
@@ -69,6 +73,7 @@ while (( $# )); do
         --security-model) SECURITY_MODEL="$2"; shift 2 ;;
         --helper-arg) HELPER_ARGS+=("$2"); shift 2 ;;
         --backend-arg) BACKEND_ARGS+=("$2"); shift 2 ;;
+        --cpu-phases) CPU_PHASES="$2"; shift 2 ;;
         --vhost-socket) VHOST_SOCKET="$2"; SERVER=external; shift 2 ;;
         --chardev-opts) CHARDEV_OPTS=",$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -260,7 +265,8 @@ case "$SERVER" in
         bind "$SHARE" "$SRV"
         FSTYPE=virtiofs
         chroot "$ROOT" /usr/libexec/virtiofsd --socket-path="$RUNDIR_G/vfsd.sock" --shared-dir="$SRV_G" \
-            --tag="$TAG" --sandbox=chroot >"$LOG_DIR/virtiofsd.log" 2>&1 &
+            --tag="$TAG" --sandbox=chroot ${VIRTFS_VIRTIOFSD_CACHE:+--cache="$VIRTFS_VIRTIOFSD_CACHE"} \
+            >"$LOG_DIR/virtiofsd.log" 2>&1 &
         PIDS+=($!)
         wait_socket "$RUNDIR/vfsd.sock" "$!" virtiofsd || exit 1
         QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vfsd.sock"
@@ -367,6 +373,39 @@ watchdog() {
     done
 }
 
+# utime+stime ticks of the serving processes: every thread of the given pids, or for QEMU (builtin) every thread
+# but the TCG vCPUs (its 9p server runs in the main loop and the worker pool).
+server_ticks() { # qemu-pid server-pids...
+    local q=$1 total=0 f stat comm
+    shift
+    if [[ "$SERVER" == builtin ]]; then
+        [[ "$(cat "/proc/$q/comm" 2>/dev/null)" == qemu-system-* ]] || q="$(cat /proc/"$q"/task/*/children 2>/dev/null | awk '{ print $1; exit }')"
+        for f in /proc/"$q"/task/*/stat; do
+            stat="$(cat "$f" 2>/dev/null)" || continue
+            comm="${stat#*(}"; comm="${comm%%)*}"
+            [[ "$comm" =~ ^CPU\ [0-9]+/TCG$ ]] && continue
+            total=$(( total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' <<<"$stat") ))
+        done
+    else
+        for q in "$@"; do
+            stat="$(cat "/proc/$q/stat" 2>/dev/null)" || continue
+            total=$(( total + $(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' <<<"$stat") ))
+        done
+    fi
+    echo "$total"
+}
+cpu_phases() { # qemu-pid server-pids...
+    local last="" now
+    while kill -0 "$1" 2>/dev/null; do
+        now="$(cat "$SHARE/.bench-phase" 2>/dev/null || true)"
+        if [[ -n "$now" && "$now" != "$last" ]]; then
+            echo "$(date +%s.%N) $now $(server_ticks "$@")" >>"$CPU_PHASES"
+            last="$now"
+        fi
+        sleep 0.2
+    done
+}
+
 # Serial console text without carriage returns and the firmware's terminal escapes.
 clean_console() { sed -u -e 's/\r$//' -e 's/\r/\n/g' -e 's/\x1bc//g' -e 's/\x1b\[[0-9;?]*[A-Za-z]//g'; }
 
@@ -393,6 +432,10 @@ if (( RUN_SET )); then
                   && mv -f "$LOG_DIR/backend-status.tmp" "$LOG_DIR/backend-status-late.txt"
               sleep 5
           done ) &
+        PIDS+=($!)
+    fi
+    if [[ -n "$CPU_PHASES" ]]; then
+        cpu_phases "$QPID" "${SERVER_PIDS[@]}" &
         PIDS+=($!)
     fi
     set +e; wait "$QPID"; QRC=$?; set -e

@@ -1,43 +1,86 @@
 #!/bin/sh
 # Runs in the guest (tools/vm.sh --run) on the mounted share at /mnt. Prints one line per result:
 #   BENCH <name> <value> <unit>
-# Throughput with fio (psync, one job, the same parameters for every server), metadata with perl loops
-# (one process, so process start-up under TCG does not drown the filesystem's cost).
+# and, around each workload, writes its name into /mnt/.bench-phase so the host can split the serving
+# processes' CPU time by workload (tools/vm.sh --cpu-phases). Parameters (environment):
+#   BENCH_SIZE   fio file size (default 256M)        BENCH_FILES  metadata files, in 100 dirs (default 10000)
+#   BENCH_TIME   seconds per random-read run (15)    BENCH_TREE   tarball to untar (from $VIRTFS_JOBDIR)
+#   BENCH_REPO   tarball of a git checkout for the developer's loop
 set -u
-D=/mnt/bench.$$
-SIZE=${BENCH_SIZE:-128M}
-mkdir -p "$D" || exit 1
+D=/mnt/bench
+SIZE=${BENCH_SIZE:-256M} FILES=${BENCH_FILES:-10000} TIME=${BENCH_TIME:-15}
+rm -rf "$D"; mkdir -p "$D" || exit 1
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
+phase() { sync; echo "$1" > /mnt/.bench-phase; sync; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
-fio_bw() { # name rw bs field(7=read bw KiB/s, 48=write bw KiB/s in terse v3)
-    name=$1 rw=$2 bs=$3 field=$4
+fio_run() { # name field scale unit fio-args...   (terse v3: 7 read KiB/s, 8 read IOPS, 48 write KiB/s)
+    name=$1 field=$2 scale=$3 unit=$4; shift 4
     drop
-    out=$(fio --name="$name" --directory="$D" --filename=fio.dat --rw="$rw" --bs="$bs" --size="$SIZE" \
-        --ioengine=psync --numjobs=1 --end_fsync=1 --minimal --terse-version=3 2>/dev/null) || { echo "BENCH $name FAILED"; return; }
-    echo "$out" | awk -F';' -v n="$name" -v f="$field" '{ printf "BENCH %s %.1f MB/s\n", n, $f / 1024 * 1.024 }'
+    phase "$name"
+    out=$(fio --name="$name" --directory="$D" --filename=fio.dat --size="$SIZE" --minimal --terse-version=3 "$@" 2>/dev/null) \
+        || { echo "BENCH $name FAILED"; phase idle; return; }
+    phase idle
+    echo "$out" | awk -F';' -v n="$name" -v f="$field" -v s="$scale" -v u="$unit" \
+        '{ v += $f } END { printf "BENCH %s %.1f %s\n", n, v * s, u }'
 }
-fio_iops() { # name rw bs field(8=read iops)
-    name=$1 rw=$2 bs=$3 field=$4
-    drop
-    out=$(fio --name="$name" --directory="$D" --filename=fio.dat --rw="$rw" --bs="$bs" --size="$SIZE" \
-        --ioengine=psync --numjobs=1 --runtime=15 --time_based=0 --minimal --terse-version=3 2>/dev/null) || { echo "BENCH $name FAILED"; return; }
-    echo "$out" | awk -F';' -v n="$name" -v f="$field" '{ printf "BENCH %s %.0f IOPS\n", n, $f }'
-}
-
-fio_bw seq-write write 1M 48
-fio_bw seq-read read 1M 7
-fio_iops rand-read-4k randread 4k 8
+fio_run seq-write 48 0.001024 MB/s --rw=write --bs=1M --ioengine=psync --end_fsync=1
+fio_run seq-read 7 0.001024 MB/s --rw=read --bs=1M --ioengine=psync
+fio_run rand-read-4k 8 1 IOPS --rw=randread --bs=4k --ioengine=psync --runtime="$TIME" --time_based
+# 4 jobs on one file, 16 in flight each; group_reporting sums them into the first line.
+fio_run rand-read-4k-aio16x4 8 1 IOPS --rw=randread --bs=4k --ioengine=libaio --iodepth=16 --direct=0 \
+    --numjobs=4 --group_reporting --runtime="$TIME" --time_based
 rm -f "$D/fio.dat"
 
-perl -MTime::HiRes=time -e '
-    my $d = shift; my $n = 2000;
-    my $t = time; for my $i (1..$n) { open(my $f, ">", "$d/f$i") or die "create: $!"; close $f }
-    printf "BENCH create %.0f ops/s\n", $n / (time - $t);
-    $t = time; for my $i (1..$n) { my @s = lstat("$d/f$i") or die "stat: $!" }
-    printf "BENCH stat %.0f ops/s\n", $n / (time - $t);
-    $t = time; for my $i (1..$n) { rename("$d/f$i", "$d/g$i") or die "rename: $!" }
-    printf "BENCH rename %.0f ops/s\n", $n / (time - $t);
-    $t = time; for my $i (1..$n) { unlink("$d/g$i") or die "unlink: $!" }
-    printf "BENCH unlink %.0f ops/s\n", $n / (time - $t);
-' "$D" || echo "BENCH metadata FAILED"
-rmdir "$D"
+# Metadata: one perl process (process start-up under TCG would drown the filesystem's cost).
+for op in create stat rename unlink; do
+    phase "$op"
+    perl -MTime::HiRes=time -e '
+        my ($d, $n, $op) = @ARGV; my $t = time;
+        for my $i (0 .. $n - 1) {
+            my $dir = "$d/d" . ($i % 100);
+            if ($op eq "create") { mkdir $dir if $i < 100; open(my $f, ">", "$dir/f$i") or die "create: $!"; close $f }
+            elsif ($op eq "stat") { my @s = lstat("$dir/f$i") or die "stat: $!" }
+            elsif ($op eq "rename") { rename("$dir/f$i", "$dir/g$i") or die "rename: $!" }
+            else { unlink("$dir/g$i") or die "unlink: $!"; rmdir $dir if $i >= $n - 100 }
+        }
+        printf "BENCH %s %.2f s\n", $op, time - $t;
+    ' "$D" "$FILES" "$op" || echo "BENCH $op FAILED"
+done
+phase idle
+
+if [ -n "${BENCH_TREE:-}" ] && [ -f "$BENCH_TREE" ]; then
+    drop; phase untar; t=$(now)
+    mkdir -p "$D/tree" && tar -xf "$BENCH_TREE" -C "$D/tree" && echo "BENCH untar $(elapsed "$t") s" || echo "BENCH untar FAILED"
+    drop; phase find-du; t=$(now)
+    { find "$D/tree" | wc -l >/dev/null && du -s "$D/tree" >/dev/null; } && echo "BENCH find-du $(elapsed "$t") s" || echo "BENCH find-du FAILED"
+    phase rm-tree; t=$(now)
+    rm -rf "$D/tree" && echo "BENCH rm-tree $(elapsed "$t") s" || echo "BENCH rm-tree FAILED"
+    phase idle
+fi
+
+# A developer's loop on a C project (zlib's git checkout): copy it onto the share, git status, edit + diff,
+# build steps where the guest has a compiler, git clean, remove. The lab's trixie chroot has no gcc/make: the
+# configure/make steps are reported as skipped there.
+if [ -n "${BENCH_REPO:-}" ] && [ -f "$BENCH_REPO" ]; then
+    drop; phase devloop; t=$(now)
+    ok=1
+    mkdir -p "$D/src" && tar -xf "$BENCH_REPO" -C "$D/src" || ok=0
+    cd "$D/src/zlib" 2>/dev/null || ok=0
+    if [ $ok = 1 ]; then
+        git status --porcelain >/dev/null || ok=0
+        sed -i 's/deflate/Deflate/' README && git diff --stat >/dev/null && git checkout -- README || ok=0
+        if command -v cc >/dev/null && command -v make >/dev/null; then
+            { ./configure >/dev/null && make -j2 >/dev/null; } || ok=0
+        else
+            echo "BENCH devloop-build SKIPPED (no cc/make in the guest)"
+        fi
+        git clean -fdxq && git status --porcelain >/dev/null || ok=0
+        cd /mnt
+    fi
+    rm -rf "$D/src" || ok=0
+    [ $ok = 1 ] && echo "BENCH devloop $(elapsed "$t") s" || echo "BENCH devloop FAILED"
+    phase idle
+fi
+rm -rf "$D" /mnt/.bench-phase

@@ -1,63 +1,103 @@
 #!/usr/bin/env bash
-# Benchmarks VirtFs against its peers in the same run, on the same guest, kernel and parameters:
-#   builtin    QEMU 11.1's own virtio-9p (-virtfs local): the baseline VirtFs replaces
-#   virtiofsd  a vhost-user filesystem daemon (virtiofs): the speed bar
-#   virtfs     vhost-user-9p + virtfs-proxy-helper
-# and prints each result with the ratios virtfs/builtin and virtfs/virtiofsd. Speed targets live here,
-# never in timed unit tests: a ratio is meaningful only against a peer measured minutes apart.
+# The guest benchmark of issue 14: one command, one run, servers interleaved (every configuration once per
+# round, rounds repeated), medians with min-max, host CPU seconds of the serving processes per workload, and a
+# Markdown table of ratios (plus a PNG chart drawn by the device bench program).
+#   virtfs-{none,mmap,loose}    VirtFs (vhost-user-9p + helper), 9p cache=none|mmap|loose, msize 512000
+#   builtin-{none,mmap,loose}   QEMU 11.1's own virtio-9p, same mount options
+#   virtiofsd-{never,auto}      virtiofsd 1.13 --cache=never|auto (virtiofs)
+# Workloads (tools/bench/guest-bench.sh): fio 1 MiB sequential write and read (caches dropped between), 4 KiB
+# random reads (psync; libaio iodepth 16 x 4 jobs), create/stat/rename/unlink of --files files in 100 dirs,
+# untar of a 30+ MiB tree and find/du over it, a developer's loop on zlib's git checkout.
+# Inputs are built once into $VIRTFS_BENCH_CACHE (default /var/cache/virtfs-perf): the tree is tarred from the
+# lab chroot's /usr/share/{perl,doc,zoneinfo} (read only); zlib's Debian source comes from `apt-get source`
+# with a private apt state in that directory.
 #
-# Usage: tools/bench/run.sh [--servers "builtin virtiofsd virtfs"] [--size 128M] [--no-build] [--log-dir DIR]
-#                           [--9p-opts OPTS]   (9p mount options for builtin and virtfs, e.g. access=user,msize=512000,cache=loose)
+# Usage: tools/bench/run.sh [--rounds N] [--size 256M] [--files 10000] [--time 15] [--quick]
+#                           [--configs "virtfs-none builtin-none ..."] [--out DIR] [--no-build]
+#   --quick   --size 32M --files 1000 --time 5 (a run of minutes, not an hour); --rounds stays as given
+#   --out     keep results there (default: a temp dir, printed); the report is OUT/report.md, the chart OUT/chart.png
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
-SERVERS="builtin virtiofsd virtfs" SIZE=128M BUILD=() LOG_DIR="" P9_OPTS=()
+REPO="$(cd "$TOOLS/.." && pwd)"
+ROUNDS=3 SIZE=256M FILES=10000 TIME=15 OUT="" BUILD=1
+CONFIGS="virtfs-none builtin-none virtiofsd-never virtfs-mmap builtin-mmap virtiofsd-auto virtfs-loose builtin-loose"
 while (( $# )); do
     case "$1" in
-        --servers) SERVERS="$2"; shift 2 ;;
+        --rounds) ROUNDS="$2"; shift 2 ;;
         --size) SIZE="$2"; shift 2 ;;
-        --no-build) BUILD=(--no-build); shift ;;
-        --log-dir) LOG_DIR="$2"; shift 2 ;;
-        --9p-opts) P9_OPTS=(--mount-opts "$2"); shift 2 ;;
-        -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --files) FILES="$2"; shift 2 ;;
+        --time) TIME="$2"; shift 2 ;;
+        --quick) SIZE=32M FILES=1000 TIME=5; shift ;;
+        --configs) CONFIGS="$2"; shift 2 ;;
+        --out) OUT="$2"; shift 2 ;;
+        --no-build) BUILD=0; shift ;;
+        -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$SIZE" =~ ^[0-9]+[KMG]$ ]] || { echo "bench: --size like 128M" >&2; exit 2; }
-WORK="$(mktemp -d /tmp/virtfs-bench.XXXXXX)"
-trap 'rm -rf "$WORK"' EXIT
-declare -A RESULT UNIT
+[[ "$SIZE" =~ ^[0-9]+[KMG]$ ]] || { echo "bench: --size like 256M" >&2; exit 2; }
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ && "$FILES" =~ ^[0-9]+$ && "$TIME" =~ ^[0-9]+$ ]] || { echo "bench: bad number" >&2; exit 2; }
+(( FILES >= 100 )) || { echo "bench: --files at least 100" >&2; exit 2; }
+INPUTS="${VIRTFS_BENCH_CACHE:-/var/cache/virtfs-perf}"
+LAB="${VIRTFS_CACHE:-/var/cache/virtfs}/trixie"
+[[ -d "$LAB/usr/share/perl" ]] || { echo "bench: NEEDS: the lab (tools/lab.sh)" >&2; exit 3; }
+if [[ -z "$OUT" ]]; then OUT="$(mktemp -d /tmp/virtfs-bench.XXXXXX)"; fi
+mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
+echo "bench: results in $OUT" >&2
 
-for server in $SERVERS; do
-    export_dir="$WORK/$server/export"
-    mkdir -p "$export_dir"
-    chmod 0755 "$export_dir"
-    log=("--log-dir" "${LOG_DIR:-$WORK/$server/logs}")
-    echo "bench: $server" >&2
-    out="$WORK/$server/out.txt"
-    opts=()
-    [[ "$server" != virtiofsd ]] && opts=("${P9_OPTS[@]}")
-    if ! "$TOOLS/vm.sh" --server "$server" --share "$export_dir" "${BUILD[@]}" "${log[@]}" "${opts[@]}" --timeout 900 \
-            --file "$HERE/guest-bench.sh" --run "BENCH_SIZE=$SIZE sh \$VIRTFS_JOBDIR/guest-bench.sh" >"$out" 2>&1; then
-        echo "bench: $server run failed (see $out)" >&2
-    fi
-    [[ "$server" == virtfs ]] && BUILD=(--no-build)
-    while read -r _ name value unit; do
-        RESULT["$server/$name"]="$value"
-        UNIT["$name"]="$unit"
-    done < <(tr -d '\r' <"$out" | grep '^BENCH ' | grep -v FAILED || true)
+# --- inputs, built once ---
+mkdir -p "$INPUTS"
+if [[ ! -s "$INPUTS/tree.tar" ]]; then
+    tar -C "$LAB/usr/share" -cf "$INPUTS/tree.tar.tmp" perl doc zoneinfo && mv "$INPUTS/tree.tar.tmp" "$INPUTS/tree.tar"
+fi
+if [[ ! -s "$INPUTS/zlib-git.tar" ]]; then
+    A="$INPUTS/apt"; mkdir -p "$A/lists/partial" "$A/archives/partial" "$INPUTS/src"
+    echo "deb-src http://deb.debian.org/debian bookworm main" >"$A/sources.list"
+    O=(-o "Dir::Etc::SourceList=$A/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$A/lists" -o "Dir::Cache=$A")
+    ls "$INPUTS"/src/zlib_*.orig.tar.* >/dev/null 2>&1 || {
+        timeout 600 apt-get "${O[@]}" update -q >&2 && (cd "$INPUTS/src" && timeout 600 apt-get "${O[@]}" source --download-only zlib >&2); } \
+        || { echo "bench: NEEDS: zlib's source (apt-get source zlib from deb.debian.org)" >&2; exit 3; }
+    W="$(mktemp -d)"; mkdir -p "$W/zlib"
+    tar -C "$W/zlib" --strip-components=1 -xf "$(ls "$INPUTS"/src/zlib_*.orig.tar.* | head -n1)"
+    ( cd "$W/zlib" && git init -q && git add -A && git -c user.name=bench -c user.email=bench@localhost commit -qm import )
+    tar -C "$W" -cf "$INPUTS/zlib-git.tar" zlib; rm -rf "$W"
+fi
+(( BUILD )) && "$TOOLS/build.sh" >&2
+NB=(--no-build)
+
+# --- the runs: every configuration once per round, in the same order ---
+for (( round = 1; round <= ROUNDS; round++ )); do
+    for config in $CONFIGS; do
+        server="${config%%-*}" cache="${config#*-}"
+        dir="$OUT/$config/round$round"; rm -rf "$dir"; mkdir -p "$dir"
+        export_dir="$OUT/share.$config"; rm -rf "$export_dir"; mkdir -p "$export_dir"; chmod 0755 "$export_dir"
+        opts=() env=()
+        case "$server" in
+            virtfs|builtin) opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
+            virtiofsd) env=(VIRTFS_VIRTIOFSD_CACHE="$cache") ;;
+            *) echo "bench: unknown configuration $config" >&2; exit 2 ;;
+        esac
+        echo "bench: round $round/$ROUNDS $config" >&2
+        env "${env[@]}" "$TOOLS/vm.sh" --server "$server" --share "$export_dir" "${NB[@]}" "${opts[@]}" --timeout 3600 \
+            --log-dir "$dir/logs" --cpu-phases "$dir/cpu.txt" --file "$HERE/guest-bench.sh" \
+            --file "$INPUTS/tree.tar" --file "$INPUTS/zlib-git.tar" \
+            --run "BENCH_SIZE=$SIZE BENCH_FILES=$FILES BENCH_TIME=$TIME BENCH_TREE=\$VIRTFS_JOBDIR/tree.tar BENCH_REPO=\$VIRTFS_JOBDIR/zlib-git.tar sh \$VIRTFS_JOBDIR/guest-bench.sh" \
+            >"$dir/out.txt" 2>&1 || echo "bench: $config round $round failed (see $dir/out.txt)" >&2
+        tr -d '\r' <"$dir/out.txt" | grep '^BENCH ' | grep -v -e FAILED -e SKIPPED | awk '{ print $2, $3, $4 }' >"$dir/results.txt" || true
+        # CPU seconds per workload: ticks between the phase's start and the next phase line.
+        if [[ -s "$dir/cpu.txt" ]]; then
+            awk -v hz="$(getconf CLK_TCK)" 'NR > 1 && prev != "idle" { printf "%s %.2f\n", prev, ($3 - ticks) / hz }
+                { prev = $2; ticks = $3 }' "$dir/cpu.txt" >"$dir/cpu-seconds.txt"
+        fi
+        rm -rf "$export_dir"
+    done
 done
 
-ratio() { # a b -> a/b or "-"
-    if [[ -n "${1:-}" && -n "${2:-}" ]] && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
-        awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'
-    else
-        echo "-"
-    fi
-}
-printf '%-14s %-8s %12s %12s %12s %14s %16s\n' test unit builtin virtiofsd virtfs virtfs/builtin virtfs/virtiofsd
-for name in seq-write seq-read rand-read-4k create stat rename unlink; do
-    b="${RESULT[builtin/$name]:-}" v="${RESULT[virtiofsd/$name]:-}" o="${RESULT[virtfs/$name]:-}"
-    printf '%-14s %-8s %12s %12s %12s %14s %16s\n' "$name" "${UNIT[$name]:-}" "${b:--}" "${v:--}" "${o:--}" \
-        "$(ratio "$o" "$b")" "$(ratio "$o" "$v")"
-done
+# --- the report ---
+"$HERE/report.sh" "$OUT" "$CONFIGS" >"$OUT/report.md"
+cat "$OUT/report.md"
+CHART="$REPO/artifacts/bench/bin/VirtFs.DeviceBench/release_linux-x64/VirtFs.DeviceBench"
+if [[ -x "$CHART" && -s "$OUT/ratios.tsv" ]]; then
+    "$CHART" chart --in "$OUT/ratios.tsv" --out "$OUT/chart.png" && echo "bench: chart $OUT/chart.png" >&2
+fi

@@ -41,13 +41,16 @@ internal sealed class QueueNotifier : IDisposable
     public void SignalCall() => Request(CallBit);
 
     /// <summary>
-    /// For a worker thread that holds no lock, after its request has left the in-flight count: writes the call
-    /// fd on this thread when the counter has room (poll POLLOUT, timeout 0), skipping the notifier's thread
-    /// hop, which costs one more thread wake-up per interrupt (in interleaved TCG-lab runs 4 KiB random reads
-    /// went from about 1400 to 1100 IOPS with the hop, though the lab's noise was of the same order); a full
-    /// counter counts as signalled. Residual risk, accepted for a worker only: a front-end that fills the
-    /// counter between the poll and the write, with O_NONBLOCK cleared, blocks this worker until it reads the
-    /// counter. The queue thread, stop, reset and every lock holder never get here.
+    /// For a thread that holds no lock (a worker after its request left the in-flight count, or the queue thread
+    /// at the end of a drained batch): writes the call fd on this thread when the counter has room (poll POLLOUT,
+    /// timeout 0), skipping the notifier's thread hop, which costs one more thread wake-up per interrupt (in
+    /// interleaved TCG-lab runs 4 KiB random reads went from about 1400 to 1100 IOPS with the hop; with requests
+    /// served on the queue thread, tools/bench/device.sh measured 4x the server CPU per request at depth 1 with
+    /// the hop). A full counter counts as signalled. Residual risk, accepted: a front-end that fills the counter
+    /// between the poll and the write, with O_NONBLOCK cleared, blocks this thread until it reads the counter;
+    /// only its own device stalls, exactly as when it blocks a worker (GET_VRING_BASE already waits for every
+    /// in-flight request), and it gains nothing it could not get by never reading the call fd. Stop, reset and
+    /// every lock holder never get here.
     /// </summary>
     public void SignalCallFromWorker()
     {

@@ -440,7 +440,9 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         }
         if (notify)
         {
-            _notifier.SignalCall();
+            // No lock held here: the queue thread writes the call fd itself when the counter has room (one wake-up
+            // fewer per batch for requests the device served inline); see QueueNotifier.SignalCallFromWorker.
+            _notifier.SignalCallFromWorker();
         }
     }
 

@@ -13,9 +13,10 @@ namespace VirtFs.Virtio9p.Device;
 
 /// <summary>
 /// The virtio-9p device (virtio spec 5.16... "9P transport", device id 9): feature MOUNT_TAG, config space
-/// holding the tag, one request queue. The queue thread only peeks at each request's header and hands it to
-/// a pool of workers, which serve requests in parallel and complete them out of order, so a slow request
-/// never holds up the ring.
+/// holding the tag, one request queue. The queue thread peeks at each request's header: what cannot block
+/// (data I/O and getattr on open fids, clunk) it serves itself, with one notification per drained batch;
+/// the rest goes to a pool of workers, which serve requests in parallel and complete them out of order, so a
+/// slow request never holds up the ring.
 /// </summary>
 public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
 {
@@ -34,6 +35,11 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     private readonly RequestStatistics _statistics = new();
     private readonly TagTracker<VirtqRequest> _tags = new();
     private readonly Thread[] _workers;
+    /// <summary>Serve requests that cannot block on the queue thread (see <see cref="P9Server.IsNonBlocking"/>).</summary>
+    private readonly bool _serveInline;
+    /// <summary>The queue thread's own scratch memory for the requests it serves itself.</summary>
+    private readonly WorkerBuffers _inlineBuffers = new();
+    private readonly VirtqExchange _inlineExchange = new();
     /// <summary>Our bug, but one a guest may be able to repeat at will: rate-limited like guest-triggered lines.</summary>
     private readonly LogRateLimiter _failureLog = new("9P requests that failed unexpectedly");
     /// <summary>A guest resetting its device in a loop makes the front-end stop the ring each time.</summary>
@@ -41,9 +47,11 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
 
     private readonly BackendMetrics? _metrics;
 
-    public Virtio9pDevice(string tag, P9Server server, int workerCount, ILogger logger, BackendMetrics? metrics = null)
+    public Virtio9pDevice(string tag, P9Server server, int workerCount, ILogger logger, BackendMetrics? metrics = null,
+        bool serveInline = true)
     {
         _metrics = metrics;
+        _serveInline = serveInline;
         byte[] tagBytes = Encoding.UTF8.GetBytes(tag);
         if (tagBytes.Length == 0 || tagBytes.Length > MaxTagLength)
         {
@@ -72,15 +80,17 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
 
     public void HandleRequest(VirtqRequest request)
     {
-        // Peek type and tag in ring order (see TagTracker); a flush is decided here, everything else queued.
-        Span<byte> header = stackalloc byte[P9Limits.HeaderSize + 2];
+        // Peek type, tag and the first field (fid or, for Tflush, oldtag) in ring order (see TagTracker); a
+        // flush is decided here, a request that cannot block is served here, everything else queued.
+        Span<byte> header = stackalloc byte[P9Limits.HeaderSize + 4];
         int peeked = request.CopyFromReadable(0, header);
         int tracked = -1;
         if (peeked >= P9Limits.HeaderSize)
         {
             ushort tag = BinaryPrimitives.ReadUInt16LittleEndian(header[5..]);
-            if ((P9MessageType)header[4] == P9MessageType.Tflush && peeked == header.Length &&
-                request.ReadableLength == header.Length)
+            var type = (P9MessageType)header[4];
+            if (type == P9MessageType.Tflush && peeked >= P9Limits.HeaderSize + 2 &&
+                request.ReadableLength == P9Limits.HeaderSize + 2)
             {
                 ushort oldTag = BinaryPrimitives.ReadUInt16LittleEndian(header[7..]);
                 if (!_tags.TryParkFlush(oldTag, request))
@@ -91,6 +101,15 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
             }
             _tags.Begin(tag);
             tracked = tag;
+            if (_serveInline && peeked == header.Length &&
+                _server.IsNonBlocking(type, BinaryPrimitives.ReadUInt32LittleEndian(header[7..])))
+            {
+                // Completed on this thread: the queue batches the used-ring notification at the end of the drain.
+                long now = Stopwatch.GetTimestamp();
+                _metrics?.Started();
+                Serve(request, tracked, now, _inlineBuffers, _inlineExchange);
+                return;
+            }
         }
         if (!_queue.IsAddingCompleted)
         {
@@ -114,12 +133,8 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     {
         var buffers = new WorkerBuffers();
         var exchange = new VirtqExchange();
-        Span<byte> type = stackalloc byte[1];
         foreach ((VirtqRequest request, int tracked, long enqueued) in _queue.GetConsumingEnumerable())
         {
-            int written = 0;
-            long started = Stopwatch.GetTimestamp();
-            type[0] = 0;
             if (request.FrontEndGone)
             {
                 // Its front-end left while it waited in the queue: no reply can reach anyone, and a Twrite's data
@@ -128,35 +143,44 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
                 EndTag(tracked);
                 continue;
             }
-            try
-            {
-                exchange.Bind(request);
-                request.CopyFromReadable(4, type);
-                if (SessionRecorder.Current is { } recorder)
-                {
-                    int length = Math.Min(request.ReadableLength, SessionRecorder.MaxRecordBytes);
-                    recorder.Record(SessionRecorder.KindP9, 0, buffers.Request.AsSpan(0, request.CopyFromReadable(0, buffers.Request.AsSpan(0, length))));
-                }
-                written = _server.Serve(exchange, buffers, out _);
-            }
-            catch (Exception e)
-            {
-                // A bug of ours, not the guest's: log it, answer nothing for this request, keep serving.
-                if (_failureLog.ShouldLog(_logger, LogLevel.Error))
-                {
-                    _logger.LogError(e, "9P request failed unexpectedly");
-                }
-            }
-            finally
-            {
-                exchange.Unbind();
-            }
-            request.Complete(written);
-            long finished = Stopwatch.GetTimestamp();
-            _statistics.Record(type[0], enqueued, started, finished);
-            _metrics?.Finished(type[0], enqueued, finished);
-            EndTag(tracked);
+            Serve(request, tracked, enqueued, buffers, exchange);
         }
+    }
+
+    /// <summary>Serves one request with the calling thread's buffers, completes it and ends its tag.</summary>
+    private void Serve(VirtqRequest request, int tracked, long enqueued, WorkerBuffers buffers, VirtqExchange exchange)
+    {
+        Span<byte> type = stackalloc byte[1];
+        int written = 0;
+        long started = Stopwatch.GetTimestamp();
+        try
+        {
+            exchange.Bind(request);
+            request.CopyFromReadable(4, type);
+            if (SessionRecorder.Current is { } recorder)
+            {
+                int length = Math.Min(request.ReadableLength, SessionRecorder.MaxRecordBytes);
+                recorder.Record(SessionRecorder.KindP9, 0, buffers.Request.AsSpan(0, request.CopyFromReadable(0, buffers.Request.AsSpan(0, length))));
+            }
+            written = _server.Serve(exchange, buffers, out _);
+        }
+        catch (Exception e)
+        {
+            // A bug of ours, not the guest's: log it, answer nothing for this request, keep serving.
+            if (_failureLog.ShouldLog(_logger, LogLevel.Error))
+            {
+                _logger.LogError(e, "9P request failed unexpectedly");
+            }
+        }
+        finally
+        {
+            exchange.Unbind();
+        }
+        request.Complete(written);
+        long finished = Stopwatch.GetTimestamp();
+        _statistics.Record(type[0], enqueued, started, finished);
+        _metrics?.Finished(type[0], enqueued, finished);
+        EndTag(tracked);
     }
 
     /// <summary>After a request's reply is in the used ring: answer the flushes that waited for it.</summary>

@@ -18,6 +18,9 @@ internal sealed class FidTable
     /// <summary>Whether the id names a fid (for Twalk's "newfid must be unused"); takes no reference.</summary>
     public bool Contains(uint id) => _fids.ContainsKey(id);
 
+    /// <summary>The fid as it stands, without a reference (only to look at its kind before queueing).</summary>
+    public Fid? Peek(uint id) => _fids.TryGetValue(id, out Fid? fid) ? fid : null;
+
     /// <summary>The fid with a request's reference taken (QEMU's get_fid), or null; the caller must
     /// <see cref="Fid.Put"/> it when the request is done.</summary>
     public Fid? Acquire(uint id) => _fids.TryGetValue(id, out Fid? fid) && fid.TryAcquire() ? fid : null;

@@ -144,6 +144,35 @@ public sealed partial class P9Server
         return exchange.CopyToReply(0, buffers.Reply.AsSpan(0, result)) == result ? result : 0;
     }
 
+    /// <summary>
+    /// Whether a request of <paramref name="type"/> on fid <paramref name="fidId"/> finishes without waiting on
+    /// the helper or on anything the guest controls, so the queue thread may serve it itself (virtiofsd's
+    /// default; each thread hop costs a wake-up): data I/O and getattr on an open fid (one preadv, pwritev or
+    /// statx on the fd the helper gave us; the helper refuses to open special files, so it is a regular file or
+    /// directory), xattr buffer reads and writes, and a clunk that commits no xattr. Everything else (helper
+    /// round trips, fsync, directory reads, locks) goes to the workers. A fid that changes kind after this
+    /// look is still served correctly, only on this thread.
+    /// </summary>
+    public bool IsNonBlocking(P9MessageType type, uint fidId)
+    {
+        if (type is not (P9MessageType.Tread or P9MessageType.Twrite or P9MessageType.Tgetattr or P9MessageType.Tclunk))
+        {
+            return false;
+        }
+        Fid? fid = _fids.Peek(fidId);
+        if (fid is null)
+        {
+            return type != P9MessageType.Tgetattr; // an unknown fid is an immediate ENOENT
+        }
+        FidKind kind = fid.Kind;
+        return type switch
+        {
+            P9MessageType.Tread or P9MessageType.Twrite => kind is FidKind.OpenFile or FidKind.XattrRead or FidKind.XattrWrite,
+            P9MessageType.Tgetattr => kind is FidKind.OpenFile or FidKind.OpenDirectory,
+            _ => kind != FidKind.XattrWrite,
+        };
+    }
+
     private int Dispatch(P9MessageType type, ref Call call) => type switch
     {
         P9MessageType.Tversion => Version(ref call),

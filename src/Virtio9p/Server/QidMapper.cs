@@ -36,9 +36,34 @@ internal sealed class QidMapper
     public Qid ToQid(in FileStat attributes)
     {
         byte type = attributes.IsDirectory ? Qid.TypeDir : attributes.IsSymlink ? Qid.TypeSymlink : Qid.TypeFile;
-        // QEMU's stat_to_qid: the version changes when mtime or size does, which cache=loose relies on.
-        uint version = (uint)(attributes.Modify.Seconds ^ (long)(attributes.Size << 8));
-        return new Qid(type, version, Map(attributes.Device, attributes.Inode));
+        return new Qid(type, Version(attributes), Map(attributes.Device, attributes.Inode));
+    }
+
+    /// <summary>
+    /// qid.version: the Linux client's cache=mmap and cache=loose keep a file's cached pages only while it stays
+    /// the same (v9fs_test_inode_dotl), so it must change whenever data or size may have changed. QEMU's
+    /// stat_to_qid uses mtime seconds ^ size &lt;&lt; 8, which misses a same-size rewrite within a second. Here
+    /// every field that a write, truncate or setattr moves goes in: mtime and ctime to the nanosecond (ctime
+    /// also catches a write whose mtime was put back with utime) and the size, mixed so that no single change
+    /// cancels out. Still bounded by the host's timestamp granularity (one jiffy on most filesystems): two
+    /// same-size writes within it look alike. Never 0: the client never caches a file whose version is 0.
+    /// </summary>
+    private static uint Version(in FileStat a)
+    {
+        ulong h = Mix((ulong)a.Modify.Seconds, a.Modify.Nanoseconds);
+        h = Mix(h ^ (ulong)a.Change.Seconds, a.Change.Nanoseconds);
+        h = Mix(h, a.Size);
+        uint version = (uint)(h ^ (h >> 32));
+        return version == 0 ? 1 : version;
+    }
+
+    /// <summary>One multiply-xorshift round (as in splitmix64) of <paramref name="h"/> with <paramref name="value"/>.</summary>
+    private static ulong Mix(ulong h, ulong value)
+    {
+        h = (h ^ value) * 0x9E3779B97F4A7C15UL;
+        h ^= h >> 29;
+        h *= 0xBF58476D1CE4E5B9UL;
+        return h ^ (h >> 32);
     }
 
     private bool TryGetPrefix(ulong device, out ulong prefix)

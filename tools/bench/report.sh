@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Turns tools/bench/run.sh's results (OUT/<config>/round*/results.txt and cpu-seconds.txt) into Markdown:
+# medians with min-max per workload and configuration, the ratios issue 14 asks for (higher = VirtFs better),
+# and host CPU seconds. Also writes OUT/ratios.tsv for the chart.
+# Usage: tools/bench/report.sh OUT "CONFIGS"
+set -euo pipefail
+OUT="$1" CONFIGS="$2"
+WORKLOADS="seq-write seq-read rand-read-4k rand-read-4k-aio16x4 create stat rename unlink untar find-du rm-tree devloop"
+# median min max of the values of one workload in one file set
+stats() { # file-glob-prefix workload -> "median min max unit" or nothing
+    cat "$1"/round*/"$2" 2>/dev/null | awk -v w="$3" '$1 == w { print $2, $3 }' | sort -g | awk '
+        { v[NR] = $1; u = $2 } END { if (NR == 0) exit; m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+            printf "%s %s %s %s\n", m, v[1], v[NR], (u == "" ? "s" : u) }'
+}
+median() { stats "$OUT/$1" "$2" "$3" | awk '{ print $1 }'; }
+unit() { for c in $CONFIGS; do stats "$OUT/$c" results.txt "$1" | awk '{ print $4 }'; done | head -n1; }
+
+echo "### Results: median (min-max) over $(ls -d "$OUT"/*/round* 2>/dev/null | sed 's|.*/round||' | sort -u | wc -l) round(s)"
+echo
+printf '| workload | unit |'; for c in $CONFIGS; do printf ' %s |' "$c"; done; echo
+printf '|---|---|'; for c in $CONFIGS; do printf -- '---|'; done; echo
+for w in $WORKLOADS; do
+    u="$(unit "$w")"; [[ -n "$u" ]] || continue
+    printf '| %s | %s |' "$w" "$u"
+    for c in $CONFIGS; do
+        s="$(stats "$OUT/$c" results.txt "$w")"
+        if [[ -n "$s" ]]; then awk '{ printf " %s (%s-%s) |", $1, $2, $3 }' <<<"$s"; else printf ' - |'; fi
+    done
+    echo
+done
+echo
+# Ratios: throughput VirtFs/other; times other/VirtFs (so > 1 always means VirtFs is faster).
+PAIRS="virtfs-none:builtin-none virtfs-mmap:builtin-mmap virtfs-loose:builtin-loose virtfs-none:virtiofsd-never virtfs-mmap:virtiofsd-auto virtfs-loose:virtiofsd-auto"
+present=()
+for p in $PAIRS; do
+    a="${p%%:*}" b="${p#*:}"
+    [[ " $CONFIGS " == *" $a "* && " $CONFIGS " == *" $b "* ]] && present+=("$p")
+done
+: >"$OUT/ratios.tsv"
+if (( ${#present[@]} )); then
+    echo "### Ratios of medians (> 1: VirtFs faster)"
+    echo
+    printf '| workload |'; for p in "${present[@]}"; do printf ' %s / %s |' "${p%%:*}" "${p#*:}"; done; echo
+    printf '|---|'; for p in "${present[@]}"; do printf -- '---|'; done; echo
+    for w in $WORKLOADS; do
+        u="$(unit "$w")"; [[ -n "$u" ]] || continue
+        printf '| %s |' "$w"
+        for p in "${present[@]}"; do
+            a="$(median "${p%%:*}" results.txt "$w")" b="$(median "${p#*:}" results.txt "$w")"
+            if [[ -n "$a" && -n "$b" ]]; then
+                r="$(awk -v a="$a" -v b="$b" -v u="$u" 'BEGIN { if (a <= 0 || b <= 0) print "-"; else printf "%.2f", (u == "s") ? b / a : a / b }')"
+                printf ' %s |' "$r"
+                [[ "$r" != - ]] && printf '%s %s vs %s\t%s\n' "$w" "${p%%:*}" "${p#*:}" "$r" >>"$OUT/ratios.tsv"
+            else printf ' - |'; fi
+        done
+        echo
+    done
+    echo
+fi
+echo "### Host CPU seconds of the serving processes per workload (median)"
+echo
+echo "VirtFs: backend + helper; virtiofsd: its process; builtin: QEMU's threads other than the TCG vCPUs (which also"
+echo "serve the guest's root filesystem, so the builtin column is an upper bound)."
+echo
+printf '| workload |'; for c in $CONFIGS; do printf ' %s |' "$c"; done; echo
+printf '|---|'; for c in $CONFIGS; do printf -- '---|'; done; echo
+for w in $WORKLOADS; do
+    any=0; line="| $w |"
+    for c in $CONFIGS; do
+        m="$(median "$c" cpu-seconds.txt "$w")"
+        [[ -n "$m" ]] && any=1
+        line+=" ${m:--} |"
+    done
+    (( any )) && echo "$line"
+done
