@@ -14,6 +14,8 @@ public sealed class BackendOptions
     public int HelperConnections { get; private set; } = 4;
     public int Workers { get; private set; } = 16;
     public int MaxMessageSize { get; private set; } = Protocol.P9Limits.MaxMessageSize;
+    public int MaxFids { get; private set; } = Server.SessionLimits.DefaultMaxFids;
+    public int MaxOpenFiles { get; private set; } = Server.SessionLimits.DefaultMaxOpenFiles;
     public string GuestMemory { get; private set; } = "1G";
     public bool PrintQemuArgs { get; private set; }
     public bool Help { get; private set; }
@@ -35,6 +37,8 @@ public sealed class BackendOptions
           --helper-connections N    helper connections kept open, for parallel metadata (default 4)
           --workers N               request worker threads (default 16)
           --msize N                 largest 9P message accepted (default 1048576)
+          --max-fids N              fids one guest session may hold (default 262144; EMFILE past it)
+          --max-open-files N        host files one guest session may hold open (default 16384; EMFILE past it)
           --guest-memory SIZE       guest RAM for --print-qemu-args (default 1G)
           --seccomp=kill|log|none   a syscall outside the allowlist kills the backend (default), is logged
                                     by the kernel (dmesg/audit; for finding misses), or no filter at all
@@ -63,6 +67,8 @@ public sealed class BackendOptions
                 case "--helper-connections": options.HelperConnections = Number(args, ref i, 1, 64); break;
                 case "--workers": options.Workers = Number(args, ref i, 1, 256); break;
                 case "--msize": options.MaxMessageSize = Number(args, ref i, Protocol.P9Limits.MinMessageSize, Protocol.P9Limits.MaxMessageSize); break;
+                case "--max-fids": options.MaxFids = Number(args, ref i, 16, 1 << 24); break;
+                case "--max-open-files": options.MaxOpenFiles = Number(args, ref i, 16, 1 << 20); break;
                 case "--guest-memory": options.GuestMemory = Value(args, ref i); break;
                 case "--seccomp": options.Seccomp = SeccompValue(Value(args, ref i)); break;
                 case "--print-qemu-args": options.PrintQemuArgs = true; break;

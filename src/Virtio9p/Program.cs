@@ -62,7 +62,8 @@ try
     builder.Services.AddSingleton<IFileSystem>(sp =>
         new ProxyFileSystem(sp.GetRequiredService<ProxyClientPool>(), sp.GetRequiredService<ILogger<ProxyFileSystem>>()));
     builder.Services.AddSingleton(sp =>
-        new P9Server(sp.GetRequiredService<IFileSystem>(), sp.GetRequiredService<ILogger<P9Server>>(), options.MaxMessageSize));
+        new P9Server(sp.GetRequiredService<IFileSystem>(), sp.GetRequiredService<ILogger<P9Server>>(), options.MaxMessageSize,
+            new SessionLimits { MaxFids = options.MaxFids, MaxOpenFiles = options.MaxOpenFiles }));
     builder.Services.AddSingleton(sp => new Virtio9pDevice(options.Tag!, sp.GetRequiredService<P9Server>(),
         options.Workers, sp.GetRequiredService<ILogger<Virtio9pDevice>>()));
     builder.Services.AddSingleton(sp => new VhostUserServer(options.SocketPath!, sp.GetRequiredService<Virtio9pDevice>(),

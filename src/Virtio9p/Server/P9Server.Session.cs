@@ -16,6 +16,7 @@ public sealed partial class P9Server
         call.Body.ReadEnd();
 
         _fids.Clear();
+        _qids.ResetOverflow();
         if (requested < P9Limits.MinMessageSize)
         {
             return -Errno.EINVAL;
@@ -57,7 +58,7 @@ public sealed partial class P9Server
             return result;
         }
         uint uid = nUname == uint.MaxValue ? 0 : nUname; // P9_NONUNAME: a client that names no user
-        result = _fids.Add(new Fid(fidId, PathNames.Root, uid));
+        result = AddFid(ref call, new Fid(fidId, PathNames.Root, uid));
         if (result < 0)
         {
             return result;
