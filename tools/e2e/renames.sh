@@ -6,7 +6,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
-SERVER=virtfs VM_ARGS=() ROUNDS=150
+SERVER=virtfs VM_ARGS=() ROUNDS=${ROUNDS:-100}
 while (( $# )); do
     case "$1" in
         --server) SERVER="$2"; shift 2 ;;
@@ -23,9 +23,12 @@ rc=0
 "$TOOLS/vm.sh" --server "$SERVER" --share "$WORK/export" --log-dir "$WORK/logs" --timeout 300 "${VM_ARGS[@]}" \
     --file "$TOOLS/guest/renames.sh" --run "ROUNDS=$ROUNDS sh \$VIRTFS_JOBDIR/renames.sh" >"$WORK/vm.out" 2>"$WORK/vm.err" || rc=$?
 (( rc == 3 )) && { grep NEEDS "$WORK/vm.err" >&2; exit 3; }
-tr -d '\r' <"$WORK/vm.out" | grep -E '^(PASS|FAIL): ' | sed -E "s/^(PASS|FAIL): /\1: renames[$SERVER] /"
+tr -d '\r' <"$WORK/vm.out" | { grep -E '^(PASS|FAIL): ' || true; } | sed -E "s/^(PASS|FAIL): /\1: renames[$SERVER] /"
 nf=$(tr -d '\r' <"$WORK/vm.out" | grep -c '^FAIL: ' || true)
-if (( rc != 0 )); then echo "FAIL: renames[$SERVER] guest-run (vm.sh exit $rc)"; tail -n 20 "$WORK/vm.out" "$WORK/vm.err"; nf=$((nf + 1)); fi
+if (( rc != 0 )); then
+    echo "FAIL: renames[$SERVER] guest-run (vm.sh exit $rc)"; tail -n 20 "$WORK/vm.out" "$WORK/vm.err" "$WORK/logs/backend.log" 2>/dev/null
+    nf=$((nf + 1))
+fi
 
 # Host side: each file where the guest put it, with what the guest wrote; nothing else in the export.
 E="$WORK/export/r"

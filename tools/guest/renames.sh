@@ -34,17 +34,18 @@ worker() {
 }
 worker 1 & worker 2 & worker 3 &
 while [ "$(ls "$S"/ready.* 2>/dev/null | wc -l)" -lt 3 ]; do sleep 0.1; done
-# The renamer stops at "a" once the workers are done (they drop a file in $S each).
-(
-    n=0
-    : > "$S/go"
-    while [ "$(ls "$S"/done.* 2>/dev/null | wc -l)" -lt 3 ]; do
-        mv /mnt/r/a /mnt/r/b && mv /mnt/r/b /mnt/r/c && mv /mnt/r/c /mnt/r/a || { echo "renamer: mv failed at $n"; break; }
-        n=$((n + 3))
-    done
-    echo "$n" > "$S/renames"
-) &
-
+# The renamer (one perl process: a fork per rename would leave the race few chances) stops at "a" once the
+# workers are done (they drop a file in $S each).
+: > "$S/go"
+perl -e '
+    my ($s, $n) = (shift, 0);
+    until (3 <= (() = glob("$s/done.*"))) {
+        for my $step (["a", "b"], ["b", "c"], ["c", "a"]) {
+            rename("/mnt/r/$step->[0]", "/mnt/r/$step->[1]") or die "renamer: rename $step->[0] after $n: $!\n";
+            $n++;
+        }
+    }
+    print "$n\n";' "$S" > "$S/renames" &
 wait
 renames=$(cat "$S/renames" 2>/dev/null || echo 0)
 errors=$(cat "$S"/errors.* 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
