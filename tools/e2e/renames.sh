@@ -6,7 +6,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
-SERVER=virtfs VM_ARGS=() ROUNDS=${ROUNDS:-100}
+SERVER=virtfs VM_ARGS=() ROUNDS=${ROUNDS:-60}
 while (( $# )); do
     case "$1" in
         --server) SERVER="$2"; shift 2 ;;
