@@ -189,7 +189,7 @@ fi
 run_suite() {
     local label=$1 limit=$2 t out rc np nf; shift 2
     if (( ! LAB_OK )) && [[ "$label" != attacks ]]; then skip "$label" "$LAB_WHY"; return; fi
-    if (( ! BUILD_OK )) && [[ "$label" == *virtfs* || "$label" == recovery || "$label" == attacks ]]; then
+    if (( ! BUILD_OK )) && [[ "$label" == *virtfs* || "$label" == recovery || "$label" == reconnect* || "$label" == attacks ]]; then
         echo "FAIL: $label (our executables did not build)"; F=$((F + 1)); return
     fi
     t=$(date +%s)
@@ -224,6 +224,9 @@ if (( E2E )); then
         # Kill virtfs-proxy-helper under a busy guest, restart it: the mount keeps working.
         section "recovery: helper killed and restarted"
         run_suite "recovery" 600 tools/e2e/recovery.sh --no-build --log-dir "$LOGS/recovery"
+        # QEMU killed under a busy guest: the backend exits 0, or with --keep-listening serves a second QEMU.
+        section "reconnect: QEMU killed mid-I/O"
+        run_suite "reconnect" 600 tools/e2e/reconnect.sh --no-build --log-dir "$LOGS/reconnect"
         # An unprivileged holder of the helper's socket (a guest that took over the backend) attacks the helper.
         section "attacks on the helper"
         run_suite "attacks" 300 tools/e2e/attacks.sh --no-build

@@ -20,6 +20,9 @@
 #   --log-dir DIR          keep console/helper/backend/qemu logs there
 #   --no-build             do not run tools/build.sh first (virtfs server)
 #   --helper-arg A / --backend-arg A   extra argument for our helper / backend; repeatable
+#   --vhost-socket PATH    attach QEMU to a vhost-user-9p the caller runs (no helper or backend started here);
+#                          PATH must lie under the lab root (QEMU runs chrooted there); --tag must match its tag
+#   --chardev-opts OPTS    appended to QEMU's vhost-user -chardev (e.g. reconnect-ms=1000, or server=on,wait=on)
 # Exit status: CMD's status; 3 when the lab cannot run here (reason on stderr, "NEEDS:");
 #   124 on timeout; 125 when the guest ended without reporting a status.
 # Env: VIRTFS_CACHE (default /var/cache/virtfs)
@@ -36,10 +39,10 @@ BACKEND_USER=virtfs
 
 say() { printf 'vm: %s\n' "$*" >&2; }
 need() { printf 'vm: NEEDS: %s\n' "$*" >&2; exit 3; }
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}"; }
+usage() { sed -n '2,28p' "${BASH_SOURCE[0]}"; }
 
 SHARE="" RUN="" RUN_SET=0 SERVER=virtfs TAG=share MOUNT_OPTS="" MEM=1G CPUS=2 TIMEOUT="" LOG_DIR="" BUILD=1
-FILES=() HELPER_ARGS=() BACKEND_ARGS=() SOCKFD=0
+FILES=() HELPER_ARGS=() BACKEND_ARGS=() SOCKFD=0 VHOST_SOCKET="" CHARDEV_OPTS=""
 ORIG_ARGS=("$@")
 while (( $# )); do
     case "$1" in
@@ -57,13 +60,15 @@ while (( $# )); do
         --qemu72-sockfd) SOCKFD=1; shift ;;
         --helper-arg) HELPER_ARGS+=("$2"); shift 2 ;;
         --backend-arg) BACKEND_ARGS+=("$2"); shift 2 ;;
+        --vhost-socket) VHOST_SOCKET="$2"; SERVER=external; shift 2 ;;
+        --chardev-opts) CHARDEV_OPTS=",$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) say "unknown option: $1"; usage >&2; exit 2 ;;
     esac
 done
 # qemu72-sockfd: qemu72-proxy --qemu72-sockfd, as one server name for suites that only pass --server
 [[ "$SERVER" == qemu72-sockfd ]] && SERVER=qemu72-proxy SOCKFD=1
-case "$SERVER" in virtfs|builtin|virtiofsd|qemu72-proxy|virtfs-qemuhelper) ;;
+case "$SERVER" in virtfs|builtin|virtiofsd|qemu72-proxy|virtfs-qemuhelper|external) ;;
     *) say "--server must be virtfs, builtin, virtiofsd, qemu72-proxy, qemu72-sockfd or virtfs-qemuhelper"; exit 2 ;; esac
 (( SOCKFD )) && [[ "$SERVER" != qemu72-proxy ]] && { say "--qemu72-sockfd needs --server qemu72-proxy"; exit 2; }
 [[ "$TAG" =~ ^[A-Za-z0-9._-]{1,31}$ ]] || { say "--tag: 1-31 characters of [A-Za-z0-9._-]"; exit 2; }
@@ -244,7 +249,7 @@ case "$SERVER" in
         wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
         backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
         CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
-        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock"
+        QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock$CHARDEV_OPTS"
                   -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
     qemu72-proxy)
         # QEMU 7.2's own 9p server in front (virtio-9p-pci), file access through OUR helper.
@@ -263,6 +268,12 @@ case "$SERVER" in
             wait_socket "$RUNDIR/helper.sock" "$!" virtfs-proxy-helper || exit 1
             QEMU_DEV=(-fsdev "proxy,id=p,socket=$RUNDIR_G/helper.sock" -device "virtio-9p-pci,fsdev=p,mount_tag=$TAG")
         fi ;;
+    external)
+        # A backend the caller runs and watches (tools/e2e/reconnect.sh): QEMU only.
+        [[ "$VHOST_SOCKET" == "$ROOT"/* ]] || { say "--vhost-socket must lie under $ROOT"; exit 2; }
+        CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
+        QEMU_DEV=(-chardev "socket,id=vu,path=${VHOST_SOCKET#"$ROOT"}$CHARDEV_OPTS"
+                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
     virtfs-qemuhelper)
         # Our backend, file access through QEMU 7.2's helper (root, in the bookworm chroot). That
         # helper accepts exactly one connection: one pooled connection, never a probe.

@@ -453,12 +453,29 @@ internal sealed class Connection : IDisposable
         }
     }
 
+    /// <summary>
+    /// The front-end is gone (or broke the protocol, or the server stops). Unlike GET_VRING_BASE this does not wait
+    /// for in-flight requests: nobody will read their replies, and a request blocked on the helper or a slow
+    /// filesystem must hold up neither the exit nor the next front-end. In order: the queue threads end and the
+    /// used rings are fenced (epoch), then the memory gate closes (waits for copies and preadv/pwritev already
+    /// into guest buffers, refuses new ones) and every mapping goes, then the fds.
+    /// </summary>
     private void StopEverything()
     {
-        ResetQueues();
+        int abandoned = 0;
         foreach (VirtQueue q in _queues)
         {
-            q.Dispose(); // ends the notifier threads: the connection is done with its queues
+            abandoned += q.Abandon();
+        }
+        _memory.Gate.Close();
+        if (abandoned > 0)
+        {
+            _logger.LogInformation("vhost-user: {Count} requests were in flight; their replies are dropped and they write no guest memory", abandoned);
+        }
+        NotifyStopped();
+        foreach (VirtQueue q in _queues)
+        {
+            q.Dispose(); // closes kick/call/err fds and ends the notifier threads
         }
         _memory.Dispose();
         _backendReq?.Dispose();

@@ -6,19 +6,51 @@ using static Tmds.Linux.LibC;
 namespace VirtFs.VhostUser;
 
 /// <summary>
-/// Listens on a unix socket path, accepts ONE front-end (QEMU), serves it until it disconnects, then returns.
+/// Listens on a unix socket path and serves one front-end (QEMU) at a time: until it disconnects, then returns, or,
+/// with keep-listening, listens again and serves the next one with a fresh device. The socket path exists only
+/// while the server waits for a front-end, so a second QEMU started against a busy backend fails at once
+/// instead of hanging in its first request.
 /// </summary>
 public sealed class VhostUserServer
 {
     private readonly string _socketPath;
-    private readonly IVirtioDevice _device;
+    private readonly Func<IVirtioDevice> _newDevice;
+    private readonly bool _ownsDevices;
+    private readonly bool _keepListening;
     private readonly ILogger _logger;
 
+    /// <summary>Serves one front-end with <paramref name="device"/> (the caller owns it).</summary>
     public VhostUserServer(string socketPath, IVirtioDevice device, ILogger logger)
+        : this(socketPath, () => device, logger, keepListening: false, ownsDevices: false)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        Check(device);
+    }
+
+    /// <summary>
+    /// Serves front-ends with a device from <paramref name="newDevice"/> each: no state of one front-end (its
+    /// sessions, open files, requests still running) reaches the next. A device that is <see cref="IDisposable"/> is
+    /// disposed when its front-end has gone. Without <paramref name="keepListening"/> only one front-end is served.
+    /// </summary>
+    public VhostUserServer(string socketPath, Func<IVirtioDevice> newDevice, ILogger logger, bool keepListening)
+        : this(socketPath, newDevice, logger, keepListening, ownsDevices: true)
+    {
+    }
+
+    private VhostUserServer(string socketPath, Func<IVirtioDevice> newDevice, ILogger logger, bool keepListening, bool ownsDevices)
     {
         ArgumentException.ThrowIfNullOrEmpty(socketPath);
-        ArgumentNullException.ThrowIfNull(device);
+        ArgumentNullException.ThrowIfNull(newDevice);
         ArgumentNullException.ThrowIfNull(logger);
+        _socketPath = socketPath;
+        _newDevice = newDevice;
+        _logger = logger;
+        _keepListening = keepListening;
+        _ownsDevices = ownsDevices;
+    }
+
+    private static void Check(IVirtioDevice device)
+    {
         if (device.QueueCount < 1 || device.QueueCount > VhostUserLimits.MaxQueues)
         {
             throw new ArgumentOutOfRangeException(nameof(device), device.QueueCount, "QueueCount must be in 1..64");
@@ -27,24 +59,33 @@ public sealed class VhostUserServer
         {
             throw new ArgumentOutOfRangeException(nameof(device), device.Config.Length, "Config is at most 256 bytes");
         }
-        _socketPath = socketPath;
-        _device = device;
-        _logger = logger;
     }
 
     /// <summary>
-    /// Removes a stale socket file, listens, accepts one front-end and serves it on a dedicated thread until it
-    /// disconnects or <paramref name="cancellationToken"/> fires (then the task completes normally). Cleans up
-    /// (socket file, fds, guest memory, queue threads) on exit. A front-end protocol violation is logged and ends
-    /// the connection; it does not fault the task.
+    /// Connect to the front-end's socket instead of listening on it: QEMU is then the server
+    /// (<c>-chardev socket,server=on</c>), and a restarted backend finds it again by connecting. The path is
+    /// retried until it accepts a connection; with keep-listening, the next connection follows each disconnect.
+    /// </summary>
+    public bool ConnectToFrontEnd { get; init; }
+
+    /// <summary>Front-ends served so far (connected, whether or not they got far).</summary>
+    public int FrontEndsServed => Volatile.Read(ref _served);
+
+    private int _served;
+
+    /// <summary>
+    /// Removes a stale socket file, listens, accepts a front-end and serves it on a dedicated thread until it
+    /// disconnects (then, with keep-listening, the next) or <paramref name="cancellationToken"/> fires (then the
+    /// task completes normally). Cleans up (socket file, fds, guest memory, queue threads) on exit. A front-end
+    /// protocol violation is logged and ends the connection; it does not fault the task.
     /// </summary>
     public Task RunAsync(CancellationToken cancellationToken)
     {
         FdHandle stop = EventFd.Create(nonBlocking: true);
-        FdHandle listener;
+        FdHandle? listener;
         try
         {
-            listener = Listen();
+            listener = ConnectToFrontEnd ? null : Listen();
         }
         catch
         {
@@ -56,9 +97,10 @@ public sealed class VhostUserServer
         var thread = new Thread(() =>
         {
             Exception? failure = null;
+            FdHandle? current = listener;
             try
             {
-                Serve(listener, stop);
+                Serve(ref current, stop, cancellationToken);
             }
             catch (Exception e)
             {
@@ -68,8 +110,11 @@ public sealed class VhostUserServer
             finally
             {
                 registration.Dispose();
-                listener.Dispose();
-                TryUnlink();
+                if (current is not null)
+                {
+                    current.Dispose();
+                    TryUnlink(); // ours: only a listener is
+                }
                 stop.Dispose();
             }
             // Completed only after cleanup, so callers see the socket file gone.
@@ -90,33 +135,80 @@ public sealed class VhostUserServer
         return done.Task;
     }
 
-    private void Serve(FdHandle listener, FdHandle stop)
+    private void Serve(ref FdHandle? listener, FdHandle stop, CancellationToken cancellationToken)
     {
-        _logger.LogInformation("vhost-user: listening on {Path}", _socketPath);
-        FdHandle? client = Accept(listener, stop);
-        if (client is null)
+        while (true)
         {
-            _logger.LogInformation("vhost-user: stopped before a front-end connected");
-            return;
+            FdHandle? client;
+            if (ConnectToFrontEnd)
+            {
+                _logger.LogInformation("vhost-user: connecting to the front-end at {Path}", _socketPath);
+                client = ConnectWithRetry(stop);
+            }
+            else
+            {
+                if (listener is null)
+                {
+                    listener = Listen();
+                    _logger.LogInformation("vhost-user: waiting for the next front-end");
+                }
+                _logger.LogInformation("vhost-user: listening on {Path}", _socketPath);
+                client = Accept(listener, stop);
+            }
+            if (client is null)
+            {
+                _logger.LogInformation("vhost-user: stopped before a front-end connected");
+                return;
+            }
+            if (listener is not null)
+            {
+                // One front-end at a time: stop listening and remove the path right away.
+                listener.Dispose();
+                listener = null;
+                TryUnlink();
+            }
+            Interlocked.Increment(ref _served);
+            ServeOne(client, stop);
+            if (!_keepListening || cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
         }
-        // One front-end only: stop listening and remove the path right away.
-        listener.Dispose();
-        TryUnlink();
+    }
+
+    private void ServeOne(FdHandle client, FdHandle stop)
+    {
+        IVirtioDevice device;
+        try
+        {
+            device = _newDevice();
+            Check(device);
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
         _logger.LogInformation("vhost-user: front-end connected");
-        using var connection = new Connection(new MessageChannel(client, stop), _device, _logger);
-        connection.Run();
+        try
+        {
+            using var connection = new Connection(new MessageChannel(client, stop), device, _logger);
+            connection.Run();
+        }
+        finally
+        {
+            if (_ownsDevices && device is IDisposable disposable)
+            {
+                disposable.Dispose();
+            }
+        }
         _logger.LogInformation("vhost-user: front-end disconnected");
     }
 
     private unsafe FdHandle Listen()
     {
         TryUnlinkStale();
-        byte[] path = Encoding.UTF8.GetBytes(_socketPath);
-        sockaddr_un addr = default;
-        if (path.Length >= sockaddr_un.sun_path_length)
-        {
-            throw new ArgumentException($"socket path too long: {_socketPath}");
-        }
+        sockaddr_un addr = Address();
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
         {
@@ -125,13 +217,7 @@ public sealed class VhostUserServer
         var handle = new FdHandle(fd);
         try
         {
-            addr.sun_family = AF_UNIX;
-            // SAFETY: path.Length < sun_path_length (checked above), addr is a local of the right type.
-            byte* sp = (byte*)&addr + sockaddr_un.sun_path_offset;
-            for (int i = 0; i < path.Length; i++)
-            {
-                sp[i] = path[i];
-            }
+            // SAFETY: addr is a filled local sockaddr_un.
             if (bind(fd, (sockaddr*)&addr, sizeof(sockaddr_un)) != 0)
             {
                 throw new IOException($"bind {_socketPath} failed: errno {errno}");
@@ -147,6 +233,65 @@ public sealed class VhostUserServer
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Connects to the front-end's listening socket, trying again every 100 ms while it is absent or
+    /// refuses (QEMU not started yet, or between two connections); null when stopped meanwhile.</summary>
+    private unsafe FdHandle? ConnectWithRetry(FdHandle stop)
+    {
+        sockaddr_un addr = Address();
+        bool logged = false;
+        while (true)
+        {
+            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0)
+            {
+                throw new IOException($"socket failed: errno {errno}");
+            }
+            var handle = new FdHandle(fd);
+            // SAFETY: addr is a filled local sockaddr_un.
+            if (connect(fd, (sockaddr*)&addr, sizeof(sockaddr_un)) == 0)
+            {
+                return handle;
+            }
+            int e = errno;
+            handle.Dispose();
+            if (e != ENOENT && e != ECONNREFUSED && e != EINTR && e != EAGAIN)
+            {
+                throw new IOException($"connect {_socketPath} failed: errno {e}");
+            }
+            if (!logged)
+            {
+                logged = true;
+                _logger.LogInformation("vhost-user: {Path} does not accept connections yet (errno {Errno}); retrying", _socketPath, e);
+            }
+            pollfd p = default;
+            p.fd = stop.Fd;
+            p.events = POLLIN;
+            // SAFETY: one pollfd on the stack.
+            if (poll(&p, 1, 100) > 0)
+            {
+                return null;
+            }
+        }
+    }
+
+    private unsafe sockaddr_un Address()
+    {
+        byte[] path = Encoding.UTF8.GetBytes(_socketPath);
+        if (path.Length >= sockaddr_un.sun_path_length)
+        {
+            throw new ArgumentException($"socket path too long: {_socketPath}");
+        }
+        sockaddr_un addr = default;
+        addr.sun_family = AF_UNIX;
+        // SAFETY: path.Length < sun_path_length (checked above), addr is a local of the right type.
+        byte* sp = (byte*)&addr + sockaddr_un.sun_path_offset;
+        for (int i = 0; i < path.Length; i++)
+        {
+            sp[i] = path[i];
+        }
+        return addr;
     }
 
     private static unsafe FdHandle? Accept(FdHandle listener, FdHandle stop)

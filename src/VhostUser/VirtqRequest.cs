@@ -20,6 +20,7 @@ public sealed class VirtqRequest
     private int _readableCount;
     private int _writableCount;
     private int _state; // 0 = free (in pool), 1 = owned by device, 2 = completing
+    private bool _direct; // inside TryBeginDirectAccess (only the thread serving the request touches it)
 
     internal IRequestCompleter? Completer;
     internal GuestMemory? Memory;
@@ -37,6 +38,11 @@ public sealed class VirtqRequest
 
     /// <summary>Head descriptor index (for logs).</summary>
     public int DescriptorIndex => Head;
+
+    /// <summary>True once the front-end that sent this request has gone away: nothing the device does with the
+    /// request reaches guest memory any more (copies return 0, direct access is refused, the completion is
+    /// dropped), so the device may as well skip the work.</summary>
+    public bool FrontEndGone => Memory?.Gate.IsClosed == true;
 
     internal int ReadableSegmentCount => _readableCount;
     internal int WritableSegmentCount => _writableCount;
@@ -65,6 +71,7 @@ public sealed class VirtqRequest
         Completer = null;
         Memory = null;
         Head = 0;
+        _direct = false;
     }
 
     /// <summary>Appends a segment; the caller has checked the running totals against the 2^31 cap.</summary>
@@ -110,9 +117,28 @@ public sealed class VirtqRequest
         return Copy(_writable, _writableCount, offset, source.Length, default, source, toGuest: true);
     }
 
-    private unsafe int Copy(Segment[] segments, int count, int offset, int length, Span<byte> dest, ReadOnlySpan<byte> src, bool toGuest)
+    private int Copy(Segment[] segments, int count, int offset, int length, Span<byte> dest, ReadOnlySpan<byte> src, bool toGuest)
     {
         EnsureOwned();
+        // Inside a direct access the gate is already held; otherwise hold it for this copy. A request built
+        // without a snapshot (ring tests) has no gate.
+        GuestAccessGate? gate = _direct ? null : Memory?.Gate;
+        if (gate is not null && !gate.TryEnter())
+        {
+            return 0; // the front-end is gone: its memory is not ours to touch
+        }
+        try
+        {
+            return CopyInside(segments, count, offset, length, dest, src, toGuest);
+        }
+        finally
+        {
+            gate?.Exit();
+        }
+    }
+
+    private static unsafe int CopyInside(Segment[] segments, int count, int offset, int length, Span<byte> dest, ReadOnlySpan<byte> src, bool toGuest)
+    {
         int done = 0;
         int skip = offset;
         for (int i = 0; i < count && done < length; i++)
@@ -124,8 +150,9 @@ public sealed class VirtqRequest
                 continue;
             }
             int n = Math.Min(s.Length - skip, length - done);
-            // SAFETY: the segment lies inside a mapped guest region (checked when the chain was parsed) and the
-            // mapping is kept alive by this request's GuestMemory lease until Complete; [skip, skip+n) is inside it.
+            // SAFETY: the segment lies inside a mapped guest region (checked when the chain was parsed); the
+            // mapping is kept alive by this request's GuestMemory lease until Complete, and the gate held by Copy
+            // keeps a disconnect from unmapping it meanwhile; [skip, skip+n) is inside it.
             var guest = new Span<byte>((byte*)s.Address + skip, n);
             if (toGuest)
             {
@@ -142,9 +169,40 @@ public sealed class VirtqRequest
     }
 
     /// <summary>
+    /// Opens direct access to the chain's buffers: iovecs may be taken and used (preadv/pwritev) until
+    /// <see cref="EndDirectAccess"/>, which must follow on the same thread (try/finally). False when the front-end
+    /// is gone: the caller must then not do the I/O. Keep the window to the I/O itself: a disconnect waits for it.
+    /// </summary>
+    public bool TryBeginDirectAccess()
+    {
+        EnsureOwned();
+        if (_direct)
+        {
+            throw new InvalidOperationException("direct access already open");
+        }
+        if (Memory is { } memory && !memory.Gate.TryEnter())
+        {
+            return false;
+        }
+        _direct = true;
+        return true;
+    }
+
+    public void EndDirectAccess()
+    {
+        if (!_direct)
+        {
+            throw new InvalidOperationException("EndDirectAccess without TryBeginDirectAccess");
+        }
+        _direct = false;
+        Memory?.Gate.Exit();
+    }
+
+    /// <summary>
     /// Fills <paramref name="iovecs"/> with pointers straight into guest memory for bytes [offset, offset+length) of
     /// the readable part (clamped at its end), split at descriptor/region edges. Returns the number used, or -1 if
-    /// <paramref name="iovecs"/> is too small. Valid until <see cref="Complete"/>.
+    /// <paramref name="iovecs"/> is too small. Only inside <see cref="TryBeginDirectAccess"/>, and valid until
+    /// <see cref="EndDirectAccess"/>.
     /// </summary>
     public int GetReadableIovecs(int offset, int length, Span<iovec> iovecs) =>
         GetIovecs(_readable, _readableCount, offset, length, iovecs);
@@ -158,6 +216,10 @@ public sealed class VirtqRequest
         ArgumentOutOfRangeException.ThrowIfNegative(offset);
         ArgumentOutOfRangeException.ThrowIfNegative(length);
         EnsureOwned();
+        if (!_direct)
+        {
+            throw new InvalidOperationException("iovecs into guest memory outside TryBeginDirectAccess");
+        }
         int used = 0;
         int skip = offset;
         int remaining = length;
@@ -193,6 +255,10 @@ public sealed class VirtqRequest
         if (bytesWritten < 0 || bytesWritten > WritableLength)
         {
             throw new ArgumentOutOfRangeException(nameof(bytesWritten), bytesWritten, "must be within [0, WritableLength]");
+        }
+        if (_direct)
+        {
+            throw new InvalidOperationException("VirtqRequest completed inside a direct access");
         }
         if (Interlocked.CompareExchange(ref _state, 2, 1) != 1)
         {

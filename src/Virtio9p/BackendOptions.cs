@@ -20,6 +20,8 @@ public sealed class BackendOptions
     public bool PrintQemuArgs { get; private set; }
     public bool Help { get; private set; }
     public bool Verbose { get; private set; }
+    public bool KeepListening { get; private set; }
+    public bool Connect { get; private set; }
     public SeccompMode Seccomp { get; private set; } = SeccompMode.Kill;
 
     public const string Usage = """
@@ -40,6 +42,11 @@ public sealed class BackendOptions
           --max-fids N              fids one guest session may hold (default 262144; EMFILE past it)
           --max-open-files N        host files one guest session may hold open (default 16384; EMFILE past it)
           --guest-memory SIZE       guest RAM for --print-qemu-args (default 1G)
+          --keep-listening          when the front-end disconnects (QEMU exited, was killed or restarted), listen
+                                    again and serve the next one with a fresh 9P state; default: exit 0
+          --connect                 connect to PATH instead of listening on it (QEMU listens:
+                                    -chardev socket,server=on,...); retried until QEMU accepts; with
+                                    --keep-listening, connect again after each disconnect
           --seccomp=kill|log|none   a syscall outside the allowlist kills the backend (default), is logged
                                     by the kernel (dmesg/audit; for finding misses), or no filter at all
           --print-qemu-args         print the QEMU arguments matching these options and exit
@@ -72,6 +79,8 @@ public sealed class BackendOptions
                 case "--guest-memory": options.GuestMemory = Value(args, ref i); break;
                 case "--seccomp": options.Seccomp = SeccompValue(Value(args, ref i)); break;
                 case "--print-qemu-args": options.PrintQemuArgs = true; break;
+                case "--keep-listening": options.KeepListening = true; break;
+                case "--connect": options.Connect = true; break;
                 case "-v": case "--verbose": options.Verbose = true; break;
                 case "-h": case "--help": options.Help = true; break;
                 default: throw new OptionsException($"unknown option '{arg}'");

@@ -4,8 +4,9 @@ using VirtFs.VhostUser;
 
 namespace VirtFs.Virtio9p;
 
-/// <summary>Runs the vhost-user server for one front-end and stops the host when QEMU goes away
-/// (a vhost-user backend serves one device instance; QEMU restarts it with a new backend).</summary>
+/// <summary>Runs the vhost-user server and stops the host, exit status 0, when QEMU goes away (a vhost-user backend
+/// serves one device instance; a management layer starts a new backend for the next QEMU), or, with
+/// --keep-listening, only on SIGTERM/SIGINT (the server then serves one front-end after another).</summary>
 internal sealed class BackendService(VhostUserServer server, IHostApplicationLifetime lifetime, ILogger<BackendService> logger)
     : BackgroundService
 {

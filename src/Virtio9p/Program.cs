@@ -61,13 +61,14 @@ try
     builder.Services.AddSingleton(_ => new ProxyClientPool(HelperConnector.Create(options), HelperConnector.PoolSize(options)));
     builder.Services.AddSingleton<IFileSystem>(sp =>
         new ProxyFileSystem(sp.GetRequiredService<ProxyClientPool>(), sp.GetRequiredService<ILogger<ProxyFileSystem>>()));
-    builder.Services.AddSingleton(sp =>
-        new P9Server(sp.GetRequiredService<IFileSystem>(), sp.GetRequiredService<ILogger<P9Server>>(), options.MaxMessageSize,
-            new SessionLimits { MaxFids = options.MaxFids, MaxOpenFiles = options.MaxOpenFiles }));
-    builder.Services.AddSingleton(sp => new Virtio9pDevice(options.Tag!, sp.GetRequiredService<P9Server>(),
-        options.Workers, sp.GetRequiredService<ILogger<Virtio9pDevice>>()));
-    builder.Services.AddSingleton(sp => new VhostUserServer(options.SocketPath!, sp.GetRequiredService<Virtio9pDevice>(),
-        sp.GetRequiredService<ILogger<VhostUserServer>>()));
+    // A device and 9P server per front-end: nothing of one QEMU's session (fids, open files, requests still
+    // running) reaches the next one (--keep-listening). The helper pool is shared and outlives them.
+    builder.Services.AddSingleton(sp => new VhostUserServer(options.SocketPath!,
+        () => new Virtio9pDevice(options.Tag!,
+            new P9Server(sp.GetRequiredService<IFileSystem>(), sp.GetRequiredService<ILogger<P9Server>>(), options.MaxMessageSize,
+                new SessionLimits { MaxFids = options.MaxFids, MaxOpenFiles = options.MaxOpenFiles }),
+            options.Workers, sp.GetRequiredService<ILogger<Virtio9pDevice>>()),
+        sp.GetRequiredService<ILogger<VhostUserServer>>(), options.KeepListening) { ConnectToFrontEnd = options.Connect });
     builder.Services.AddHostedService<BackendService>();
 
     using IHost host = builder.Build();

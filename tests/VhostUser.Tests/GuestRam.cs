@@ -8,10 +8,14 @@ namespace VirtFs.VhostUser.Tests;
 /// <summary>A memfd standing in for guest RAM, mapped into the test (the "driver" side) as well.</summary>
 internal sealed unsafe class GuestRam : IDisposable
 {
-    public GuestRam(ulong size, ulong guestPhysAddr, ulong userAddr, long fileSize = -1)
+    public GuestRam(ulong size, ulong guestPhysAddr, ulong userAddr, long fileSize = -1, string name = "gram")
     {
-        byte* name = stackalloc byte[] { (byte)'g', (byte)'r', (byte)'a', (byte)'m', 0 };
-        Fd = memfd_create(name, MFD_CLOEXEC);
+        byte[] nameBytes = System.Text.Encoding.ASCII.GetBytes(name + "\0");
+        fixed (byte* namePointer = nameBytes)
+        {
+            Fd = memfd_create(namePointer, MFD_CLOEXEC);
+        }
+        Name = name;
         Assert.True(Fd >= 0);
         Assert.Equal(0, ftruncate(Fd, fileSize < 0 ? (long)size : fileSize));
         Size = size;
@@ -26,6 +30,8 @@ internal sealed unsafe class GuestRam : IDisposable
     }
 
     public int Fd { get; }
+    /// <summary>The memfd's name: /proc/self/maps and /proc/self/fd show it as "/memfd:NAME (deleted)".</summary>
+    public string Name { get; }
     public byte* Pointer { get; }
     public ulong Size { get; }
     public ulong GuestPhysAddr { get; }

@@ -42,7 +42,7 @@ public sealed class ServerStopTests : IDisposable
         });
     }
 
-    private static void SetUpRing(TestFrontEnd fe, MockDriver driver, int kick, int call)
+    internal static void SetUpRing(TestFrontEnd fe, MockDriver driver, int kick, int call)
     {
         fe.SendState(VhostUserRequestType.SetVringNum, TestFrontEnd.NeedReply, 0, driver.Size);
         fe.ExpectAck(VhostUserRequestType.SetVringNum);
@@ -235,7 +235,7 @@ public sealed class ServerStopTests : IDisposable
         }
     }
 
-    private static MockDriver SetUpMemory(TestFrontEnd fe, GuestRam ram)
+    internal static MockDriver SetUpMemory(TestFrontEnd fe, GuestRam ram)
     {
         fe.SendU64(VhostUserRequestType.SetProtocolFeatures, TestFrontEnd.Version, VhostUserProtocolFeatures.ReplyAck | VhostUserProtocolFeatures.ConfigureMemSlots);
         fe.SendU64(VhostUserRequestType.SetFeatures, TestFrontEnd.NeedReply, VirtioFeatures.Version1 | VirtioFeatures.RingEventIdx | VirtioFeatures.VhostUserProtocolFeatures);

@@ -77,11 +77,14 @@ public sealed class SplitQueueTests : IDisposable
         Assert.Equal("DEFGHIJKLM", Encoding.ASCII.GetString(_ram.Span(data + 300, 10)));
 
         Span<Tmds.Linux.iovec> iov = stackalloc Tmds.Linux.iovec[4];
+        Assert.Throws<InvalidOperationException>(() => r.GetWritableIovecs(0, 1, new Tmds.Linux.iovec[1]));
+        Assert.True(r.TryBeginDirectAccess());
         Assert.Equal(2, r.GetWritableIovecs(2, 5, iov));
         Assert.Equal(1, (int)(ulong)iov[0].iov_len);
         Assert.Equal(4, (int)(ulong)iov[1].iov_len);
         Assert.Equal(-1, r.GetWritableIovecs(0, 13, iov[..1]));
         Assert.Equal(2, r.GetReadableIovecs(0, 100, iov)); // clamped at the end
+        r.EndDirectAccess();
     }
 
     [Fact]

@@ -4,15 +4,18 @@ namespace VirtFs.VhostUser;
 /// An immutable, refcounted snapshot of the memory table. Translates guest-physical (descriptor) and
 /// front-end-virtual (vring address) ranges into host pointers with checked math. Whoever holds a reference
 /// (the connection, a queue, an in-flight request) keeps every region mapped: a new SET_MEM_TABLE or a
-/// disconnect never unmaps memory a worker is still using.
+/// new memory table never unmaps memory a worker is still using. A disconnect does, but only after closing
+/// the connection's <see cref="GuestAccessGate"/>, through which every access to guest buffers goes.
 /// </summary>
 internal sealed class GuestMemory
 {
     private readonly MappedRegion[] _regions;
     private int _refCount = 1;
+    private int _holdsRegions;
 
-    public GuestMemory(IReadOnlyList<MappedRegion> regions)
+    public GuestMemory(IReadOnlyList<MappedRegion> regions, GuestAccessGate? gate = null)
     {
+        Gate = gate ?? new GuestAccessGate();
         _regions = new MappedRegion[regions.Count];
         for (int i = 0; i < regions.Count; i++)
         {
@@ -20,9 +23,18 @@ internal sealed class GuestMemory
             regions[i].DangerousAddRef(ref added);
             _regions[i] = regions[i];
         }
+        _holdsRegions = 1;
+        if (!Gate.Track(this))
+        {
+            DropRegions(); // born after the front-end left: nothing may reach these regions through it
+        }
     }
 
     public int RegionCount => _regions.Length;
+
+    /// <summary>The connection's gate: hold it (<see cref="GuestAccessGate.TryEnter"/>) around every access to
+    /// guest buffers translated through this snapshot.</summary>
+    public GuestAccessGate Gate { get; }
 
     /// <summary>Takes another reference; false if the snapshot is already dead.</summary>
     public bool TryAcquire()
@@ -45,14 +57,26 @@ internal sealed class GuestMemory
         int left = Interlocked.Decrement(ref _refCount);
         if (left == 0)
         {
-            foreach (MappedRegion r in _regions)
-            {
-                r.DangerousRelease();
-            }
+            Gate.Untrack(this);
+            DropRegions();
         }
         else if (left < 0)
         {
             throw new InvalidOperationException("GuestMemory released more often than acquired");
+        }
+    }
+
+    /// <summary>Gives up this snapshot's hold on its regions, once: at the last release, or when the gate closes
+    /// (then no access through this snapshot can happen any more, whoever still references it).</summary>
+    internal void DropRegions()
+    {
+        if (Interlocked.Exchange(ref _holdsRegions, 0) == 0)
+        {
+            return;
+        }
+        foreach (MappedRegion r in _regions)
+        {
+            r.DangerousRelease();
         }
     }
 

@@ -8,7 +8,17 @@ internal sealed class MemoryTable : IDisposable
 {
     private readonly object _lock = new();
     private readonly List<MappedRegion> _regions = new();
-    private GuestMemory _current = new(Array.Empty<MappedRegion>());
+    private readonly GuestAccessGate _gate;
+    private GuestMemory _current;
+
+    public MemoryTable(GuestAccessGate? gate = null)
+    {
+        _gate = gate ?? new GuestAccessGate();
+        _current = new GuestMemory(Array.Empty<MappedRegion>(), _gate);
+    }
+
+    /// <summary>The gate every snapshot of this table shares (closed when the front-end goes away).</summary>
+    public GuestAccessGate Gate => _gate;
 
     public int RegionCount
     {
@@ -107,7 +117,7 @@ internal sealed class MemoryTable : IDisposable
     private void PublishLocked()
     {
         GuestMemory old = _current;
-        _current = new GuestMemory(_regions);
+        _current = new GuestMemory(_regions, _gate);
         old.Release();
     }
 

@@ -168,7 +168,24 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
     /// host I/O (9P never waits on the guest); a device that hangs hangs the stop, and the log says so.
     /// </para>
     /// </summary>
-    public ushort Stop()
+    public ushort Stop() => StopRing(waitForInFlight: true);
+
+    /// <summary>
+    /// The front-end is gone (socket closed): stops the queue thread but does not wait for in-flight requests.
+    /// Nobody will read their replies, and one blocked in a helper round trip may take arbitrarily long; the epoch
+    /// bump makes their completions skip the used ring, and the connection's <see cref="GuestAccessGate"/> keeps
+    /// them out of the buffers. Returns how many were abandoned.
+    /// </summary>
+    public int Abandon()
+    {
+        StopRing(waitForInFlight: false);
+        lock (_usedLock)
+        {
+            return _inFlight;
+        }
+    }
+
+    private ushort StopRing(bool waitForInFlight)
     {
         Thread? worker = _worker;
         if (worker is not null)
@@ -186,7 +203,7 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         lock (_usedLock)
         {
             bool warned = false;
-            while (_inFlight > 0)
+            while (waitForInFlight && _inFlight > 0)
             {
                 if (!Monitor.Wait(_usedLock, StopTimeout) && !warned)
                 {
@@ -196,7 +213,7 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
                 }
             }
             next = _ring?.LastAvailIndex ?? _base;
-            _epoch++;
+            _epoch++; // completions of requests still in flight now leave the used ring alone
             _ring = null;
             _ringMemory?.Release();
             _ringMemory = null;
@@ -213,10 +230,15 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         return next;
     }
 
-    /// <summary>RESET_OWNER / RESET_DEVICE / disconnect: stop and forget everything.</summary>
+    /// <summary>RESET_OWNER / RESET_DEVICE: stop and forget everything.</summary>
     public void Reset()
     {
         Stop();
+        Forget();
+    }
+
+    private void Forget()
+    {
         _size = 0;
         _base = 0;
         _address = null;
@@ -225,9 +247,11 @@ internal sealed class VirtQueue : IRequestCompleter, IDisposable
         _broken = false;
     }
 
+    /// <summary>The connection is over (front-end gone): abandons what is in flight and closes the call/err fds.</summary>
     public void Dispose()
     {
-        Reset();
+        Abandon();
+        Forget();
         _notifier.Dispose();
     }
 

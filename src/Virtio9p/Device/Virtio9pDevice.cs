@@ -114,6 +114,14 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
             int written = 0;
             long started = Stopwatch.GetTimestamp();
             type[0] = 0;
+            if (request.FrontEndGone)
+            {
+                // Its front-end left while it waited in the queue: no reply can reach anyone, and a Twrite's data
+                // may no longer be the guest's. Drop it unserved.
+                request.Complete(0);
+                EndTag(tracked);
+                continue;
+            }
             try
             {
                 exchange.Bind(request);
@@ -177,12 +185,30 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         }
     }
 
+    /// <summary>
+    /// The front-end is gone (the vhost-user server disposes a device after its connection): the workers end once
+    /// the queue is empty, and the 9P session ends, so fids, their host fds and lock owners go now, or, for a
+    /// fid a request still uses, when that request is done. Not waited for: a worker blocked in a helper round
+    /// trip must hold up neither the process exit nor the next front-end, and it can no longer reach guest memory.
+    /// </summary>
     public void Dispose()
     {
         _queue.CompleteAdding();
+        _server.EndSession();
+    }
+
+    /// <summary>Waits for the workers to exit (tests: nothing of this device runs any more).</summary>
+    internal bool WaitForWorkers(TimeSpan timeout)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
         foreach (Thread worker in _workers)
         {
-            worker.Join(TimeSpan.FromSeconds(5));
+            TimeSpan left = deadline - DateTime.UtcNow;
+            if (left < TimeSpan.Zero || !worker.Join(left))
+            {
+                return false;
+            }
         }
+        return true;
     }
 }

@@ -22,4 +22,6 @@ internal sealed class VirtqExchange : IP9Exchange
     public int CopyToReply(int offset, ReadOnlySpan<byte> source) => Request.CopyToWritable(offset, source);
     public int GetRequestIovecs(int offset, int length, Span<iovec> iovecs) => Request.GetReadableIovecs(offset, length, iovecs);
     public int GetReplyIovecs(int offset, int length, Span<iovec> iovecs) => Request.GetWritableIovecs(offset, length, iovecs);
+    public bool TryBeginDirectAccess() => Request.TryBeginDirectAccess();
+    public void EndDirectAccess() => Request.EndDirectAccess();
 }

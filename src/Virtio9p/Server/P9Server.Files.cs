@@ -150,21 +150,32 @@ public sealed partial class P9Server
             got = 0;
             if (wanted > 0)
             {
-                int iovecCount = call.Exchange.GetReplyIovecs(P9Limits.ReadReplyHeaderSize, wanted, call.Buffers.Iovecs);
-                if (iovecCount < 0)
+                if (!call.Exchange.TryBeginDirectAccess())
                 {
-                    return -Errno.ENOBUFS;
+                    return -Errno.EIO; // the transport took the buffers back (front-end gone): no reply is read
                 }
-                fixed (iovec* iov = call.Buffers.Iovecs)
+                try
                 {
-                    // SAFETY: the iovecs point into guest memory the transport keeps mapped until the
-                    // request completes, and cover exactly `wanted` writable bytes.
-                    nint n = Sys.Preadv(handle, iov, iovecCount, (long)offset);
-                    if (n < 0)
+                    int iovecCount = call.Exchange.GetReplyIovecs(P9Limits.ReadReplyHeaderSize, wanted, call.Buffers.Iovecs);
+                    if (iovecCount < 0)
                     {
-                        return -LastErrno();
+                        return -Errno.ENOBUFS;
                     }
-                    got = (int)n;
+                    fixed (iovec* iov = call.Buffers.Iovecs)
+                    {
+                        // SAFETY: the iovecs point into guest memory the transport keeps mapped while direct
+                        // access is open, and cover exactly `wanted` writable bytes.
+                        nint n = Sys.Preadv(handle, iov, iovecCount, (long)offset);
+                        if (n < 0)
+                        {
+                            return -LastErrno();
+                        }
+                        got = (int)n;
+                    }
+                }
+                finally
+                {
+                    call.Exchange.EndDirectAccess();
                 }
             }
         }
@@ -222,20 +233,32 @@ public sealed partial class P9Server
             written = 0;
             if (count > 0)
             {
-                int iovecCount = call.Exchange.GetRequestIovecs(P9Limits.WriteRequestHeaderSize, (int)count, call.Buffers.Iovecs);
-                if (iovecCount < 0)
+                if (!call.Exchange.TryBeginDirectAccess())
                 {
-                    return -Errno.ENOBUFS;
+                    return -Errno.EIO; // front-end gone: its buffers may hold anything by now, write nothing
                 }
-                fixed (iovec* iov = call.Buffers.Iovecs)
+                try
                 {
-                    // SAFETY: the iovecs cover exactly `count` readable bytes of mapped guest memory.
-                    nint n = Sys.Pwritev(handle, iov, iovecCount, (long)offset);
-                    if (n < 0)
+                    int iovecCount = call.Exchange.GetRequestIovecs(P9Limits.WriteRequestHeaderSize, (int)count, call.Buffers.Iovecs);
+                    if (iovecCount < 0)
                     {
-                        return -LastErrno();
+                        return -Errno.ENOBUFS;
                     }
-                    written = (int)n;
+                    fixed (iovec* iov = call.Buffers.Iovecs)
+                    {
+                        // SAFETY: the iovecs cover exactly `count` readable bytes of guest memory, kept mapped
+                        // while direct access is open.
+                        nint n = Sys.Pwritev(handle, iov, iovecCount, (long)offset);
+                        if (n < 0)
+                        {
+                            return -LastErrno();
+                        }
+                        written = (int)n;
+                    }
+                }
+                finally
+                {
+                    call.Exchange.EndDirectAccess();
                 }
             }
         }

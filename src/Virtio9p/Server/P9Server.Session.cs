@@ -37,6 +37,14 @@ public sealed partial class P9Server
         return reply.Finish();
     }
 
+    /// <summary>The transport is gone (the front-end disconnected): clunks every fid, as a new Tversion would.
+    /// Requests still running keep the fids they hold until they finish.</summary>
+    public void EndSession()
+    {
+        _fids.Clear();
+        _msize = _maxMessageSize;
+    }
+
     /// <summary>Tattach: fid[4] afid[4] uname[s] aname[s] n_uname[4]. With access=user the Linux client
     /// attaches once per guest user and n_uname is that uid: it owns what this fid creates.</summary>
     private int Attach(ref Call call)

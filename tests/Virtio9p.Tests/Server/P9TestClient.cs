@@ -29,6 +29,9 @@ internal sealed class P9TestClient
     public P9Server Server { get; }
     public int MessageSize { get; }
 
+    /// <summary>Exchanges refuse direct access to their buffers (the transport's front-end is gone).</summary>
+    public bool BuffersRevoked { get; set; }
+
     /// <summary>Sends a message built by <paramref name="body"/>; returns the reply bytes.</summary>
     public Reply Call(P9MessageType type, Action<Builder> body, int? replyCapacity = null, int[]? replySplits = null, int[]? requestSplits = null)
     {
@@ -46,7 +49,7 @@ internal sealed class P9TestClient
 
     public Reply Raw(byte[] message, int replyCapacity, int[]? replySplits = null, int[]? requestSplits = null)
     {
-        using var exchange = new ScatteredExchange(message, replyCapacity, requestSplits, replySplits);
+        using var exchange = new ScatteredExchange(message, replyCapacity, requestSplits, replySplits) { Revoked = BuffersRevoked };
         int length = Server.Serve(exchange, _buffers, out _);
         return new Reply(exchange.Reply[..length]);
     }

@@ -38,6 +38,12 @@ internal sealed class ScatteredExchange : IP9Exchange, IDisposable
 
     public byte[] Reply => _reply.SelectMany(p => p.Buffer).ToArray();
 
+    /// <summary>As a virtio transport whose front-end went away: direct access to the buffers is refused.</summary>
+    public bool Revoked { get; init; }
+
+    public bool TryBeginDirectAccess() => !Revoked;
+    public void EndDirectAccess() { }
+
     public int CopyFromRequest(int offset, Span<byte> destination) => Copy(_request, offset, destination, default, false);
     public int CopyToReply(int offset, ReadOnlySpan<byte> source) => Copy(_reply, offset, default, source, true);
     public int GetRequestIovecs(int offset, int length, Span<iovec> iovecs) => Iovecs(_request, offset, length, iovecs);
