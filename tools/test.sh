@@ -240,6 +240,9 @@ if (( E2E )); then
     if [[ " $SERVERS " == *" virtfs "* ]]; then
         # An export over two host filesystems whose inode numbers collide (qid remapping). Ours only: the lab
         # binds the export into QEMU's chroot non-recursively, so the built-in server would not see the mounts.
+        # Renames racing walks and creates from concurrent guest processes (issue 13.5).
+        section "renames racing path building: virtfs"
+        run_suite "renames[virtfs]" 300 tools/e2e/renames.sh --server virtfs --no-build
         section "multi-device export: virtfs"
         run_suite "multidev[virtfs]" 400 tools/e2e/multidev.sh --server virtfs --no-build
         # The recommended mount (cache=mmap, issue 14): a file held open in the guest, rewritten on the host in

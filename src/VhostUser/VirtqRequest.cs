@@ -47,8 +47,23 @@ public sealed class VirtqRequest
     internal int ReadableSegmentCount => _readableCount;
     internal int WritableSegmentCount => _writableCount;
 
+    /// <summary>Segments a pooled request keeps room for: a full 512000-byte zero-copy message is ~130 pages, so
+    /// the Linux client never needs more; a chain of up to <c>SplitQueue.MaxSegments</c> grows the arrays for its
+    /// own lifetime only, and the pool never keeps more than queue size x this many segments.</summary>
+    internal const int PooledSegmentCapacity = 256;
+
+    internal int SegmentCapacity => _readable.Length + _writable.Length;
+
     internal void Reset()
     {
+        if (_readable.Length > PooledSegmentCapacity)
+        {
+            _readable = new Segment[8];
+        }
+        if (_writable.Length > PooledSegmentCapacity)
+        {
+            _writable = new Segment[8];
+        }
         _readableCount = 0;
         _writableCount = 0;
         ReadableLength = 0;

@@ -30,6 +30,8 @@ public sealed class BackendOptions
     public int HelperConnections { get; private set; } = 4;
     public int Workers { get; private set; } = 16;
     public int MaxMessageSize { get; private set; } = Protocol.P9Limits.MaxMessageSize;
+    public int MaxFids { get; private set; } = Server.SessionLimits.DefaultMaxFids;
+    public int MaxOpenFiles { get; private set; } = Server.SessionLimits.DefaultMaxOpenFiles;
     public string GuestMemory { get; private set; } = "1G";
     public bool ReadOnly { get; private set; }
     public bool PrintQemuArgs { get; private set; }
@@ -88,6 +90,10 @@ public sealed class BackendOptions
         new("workers", NoShort, "N", "same as --thread-pool-size", true, (o, n, v) => o.Workers = Number(n, v, 1, 256)),
         new("msize", NoShort, "N", "largest 9P message accepted (default 1048576)", true,
             (o, n, v) => o.MaxMessageSize = Number(n, v, Protocol.P9Limits.MinMessageSize, Protocol.P9Limits.MaxMessageSize)),
+        new("max-fids", NoShort, "N", "fids one guest session may hold (default 262144; EMFILE past it)", true,
+            (o, n, v) => o.MaxFids = Number(n, v, 16, 1 << 24)),
+        new("max-open-files", NoShort, "N", "host files one guest session may hold open (default 16384; EMFILE past it)", true,
+            (o, n, v) => o.MaxOpenFiles = Number(n, v, 16, 1 << 20)),
         new("readonly", NoShort, null, "refuse every change to the export with EROFS (ask the helper for -r too)", true,
             (o, n, v) => o.ReadOnly = Flag(n, v)),
         new("keep-listening", NoShort, null, "when the front-end disconnects (QEMU exited, was killed or restarted),\n" +

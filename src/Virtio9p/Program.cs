@@ -87,7 +87,8 @@ using var metrics = new BackendMetrics();
 ProxyClientPool? pool = sharedDir is null ? new ProxyClientPool(HelperConnector.Create(options), HelperConnector.PoolSize(options)) : null;
 IFileSystem fileSystem = sharedDir ?? (IFileSystem)new ProxyFileSystem(pool!, loggerFactory.CreateLogger<ProxyFileSystem>());
 IVirtioDevice NewDevice() => new Virtio9pDevice(options.Tag!,
-    new P9Server(fileSystem, loggerFactory.CreateLogger<P9Server>(), options.MaxMessageSize, metrics, options.ReadOnly),
+    new P9Server(fileSystem, loggerFactory.CreateLogger<P9Server>(), options.MaxMessageSize, metrics, options.ReadOnly,
+        new SessionLimits { MaxFids = options.MaxFids, MaxOpenFiles = options.MaxOpenFiles }),
     options.Workers, loggerFactory.CreateLogger<Virtio9pDevice>(), metrics);
 VhostUserServer server;
 try

@@ -21,9 +21,30 @@ internal sealed class Fid(uint id, byte[] path, uint uid)
 
     public uint Id { get; } = id;
 
+    private byte[] _path = path;
+
+    /// <summary>The session budget this fid is charged to (set when it enters the table, cleared when its
+    /// last reference goes); guarded by <see cref="_budgetSync"/>, which is never held across anything else.</summary>
+    private SessionBudget? _budget;
+    private readonly Lock _budgetSync = new();
+    private bool _openFileCharged;
+    private long _xattrCharged;
+
     /// <summary>Export-relative path. Replaced (never mutated in place) when a rename moves the file or a
-    /// directory above it, so the fid follows the file.</summary>
-    public byte[] Path { get; set; } = path;
+    /// directory above it, so the fid follows the file. Read and set under the server's path lock
+    /// (<see cref="PathLock"/>): shared for requests that build paths, exclusive for renames.</summary>
+    public byte[] Path
+    {
+        get => Volatile.Read(ref _path);
+        set
+        {
+            lock (_budgetSync)
+            {
+                _budget?.ResizePath(value.Length - _path.Length);
+                Volatile.Write(ref _path, value);
+            }
+        }
+    }
 
     /// <summary>The guest user the fid was attached for (n_uname with access=user): owner of what it creates.</summary>
     public uint Uid { get; } = uid;
@@ -55,6 +76,43 @@ internal sealed class Fid(uint id, byte[] path, uint uid)
 
     public LockOwners? LockTable { get; set; }
 
+    /// <summary>From now on the fid's path, open file and xattr value count against <paramref name="budget"/>
+    /// (the fid itself was charged by the caller); all of it is given back at the last <see cref="Put"/>.</summary>
+    public void ChargeTo(SessionBudget budget)
+    {
+        lock (_budgetSync)
+        {
+            _budget = budget;
+        }
+    }
+
+    /// <summary>Gives back the fid's own charge (count and path) without releasing anything it holds: for a
+    /// fid that was charged but did not make it into the table.</summary>
+    public void Uncharge()
+    {
+        lock (_budgetSync)
+        {
+            _budget?.ReleaseFid(_path.Length);
+            _budget = null;
+        }
+    }
+
+    /// <summary>Stores the host file opened for the fid, whose slot the caller took with
+    /// <see cref="SessionBudget.TryOpenFile"/>. Under <see cref="Sync"/>.</summary>
+    public void HoldOpenFile(SafeFileHandle handle)
+    {
+        Handle = handle;
+        _openFileCharged = true;
+    }
+
+    /// <summary>Stores an xattr value whose bytes the caller reserved with
+    /// <see cref="SessionBudget.TryReserveXattr"/>. Under <see cref="Sync"/>, or before the fid is shared.</summary>
+    public void HoldXattr(XattrState state)
+    {
+        Xattr = state;
+        _xattrCharged = state.Value.Length;
+    }
+
     /// <summary>Takes a request's reference; false when the fid was already released (clunked and idle).</summary>
     public bool TryAcquire()
     {
@@ -84,6 +142,17 @@ internal sealed class Fid(uint id, byte[] path, uint uid)
                 Handle?.Dispose();
                 Handle = null;
                 Xattr = null;
+                lock (_budgetSync)
+                {
+                    if (_openFileCharged)
+                    {
+                        _budget?.ReleaseOpenFile();
+                        _openFileCharged = false;
+                    }
+                    _budget?.ReleaseXattr(_xattrCharged);
+                    _xattrCharged = 0;
+                }
+                Uncharge();
             }
         }
         else if (left < 0)

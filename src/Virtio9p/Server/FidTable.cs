@@ -2,16 +2,11 @@ using System.Collections.Concurrent;
 
 namespace VirtFs.Virtio9p.Server;
 
-/// <summary>The session's fids. Lookups are lock-free; renames rewrite paths under one lock so two renames
-/// cannot interleave their prefix rewrites.</summary>
-internal sealed class FidTable
+/// <summary>The session's fids. Lookups are lock-free; adding a fid charges the session budget, and renames
+/// rewrite paths with the path lock held exclusively (see <see cref="PathLock"/>).</summary>
+internal sealed class FidTable(SessionBudget budget)
 {
-    /// <summary>A bound on fids per session: the Linux client uses a handful per open file, a hostile one
-    /// must not exhaust our memory.</summary>
-    public const int MaxFids = 1 << 20;
-
     private readonly ConcurrentDictionary<uint, Fid> _fids = new();
-    private readonly Lock _renameLock = new();
 
     public int Count => _fids.Count;
 
@@ -26,14 +21,22 @@ internal sealed class FidTable
     public Fid? Acquire(uint id) => _fids.TryGetValue(id, out Fid? fid) && fid.TryAcquire() ? fid : null;
 
     /// <summary>Adds a new fid; fails with EINVAL if the id is in use (9P: newfid must be unused; the errno
-    /// QEMU's attach/walk/xattrwalk give when alloc_fid fails) or EMFILE when the table is full.</summary>
+    /// QEMU's attach/walk/xattrwalk give when alloc_fid fails), EMFILE when the session holds its most fids,
+    /// ENOMEM when their paths take the most bytes.</summary>
     public int Add(Fid fid)
     {
-        if (_fids.Count >= MaxFids)
+        int charged = budget.TryAddFid(fid.Path.Length);
+        if (charged < 0)
         {
-            return -24; // EMFILE
+            return charged;
         }
-        return _fids.TryAdd(fid.Id, fid) ? 0 : -Errno.EINVAL;
+        fid.ChargeTo(budget);
+        if (!_fids.TryAdd(fid.Id, fid))
+        {
+            fid.Uncharge();
+            return -Errno.EINVAL;
+        }
+        return 0;
     }
 
     /// <summary>Takes the fid out of the table; the caller owns the table's reference and must
@@ -49,21 +52,19 @@ internal sealed class FidTable
     }
 
     /// <summary>After a rename of <paramref name="from"/> to <paramref name="to"/>, every fid at or below
-    /// the old path now names the new one (QEMU's v9fs_fix_path).</summary>
+    /// the old path now names the new one (QEMU's v9fs_fix_path). The caller holds the path lock exclusively,
+    /// so no request is between reading a fid's path and storing a path built from it.</summary>
     public void Renamed(byte[] from, byte[] to)
     {
-        lock (_renameLock)
+        foreach (Fid fid in _fids.Values)
         {
-            foreach (Fid fid in _fids.Values)
+            byte[] path = fid.Path;
+            if (PathNames.IsAtOrBelow(path, from))
             {
-                byte[] path = fid.Path;
-                if (PathNames.IsAtOrBelow(path, from))
-                {
-                    byte[] moved = new byte[to.Length + path.Length - from.Length];
-                    to.CopyTo(moved, 0);
-                    path.AsSpan(from.Length).CopyTo(moved.AsSpan(to.Length));
-                    fid.Path = moved;
-                }
+                byte[] moved = new byte[to.Length + path.Length - from.Length];
+                to.CopyTo(moved, 0);
+                path.AsSpan(from.Length).CopyTo(moved.AsSpan(to.Length));
+                fid.Path = moved;
             }
         }
     }

@@ -28,9 +28,15 @@ public sealed partial class P9Server
                 return -Errno.EINVAL; // already open, or an xattr fid
             }
             int hostFlags = OpenFlags.ToHost(flags);
-            int result = _fs.Open(fid.Path, hostFlags, out SafeFileHandle? handle);
+            int result = ReserveOpenFile(ref call);
             if (result < 0)
             {
+                return result;
+            }
+            result = _fs.Open(fid.Path, hostFlags, out SafeFileHandle? handle);
+            if (result < 0)
+            {
+                _budget.ReleaseOpenFile();
                 return result;
             }
             return Opened(ref call, fid, handle!, hostFlags, P9MessageType.Rlopen);
@@ -65,9 +71,15 @@ public sealed partial class P9Server
             }
             byte[] path = PathNames.Join(fid.Path, name);
             int hostFlags = OpenFlags.ToHost(flags) | OpenFlags.OCreat;
-            int result = _fs.Create(path, hostFlags, mode & 0xFFF /* 07777 */, fid.Uid, gid, out SafeFileHandle? handle);
+            int result = ReserveOpenFile(ref call);
             if (result < 0)
             {
+                return result;
+            }
+            result = _fs.Create(path, hostFlags, mode & 0xFFF /* 07777 */, fid.Uid, gid, out SafeFileHandle? handle);
+            if (result < 0)
+            {
+                _budget.ReleaseOpenFile();
                 return result;
             }
             fid.Path = path;
@@ -75,15 +87,18 @@ public sealed partial class P9Server
         }
     }
 
+    /// <summary>The fid takes the file just opened (whose open-file slot the caller reserved) and the reply
+    /// its qid.</summary>
     private int Opened(ref Call call, Fid fid, SafeFileHandle handle, int hostFlags, P9MessageType replyType)
     {
         int result = StatHandle(handle, out FileStat attributes);
         if (result < 0)
         {
             handle.Dispose();
+            _budget.ReleaseOpenFile();
             return result;
         }
-        fid.Handle = handle;
+        fid.HoldOpenFile(handle);
         fid.OpenFlags = hostFlags;
         fid.Kind = attributes.IsDirectory ? FidKind.OpenDirectory : FidKind.OpenFile;
         fid.DirectoryOffset = 0;

@@ -16,6 +16,7 @@ public sealed partial class P9Server
         call.Body.ReadEnd();
 
         _fids.Clear();
+        _qids.ResetOverflow();
         // version(5): a server that does not speak the dialect answers "unknown". "9P2000.L.x" style
         // suffixes are allowed by the spec; we only know the base dialect.
         bool known = version.SequenceEqual(Dialect) || (version.StartsWith(Dialect) && version[Dialect.Length] == (byte)'.');
@@ -66,7 +67,7 @@ public sealed partial class P9Server
             return result;
         }
         uint uid = nUname == uint.MaxValue ? 0 : nUname; // P9_NONUNAME: a client that names no user
-        result = _fids.Add(new Fid(fidId, PathNames.Root, uid));
+        result = AddFid(ref call, new Fid(fidId, PathNames.Root, uid));
         if (result < 0)
         {
             return result;

@@ -84,7 +84,7 @@ public sealed partial class P9Server
             }
             else
             {
-                int added = _fids.Add(new Fid(newFidId, path, fid.Uid));
+                int added = AddFid(ref call, new Fid(newFidId, path, fid.Uid));
                 if (added < 0)
                 {
                     return added;

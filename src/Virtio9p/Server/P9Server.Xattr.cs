@@ -30,25 +30,29 @@ public sealed partial class P9Server
         {
             return size;
         }
-        var xattrFid = new Fid(newFidId, path, fid.Uid)
+        int length = Math.Min(size, scratch.Length);
+        int reserved = ReserveXattr(ref call, length);
+        if (reserved < 0)
         {
-            Kind = FidKind.XattrRead,
-            Xattr = new XattrState(name.ToArray(), scratch[..Math.Min(size, scratch.Length)].ToArray(), 0),
-        };
-        int added = newFidId == fidId ? Replace(xattrFid) : _fids.Add(xattrFid);
+            return reserved;
+        }
+        var xattrFid = new Fid(newFidId, path, fid.Uid) { Kind = FidKind.XattrRead };
+        xattrFid.HoldXattr(new XattrState(name.ToArray(), scratch[..length].ToArray(), 0));
+        int added = newFidId == fidId ? Replace(ref call, xattrFid) : AddFid(ref call, xattrFid);
         if (added < 0)
         {
+            _budget.ReleaseXattr(length); // the fid never made it into the table: nothing else gives it back
             return added;
         }
         P9Writer reply = call.StartReply(P9MessageType.Rxattrwalk);
-        reply.WriteUInt64((ulong)xattrFid.Xattr.Value.Length);
+        reply.WriteUInt64((ulong)length);
         return reply.Finish();
     }
 
-    private int Replace(Fid fid)
+    private int Replace(ref Call call, Fid fid)
     {
         _fids.Remove(fid.Id)?.Put();
-        return _fids.Add(fid);
+        return AddFid(ref call, fid);
     }
 
     /// <summary>
@@ -82,8 +86,14 @@ public sealed partial class P9Server
             {
                 return -Errno.EINVAL;
             }
+            // Reserved before the buffer exists: 16 Ki fids of 64 KiB each would otherwise pin 1 GiB.
+            int reserved = ReserveXattr(ref call, (long)size);
+            if (reserved < 0)
+            {
+                return reserved;
+            }
             fid.Kind = FidKind.XattrWrite;
-            fid.Xattr = new XattrState(name.ToArray(), new byte[size], (int)flags);
+            fid.HoldXattr(new XattrState(name.ToArray(), new byte[size], (int)flags));
         }
         return call.Empty(P9MessageType.Rxattrcreate);
     }

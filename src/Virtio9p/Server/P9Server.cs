@@ -16,8 +16,10 @@ public sealed partial class P9Server
 {
     private readonly IFileSystem _fs;
     private readonly ILogger _logger;
-    private readonly FidTable _fids = new();
-    private readonly QidMapper _qids = new();
+    private readonly SessionBudget _budget;
+    private readonly FidTable _fids;
+    private readonly PathLock _pathLock = new();
+    private readonly QidMapper _qids;
     private readonly LockOwners _lockOwners = new();
     private readonly int _maxMessageSize;
     private readonly BackendMetrics? _metrics;
@@ -31,9 +33,10 @@ public sealed partial class P9Server
     private readonly LogRateLimiter _malformedLog = new("9P malformed requests");
     private readonly LogRateLimiter _overflowLog = new("9P replies larger than the guest's buffer");
     private readonly LogRateLimiter _sessionLog = new("9P sessions");
+    private readonly LogRateLimiter _budgetLog = new("9P requests refused by the session budget");
 
     public P9Server(IFileSystem fileSystem, ILogger logger, int maxMessageSize = P9Limits.MaxMessageSize,
-        BackendMetrics? metrics = null, bool readOnly = false)
+        BackendMetrics? metrics = null, bool readOnly = false, SessionLimits? limits = null)
     {
         if (maxMessageSize < P9Limits.MinMessageSize || maxMessageSize > P9Limits.MaxMessageSize)
         {
@@ -45,6 +48,9 @@ public sealed partial class P9Server
         _msize = maxMessageSize;
         _metrics = metrics;
         _readOnly = readOnly;
+        _budget = new SessionBudget(limits ?? new SessionLimits());
+        _fids = new FidTable(_budget);
+        _qids = new QidMapper(_budget.Limits.MaxQidOverflowEntries);
     }
 
     /// <summary>The negotiated msize (the largest message either side sends).</summary>
@@ -53,6 +59,10 @@ public sealed partial class P9Server
     internal int FidCount => _fids.Count;
 
     internal int LockOwnerCount => _lockOwners.Count;
+
+    internal SessionBudget Budget => _budget;
+
+    internal int QidOverflowCount => _qids.OverflowCount;
 
     /// <summary>Serves one exchange. Returns the number of reply bytes written into the exchange (0 when
     /// the request was too broken to answer at all), and the request's tag.</summary>
@@ -87,7 +97,7 @@ public sealed partial class P9Server
         }
 
         int replyCapacity = Math.Min(exchange.ReplyCapacity, _msize);
-        var call = new Call(exchange, buffers, tag, buffers.Reply.AsSpan(0, replyCapacity));
+        var call = new Call(exchange, buffers, type, tag, buffers.Reply.AsSpan(0, replyCapacity));
         int result;
         try
         {
@@ -107,8 +117,22 @@ public sealed partial class P9Server
             {
                 exchange.CopyFromRequest(0, buffers.Request.AsSpan(0, length));
                 call.Body = new P9Reader(buffers.Request.AsSpan(P9Limits.HeaderSize, length - P9Limits.HeaderSize));
-                result = Dispatch(type, ref call);
+                PathLock.Use pathUse = PathLock.For(type);
+                _pathLock.Enter(pathUse);
+                try
+                {
+                    result = Dispatch(type, ref call);
+                }
+                finally
+                {
+                    _pathLock.Exit(pathUse);
+                }
             }
+        }
+        catch (QidSpaceExhaustedException)
+        {
+            result = Refused(type, tag, Errno.ENFILE, "qid numbers for inodes beyond 2^48 or devices beyond 32768",
+                _budget.Limits.MaxQidOverflowEntries);
         }
         catch (P9ProtocolException e)
         {
@@ -240,6 +264,38 @@ public sealed partial class P9Server
         }
     }
 
+    /// <summary>A request past one of the session's limits: the errno for Rlerror, and a rate-limited line
+    /// naming the limit (the guest can hit it in a loop).</summary>
+    private int Refused(P9MessageType type, ushort tag, int errno, string what, long limit)
+    {
+        if (_budgetLog.ShouldLog(_logger, LogLevel.Warning))
+        {
+            _logger.LogWarning("9P {Type} tag {Tag}: session budget for {What} ({Limit}) used up; answered errno {Errno}",
+                type, tag, what, limit, errno);
+        }
+        return -errno;
+    }
+
+    /// <summary>Adds a new fid to the table, saying in the log when the session budget refused it.</summary>
+    private int AddFid(ref Call call, Fid fid)
+    {
+        int result = _fids.Add(fid);
+        return result switch
+        {
+            -Errno.EMFILE => Refused(call.Type, call.Tag, Errno.EMFILE, "fids", _budget.Limits.MaxFids),
+            -Errno.ENOMEM => Refused(call.Type, call.Tag, Errno.ENOMEM, "fid path bytes", _budget.Limits.MaxPathBytes),
+            _ => result,
+        };
+    }
+
+    /// <summary>Takes a slot for one more open host file, or answers why not.</summary>
+    private int ReserveOpenFile(ref Call call) =>
+        _budget.TryOpenFile() ? 0 : Refused(call.Type, call.Tag, Errno.EMFILE, "open files", _budget.Limits.MaxOpenFiles);
+
+    /// <summary>Reserves bytes for an xattr value a fid will hold, or answers why not.</summary>
+    private int ReserveXattr(ref Call call, long bytes) =>
+        _budget.TryReserveXattr(bytes) ? 0 : Refused(call.Type, call.Tag, Errno.ENOMEM, "xattr bytes", _budget.Limits.MaxXattrBytes);
+
     private static int WriteError(IP9Exchange exchange, WorkerBuffers buffers, ushort tag, int errno)
     {
         var writer = new P9Writer(buffers.Reply, P9MessageType.Rlerror, tag);
@@ -249,11 +305,12 @@ public sealed partial class P9Server
     }
 
     /// <summary>Everything a handler needs for one request.</summary>
-    private ref struct Call(IP9Exchange exchange, WorkerBuffers buffers, ushort tag, Span<byte> reply)
+    private ref struct Call(IP9Exchange exchange, WorkerBuffers buffers, P9MessageType type, ushort tag, Span<byte> reply)
     {
         public P9Reader Body;
         public readonly IP9Exchange Exchange = exchange;
         public readonly WorkerBuffers Buffers = buffers;
+        public readonly P9MessageType Type = type;
         public readonly ushort Tag = tag;
         public readonly Span<byte> Reply = reply;
         /// <summary>Set by zero-copy handlers that wrote their reply into the exchange themselves.</summary>

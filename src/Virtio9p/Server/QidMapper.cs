@@ -11,7 +11,7 @@ namespace VirtFs.Virtio9p.Server;
 /// Inodes too large for the remaining 48 bits, or devices beyond the prefix space, get numbers from a
 /// separate range marked by the top bit.
 /// </summary>
-internal sealed class QidMapper
+internal sealed class QidMapper(int maxOverflowEntries = SessionLimits.DefaultMaxQidOverflowEntries)
 {
     private const int InodeBits = 48;
     private const ulong InodeMask = (1UL << InodeBits) - 1;
@@ -21,6 +21,7 @@ internal sealed class QidMapper
     private readonly ConcurrentDictionary<ulong, ulong> _devicePrefixes = new();
     private readonly ConcurrentDictionary<(ulong Device, ulong Inode), ulong> _overflow = new();
     private long _nextOverflow;
+    private int _overflowCount;
     private readonly Lock _prefixLock = new();
 
     public ulong Map(ulong device, ulong inode)
@@ -29,8 +30,34 @@ internal sealed class QidMapper
         {
             return (prefix << InodeBits) | inode;
         }
-        return _overflow.GetOrAdd((device, inode), static (_, self) =>
-            OverflowFlag | (ulong)Interlocked.Increment(ref self._nextOverflow), this);
+        if (_overflow.TryGetValue((device, inode), out ulong known))
+        {
+            return known;
+        }
+        // Entries stay for the session (a qid must not change while the guest may cache it), so their number
+        // is bounded; past it the request fails (QEMU answers ENFILE when its remap space runs out).
+        if (Interlocked.Increment(ref _overflowCount) > maxOverflowEntries)
+        {
+            Interlocked.Decrement(ref _overflowCount);
+            throw new QidSpaceExhaustedException();
+        }
+        ulong number = OverflowFlag | (ulong)Interlocked.Increment(ref _nextOverflow);
+        if (_overflow.TryAdd((device, inode), number))
+        {
+            return number;
+        }
+        Interlocked.Decrement(ref _overflowCount); // another request mapped it first: its number stands
+        return _overflow[(device, inode)];
+    }
+
+    public int OverflowCount => Volatile.Read(ref _overflowCount);
+
+    /// <summary>A new session (Tversion): the guest forgets every qid, so the overflow numbers are given back.</summary>
+    public void ResetOverflow()
+    {
+        _overflow.Clear();
+        Interlocked.Exchange(ref _overflowCount, 0);
+        Interlocked.Exchange(ref _nextOverflow, 0);
     }
 
     public Qid ToQid(in FileStat attributes)
@@ -88,3 +115,7 @@ internal sealed class QidMapper
         }
     }
 }
+
+/// <summary>The session's overflow qid numbers are used up (<see cref="SessionLimits.MaxQidOverflowEntries"/>);
+/// the server answers the request ENFILE.</summary>
+internal sealed class QidSpaceExhaustedException() : Exception("qid overflow space used up");
