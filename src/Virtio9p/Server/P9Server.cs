@@ -183,6 +183,10 @@ public sealed partial class P9Server
         {
             return false;
         }
+        if (PathLock.For(type) != PathLock.Use.None && _pathLock.RenamePending)
+        {
+            return false; // it would wait for the rename: a worker waits instead of the ring
+        }
         Fid? fid = _fids.Peek(fidId);
         if (fid is null)
         {

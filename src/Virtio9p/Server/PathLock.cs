@@ -21,6 +21,17 @@ internal sealed class PathLock
 {
     private readonly ReaderWriterLockSlim _lock = new(LockRecursionPolicy.NoRecursion);
 
+    /// <summary>Renames waiting for or holding the lock exclusively.</summary>
+    private int _renames;
+
+    /// <summary>
+    /// Whether a rename waits for or holds the lock. The queue thread serves a shared-lock request itself
+    /// (Tgetattr, Tclunk on open fids: <see cref="P9Server.IsNonBlocking"/>) only while this is false, so the ring
+    /// does not wait behind a rename's helper round trip; a rename that starts between the check and the shared
+    /// Enter can still make it wait, for at most that one rename.
+    /// </summary>
+    public bool RenamePending => Volatile.Read(ref _renames) > 0;
+
     public enum Use
     {
         None,
@@ -49,6 +60,7 @@ internal sealed class PathLock
         }
         else if (use == Use.Exclusive)
         {
+            Interlocked.Increment(ref _renames);
             _lock.EnterWriteLock();
         }
     }
@@ -62,6 +74,7 @@ internal sealed class PathLock
         else if (use == Use.Exclusive)
         {
             _lock.ExitWriteLock();
+            Interlocked.Decrement(ref _renames);
         }
     }
 }
