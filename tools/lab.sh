@@ -25,7 +25,7 @@ GUEST="$ROOT/var/lib/virtfs-guest"  # inside the chroot: QEMU runs there
 INIT_SRC="$HERE/guest/init.sh"
 STAMP="$CACHE/stamp"
 # Guest packages. Keep it lean: CI has 2 cores and a 30-minute budget for everything.
-GUEST_PKGS=(linux-image-amd64 busybox-static virtiofsd fio attr acl git xz-utils procps util-linux perl-base
+GUEST_PKGS=(linux-image-amd64 busybox-static virtiofsd fio attr acl git xz-utils procps util-linux perl-base gcc make libc6-dev
             ca-certificates)
 # Modules for the initramfs, loaded in this order (dependencies first).
 MODULES=(netfs 9pnet 9pnet_virtio 9p fuse virtiofs)

@@ -320,16 +320,24 @@ public sealed class ProcessTests
             }
             Assert.NotNull(c);
             using (c) Assert.Equal(0, c!.Lstat("/"u8, out _));
-            // Stop the detached helper: the one whose root is our export.
+            // Stop the detached helper: the one started with our socket path. (Its /proc/PID/root is no help: it
+            // pivots into the export, so the link reads "/".)
+            bool killed = false;
             foreach (var dir in Directory.GetDirectories("/proc"))
             {
                 if (!int.TryParse(Path.GetFileName(dir), out int pid)) continue;
                 try
                 {
-                    if (new FileInfo(Path.Combine(dir, "root")).LinkTarget == export) Process.GetProcessById(pid).Kill();
+                    string[] argv = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                    if (Array.IndexOf(argv, sock) >= 0 && Array.IndexOf(argv, "-s") >= 0)
+                    {
+                        Process.GetProcessById(pid).Kill();
+                        killed = true;
+                    }
                 }
-                catch (Exception) { }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException) { }
             }
+            Assert.True(killed, "the detached helper was not found to stop");
         }
         finally
         {
