@@ -8,7 +8,10 @@
 #   3. end to end: tools/e2e/slice.sh (issue 2) and tools/e2e/posix.sh (issue 3, POSIX semantics) against
 #      QEMU's built-in 9p (the reference column) and against ours (virtfs: vhost-user-9p +
 #      virtfs-proxy-helper), each followed by a differential table (tools/e2e/differential.sh); then
-#      tools/e2e/attacks.sh: an unprivileged holder of the helper's socket attacks the helper (no lab needed);
+#      bigdir, flush (Tflush), renames (issue 13.5), multidev, coherence (cache=mmap, issue 14), recovery (helper
+#      killed), reconnect (QEMU killed, --keep-listening), tools/e2e/attacks.sh (an unprivileged holder of the
+#      helper's socket attacks the helper; no lab needed), service and package (issue 17: CLI, sd_notify,
+#      SIGTERM, the .deb serving a guest with its metrics checked);
 #      tools/fuzz.sh all 60: one minute of AFL++ per fuzz target (issue 13; docs/fuzzing.md);
 #   3b. rootless mode (issue 16): slice and posix (small big directory) through QEMU's built-in 9p in
 #      security_model=mapped-xattr (builtin-mapped) and our vhost-user-9p --shared-dir (virtfs-rootless), both
