@@ -111,7 +111,20 @@ internal sealed unsafe class RingTarget : IFuzzTarget
 
     private void CheckSegments(bool readable, int expected)
     {
-        int n = readable ? _request.GetReadableIovecs(0, int.MaxValue, _iovecs) : _request.GetWritableIovecs(0, int.MaxValue, _iovecs);
+        // Iovecs are only handed out inside a direct-access window (the connection's guest-memory gate).
+        if (!_request.TryBeginDirectAccess())
+        {
+            throw new FuzzFindingException("direct access refused while the memory is mapped");
+        }
+        int n;
+        try
+        {
+            n = readable ? _request.GetReadableIovecs(0, int.MaxValue, _iovecs) : _request.GetWritableIovecs(0, int.MaxValue, _iovecs);
+        }
+        finally
+        {
+            _request.EndDirectAccess();
+        }
         if (n < 0)
         {
             throw new FuzzFindingException($"a chain has more segments than {SplitQueue.MaxSegments}");
