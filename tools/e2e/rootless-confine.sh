@@ -124,8 +124,9 @@ timeout --kill-after=20 "$TIMEOUT" "$TOOLS/vm.sh" --server virtfs-rootless --sec
 RC=$?
 set -e
 # (wait answers 143 for a killed job: not a failure of this script)
-kill "$SWAPPER" 2>/dev/null; wait "$SWAPPER" 2>/dev/null || true; SWAPPER=""
-sleep 0.2; kill "$WATCHER" 2>/dev/null; wait "$WATCHER" 2>/dev/null || true; WATCHER=""
+# (and kill fails for a job that already ended: under set -e that silently ended this script before any verdict)
+kill "$SWAPPER" 2>/dev/null || true; wait "$SWAPPER" 2>/dev/null || true; SWAPPER=""
+sleep 0.2; kill "$WATCHER" 2>/dev/null || true; wait "$WATCHER" 2>/dev/null || true; WATCHER=""
 if [[ $RC == 3 ]]; then grep -h 'NEEDS:' "$LOG_DIR/vm.err" >&2 || cat "$LOG_DIR/vm.err" >&2; exit 3; fi
 OUT="$LOG_DIR/guest.out"
 grep -aq '^GUEST-DONE' "$OUT" && pass guest-completed || { fail guest-completed "vm.sh exit $RC"; tail -n 30 "$LOG_DIR/vm.err" "$OUT" >&2; }
