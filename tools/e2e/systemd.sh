@@ -15,7 +15,8 @@
 #   activation-*             a vhost-user front-end (a perl client) connects: systemd starts the service from the
 #                            socket, GET_FEATURES and GET_PROTOCOL_FEATURES are answered (VERSION_1, MOUNT_TAG,
 #                            PROTOCOL_FEATURES; CONFIG), the unit is active only once READY=1 came, its main process
-#                            runs as virtfs, seccomp-confined by itself (log line) on top of the unit's filters
+#                            runs as virtfs, seccomp-confined by itself (log line) on top of the unit's filters, and
+#                            cannot list the export by its host path (InaccessiblePaths=%f)
 #   disconnect-exit          the front-end leaves: the backend exits 0, the unit ends with Result=success
 #   qemu-*                   QEMU 11 (the lab's, inside the container) realizes vhost-user-test-device-pci on the
 #                            socket (GET_CONFIG answered: the tag), then `systemctl stop` while QEMU holds the
@@ -231,6 +232,14 @@ WHY="main pid $pid: $(grep -E '^(Uid|Seccomp|NoNewPrivs|CapEff)' <<<"$st" | tr '
 check activation-confined [ "$(awk '/^Uid:/ { print $2 }' <<<"$st")" == "$(in_ct id -u virtfs)" \
     -a "$(awk '/^Seccomp:/ { print $2 }' <<<"$st")" == 2 -a "$(awk '/^NoNewPrivs:/ { print $2 }' <<<"$st")" == 1 \
     -a "$(awk '/^CapEff:/ { print $2 }' <<<"$st")" == 0000000000000000 ]
+# InaccessiblePaths=%f: the export is out of the backend's sight (its own mount namespace, its own identity).
+WHY="not: virtfs lists /srv/share in PID 1's mount namespace and cannot in the backend's"
+vu="$(in_ct id -u virtfs)" vg="$(in_ct id -g virtfs)"
+hidden() { # the same user lists it in PID 1's mount namespace (control), not in the backend's
+    in_ct nsenter -t 1 -m -S "$vu" -G "$vg" ls /srv/share 2>&1 | grep -q hello.txt &&
+        ! in_ct nsenter -t "$pid" -m -S "$vu" -G "$vg" ls /srv/share >/dev/null 2>&1
+}
+check activation-export-hidden hidden
 WHY="no confinement line in the journal: $(journal "$B" | head -n 8 | tr '\n' ' ')"
 check activation-seccomp-logged eval 'journal "$B" | grep -q "confined: no capabilities, no_new_privs, seccomp kill"'
 
