@@ -17,6 +17,8 @@
 #                            PROTOCOL_FEATURES; CONFIG), the unit is active only once READY=1 came, its main process
 #                            runs as virtfs, seccomp-confined by itself (log line) on top of the unit's filters, and
 #                            cannot list the export by its host path (InaccessiblePaths=%f)
+#   counters-*               its .NET diagnostic socket is in /run/vhost-user-9p-diag/INSTANCE (virtfs 0600, dir 0700),
+#                            and dotnet-counters (if installed: tools/e2e/service.sh does) reads VirtFs.Backend there
 #   disconnect-exit          the front-end leaves: the backend exits 0, the unit ends with Result=success
 #   qemu-*                   QEMU 11 (the lab's, inside the container) realizes vhost-user-test-device-pci on the
 #                            socket (GET_CONFIG answered: the tag), then `systemctl stop` while QEMU holds the
@@ -240,6 +242,25 @@ hidden() { # the same user lists it in PID 1's mount namespace (control), not in
         ! in_ct nsenter -t "$pid" -m -S "$vu" -G "$vg" ls /srv/share >/dev/null 2>&1
 }
 check activation-export-hidden hidden
+# The .NET diagnostic socket where the unit puts it (TMPDIR=/run/vhost-user-9p-diag/INSTANCE, a 0700 RuntimeDirectory):
+# made under MemoryDenyWriteExecute, RestrictAddressFamilies and the backend's own filter; read from the host with
+# dotnet-counters when there is one (tools/e2e/service.sh installs it) over that socket.
+DIAG=/run/vhost-user-9p-diag/$INST
+dsock="$(in_ct sh -c "ls $DIAG/dotnet-diagnostic-$pid-*-socket" 2>/dev/null | head -n 1)"
+WHY="socket ${dsock:-none in $DIAG}: $(in_ct stat -c '%U %a' "$dsock" "$DIAG" 2>&1 | tr '\n' ' ')"
+check counters-socket [ -n "$dsock" -a "$(in_ct stat -c '%U %a' "$dsock" "$DIAG" 2>&1 | tr '\n' ' ')" == "virtfs 600 virtfs 700 " ]
+COUNTERS="${VIRTFS_DOTNET_COUNTERS:-$(command -v dotnet-counters || true)}"
+[[ -z "$COUNTERS" && -x "${VIRTFS_CACHE:-/var/cache/virtfs}/dotnet-tools/dotnet-counters" ]] && \
+    COUNTERS="${VIRTFS_CACHE:-/var/cache/virtfs}/dotnet-tools/dotnet-counters"
+if [[ -n "$COUNTERS" && -n "$dsock" ]]; then
+    # -n NAME would look for the host's pid in the socket's name; the container's pid namespace numbers it otherwise.
+    DOTNET_CLI_TELEMETRY_OPTOUT=1 timeout 60 "$COUNTERS" monitor --diagnostic-port "/proc/$CPID/root$dsock,connect" \
+        --counters VirtFs.Backend --duration 00:00:00:03 </dev/null >"$WORK/counters.log" 2>&1
+    WHY="dotnet-counters: $(tr -d '\033' <"$WORK/counters.log" | tail -c 300)"
+    check counters-read grep -Eq 'virtfs\.helper\.round_trips[^0-9]*[1-9]' "$WORK/counters.log"
+else
+    echo "systemd: no dotnet-counters (tools/e2e/service.sh installs it); the unit's counters not read" >&2
+fi
 WHY="no confinement line in the journal: $(journal "$B" | head -n 8 | tr '\n' ' ')"
 check activation-seccomp-logged eval 'journal "$B" | grep -q "confined: no capabilities, no_new_privs, seccomp kill"'
 
