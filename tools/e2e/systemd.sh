@@ -6,9 +6,11 @@
 # systemd on the host and no KVM are needed, and no package is added to the host or the lab tree. Then, with
 # systemctl inside the container:
 #   boot                     systemd reaches multi-user.target (running, or degraded by units not ours)
-#   helper-*                 virtfs-proxy-helper@srv-share.service starts (Type=notify) as root under its hardening
-#                            and serves /srv/share on /run/virtfs/srv-share/helper.sock
-#   socket-*                 vhost-user-9p@srv-share.socket listens (virtfs:kvm 0660); the service is not running yet
+#   (the README's walk-through: export /srv/private/share, parent 0700, instance srv-private-share, `systemctl enable
+#   --now` of the helper and the socket)
+#   helper-*                 virtfs-proxy-helper@INST.service starts (Type=notify) as root under its hardening and
+#                            serves the export on /run/virtfs/INST/helper.sock
+#   socket-*                 vhost-user-9p@INST.socket listens (virtfs:kvm 0660); the service is not running yet
 #   notify-gates             control: with a drop-in that keeps NOTIFY_SOCKET from the backend
 #                            (UnsetEnvironment=), the activated service stays "activating" and fails its start
 #                            timeout: systemd's "active" below means READY=1 arrived, not just that a process runs
@@ -41,7 +43,8 @@ while (( $# )); do
     esac
 done
 LOWER="${VIRTFS_CACHE:-/var/cache/virtfs}/trixie"
-INST=srv-share                        # the instance: systemd-escape --path /srv/share
+# The README's walk-through: the export /srv/private/share under a 0700 parent; the instance is its escaped path.
+EXPORT=/srv/private/share INST=srv-private-share
 VSOCK=/run/vhost-user-9p/$INST/vhost.sock
 
 # --- PID 1 of the container, before systemd: its file systems, then systemd in place of this shell -----------
@@ -96,7 +99,8 @@ if ! chroot "$ROOT" dpkg -i /tmp/virtfs.deb >"$WORK/dpkg.log" 2>&1; then
     echo "FAIL: systemd dpkg-install ($(tail -n 3 "$WORK/dpkg.log" | tr '\n' ' '))"; exit 1
 fi
 # The export, with a file; the lab tree has no kvm group (udev makes it on a real host): the socket unit's group.
-mkdir -p "$ROOT/srv/share"; echo hello >"$ROOT/srv/share/hello.txt"
+mkdir -p "$ROOT$EXPORT"; chmod 0700 "$(dirname "$ROOT$EXPORT")"; echo hello >"$ROOT$EXPORT/hello.txt"
+[[ "$(chroot "$ROOT" systemd-escape --path "$EXPORT")" == "$INST" ]] || { echo "FAIL: systemd instance name"; exit 1; }
 chroot "$ROOT" groupadd -f --system kvm
 # The front-end: asks what a vhost-user front-end asks first, prints the answers, then holds the connection until
 # told to go (a file appears) and closes it.
@@ -170,7 +174,7 @@ fi
 
 # --- the helper ---
 H=virtfs-proxy-helper@$INST.service
-if sctl start "$H" 2>"$WORK/err"; then
+if sctl enable --now "$H" 2>"$WORK/err"; then
     pid="$(prop "$H" MainPID)"
     WHY="state $(prop "$H" ActiveState), pid $pid uid $(in_ct stat -c %u /proc/"$pid" 2>/dev/null)"
     check helper-active [ "$(prop "$H" ActiveState)" == active -a "$(in_ct stat -c %u /proc/"$pid")" == 0 ]
@@ -182,7 +186,7 @@ fi
 
 # --- the socket ---
 S=vhost-user-9p@$INST.socket B=vhost-user-9p@$INST.service
-if sctl start "$S" 2>"$WORK/err"; then
+if sctl enable --now "$S" 2>"$WORK/err"; then
     perm="$(in_ct stat -c '%F %U:%G %a' "$VSOCK" 2>&1)"
     WHY="$(prop "$S" ActiveState); $VSOCK: $perm"
     check socket-listening [ "$(prop "$S" ActiveState)" == active -a "$perm" == "socket virtfs:kvm 660" ]
@@ -234,12 +238,11 @@ WHY="main pid $pid: $(grep -E '^(Uid|Seccomp|NoNewPrivs|CapEff)' <<<"$st" | tr '
 check activation-confined [ "$(awk '/^Uid:/ { print $2 }' <<<"$st")" == "$(in_ct id -u virtfs)" \
     -a "$(awk '/^Seccomp:/ { print $2 }' <<<"$st")" == 2 -a "$(awk '/^NoNewPrivs:/ { print $2 }' <<<"$st")" == 1 \
     -a "$(awk '/^CapEff:/ { print $2 }' <<<"$st")" == 0000000000000000 ]
-# InaccessiblePaths=%f: the export is out of the backend's sight (its own mount namespace, its own identity).
-WHY="not: virtfs lists /srv/share in PID 1's mount namespace and cannot in the backend's"
-vu="$(in_ct id -u virtfs)" vg="$(in_ct id -g virtfs)"
-hidden() { # the same user lists it in PID 1's mount namespace (control), not in the backend's
-    in_ct nsenter -t 1 -m -S "$vu" -G "$vg" ls /srv/share 2>&1 | grep -q hello.txt &&
-        ! in_ct nsenter -t "$pid" -m -S "$vu" -G "$vg" ls /srv/share >/dev/null 2>&1
+# InaccessiblePaths=%f: the export is out of the backend's sight, whatever the permissions (looked at as root).
+WHY="not: $EXPORT lists in PID 1's mount namespace and is empty in the backend's"
+hidden() { # control: the file is there in PID 1's mount namespace
+    in_ct nsenter -t 1 -m ls "$EXPORT" 2>&1 | grep -q hello.txt &&
+        ! in_ct nsenter -t "$pid" -m ls "$EXPORT" 2>&1 | grep -q hello.txt
 }
 check activation-export-hidden hidden
 # The .NET diagnostic socket where the unit puts it (TMPDIR=/run/vhost-user-9p-diag/INSTANCE, a 0700 RuntimeDirectory):
@@ -288,16 +291,18 @@ realized() { [[ "$(prop "$B" ActiveState)" == active ]] && kill -0 "$QPID" 2>/de
 check qemu-realized realized
 t=$(date +%s)
 sctl stop "$B"
+echo "systemd: systemctl stop took $(( $(date +%s) - t ))s" >&2
 WHY="result $(prop "$B" Result) code $(prop "$B" ExecMainCode) status $(prop "$B" ExecMainStatus); $(journal "$B" | tail -n 4 | tr '\n' ' ')"
 check qemu-stop-exit0 [ "$(prop "$B" Result)" == success -a "$(prop "$B" ExecMainCode)" == 1 -a "$(prop "$B" ExecMainStatus)" == 0 ]
 WHY="no drain in the journal: $(journal "$B" | tail -n 6 | tr '\n' ' ')"
 check qemu-stop-drained eval 'journal "$B" | grep -q "stopped; every request taken was answered"'
-echo "systemd: stop took $(( $(date +%s) - t ))s" >&2
 kill -KILL "$QPID" 2>/dev/null; wait "$QPID" 2>/dev/null
 
 sctl stop "$S" "$H"
 WHY="helper: result $(prop "$H" Result) status $(prop "$H" ExecMainStatus); $(journal "$H" | tail -n 3 | tr '\n' ' ')"
 check helper-stop [ "$(prop "$H" Result)" == success -a "$(prop "$H" ActiveState)" == inactive ]
-journal "$H" >"$WORK/journal-helper.log" 2>&1; journal "$B" >"$WORK/journal-backend.log" 2>&1
+# For --log-dir: both units' journals, with times.
+in_ct journalctl --no-pager -o short-monotonic -u "$H" >"$WORK/journal-helper.log" 2>&1
+in_ct journalctl --no-pager -o short-monotonic -u "$B" -u "$S" >"$WORK/journal-backend.log" 2>&1
 echo "systemd: passed=$P failed=$F ($(( $(date +%s) - T0 ))s)"
 (( F == 0 ))
