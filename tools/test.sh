@@ -270,8 +270,9 @@ if (( E2E )); then
         # the .deb installed into a throwaway chroot serving a guest, with the metrics checks of
         # tools/e2e/metrics.sh on that guest run (metrics.sh alone runs the same checks on artifacts/bin).
         section "operability: service, package (with metrics)"
-        run_suite "service[virtfs]" 120 tools/e2e/service.sh
+        run_suite "service[virtfs]" 240 tools/e2e/service.sh
         run_suite "package[virtfs]" 400 tools/e2e/package.sh --no-build --log-dir "$LOGS/package"
+        run_suite "systemd[virtfs]" 420 tools/e2e/systemd.sh --no-build --log-dir "$LOGS/systemd"
     fi
     # Issue 13: one minute of AFL++ on each fuzz target (9P server, descriptor rings, vhost-user, helper decoder);
     # one PASS per target without a crash. AFL++ comes from a cached chroot (tools/lab-fuzz.sh, about 2 minutes

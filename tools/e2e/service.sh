@@ -3,6 +3,8 @@
 #   cli-*        --version, --help listing every option, bad usage: one line on stderr and exit 2 (both)
 #   notify-*     READY=1 on a fake $NOTIFY_SOCKET (a path and an abstract name) once each one accepts connections
 #   sigterm-*    SIGTERM: STOPPING=1, the socket removed, exit 0
+#   counters-*   dotnet-counters (installed from NuGet into $VIRTFS_CACHE/dotnet-tools once) reads the meter VirtFs.Backend
+#                of the Native AOT backend under its seccomp filter; its diagnostic socket is 0600, the backend's uid
 #   sigusr1      SIGUSR1 writes the metrics (meter VirtFs.Backend) into the log
 #   activation   socket activation: the backend serves on the socket systemd-socket-activate passes (LISTEN_FDS)
 #   config       config file + VIRTFS_ environment + command line, in that order of strength
@@ -113,12 +115,39 @@ check notify-helper-socket-first [ -S "$WORK/run/helper.sock" ]
 # Backend: READY=1 (abstract NOTIFY_SOCKET) once the vhost-user socket listens.
 ABS="@virtfs-service-$$"
 listen_notify "$ABS" "$WORK/notify-backend.log"
-NOTIFY_SOCKET="$ABS" setpriv --reuid="$U" --regid="$G" --clear-groups -- "$B" --socket-path "$WORK/run/vhost.sock" \
+# Its TMPDIR (where the .NET diagnostic socket goes) is a 0700 directory of its own, as the unit's RuntimeDirectory.
+mkdir -m 0700 "$WORK/diag"; chown "$U:$G" "$WORK/diag"
+TMPDIR="$WORK/diag" NOTIFY_SOCKET="$ABS" setpriv --reuid="$U" --regid="$G" --clear-groups -- "$B" --socket-path "$WORK/run/vhost.sock" \
     --tag share --helper-socket "$WORK/run/helper.sock" >"$WORK/backend.log" 2>&1 &
 BPID=$!; PIDS+=($BPID)
 check notify-backend wait_grep "READY=1" "$WORK/notify-backend.log" 60
 WHY="vhost.sock missing when READY came"
 check notify-backend-socket-first [ -S "$WORK/run/vhost.sock" ]
+
+# --- dotnet-counters: the meter VirtFs.Backend read from outside, under the backend's seccomp filter -------------
+# The tool comes from NuGet once (cached beside the lab); without it (no SDK, no registry) the check is skipped.
+COUNTERS="${VIRTFS_DOTNET_COUNTERS:-$(command -v dotnet-counters || true)}"
+TOOLS_CACHE="${VIRTFS_CACHE:-/var/cache/virtfs}/dotnet-tools"
+if [[ -z "$COUNTERS" && -x "$TOOLS_CACHE/dotnet-counters" ]]; then COUNTERS="$TOOLS_CACHE/dotnet-counters"; fi
+if [[ -z "$COUNTERS" ]] && command -v dotnet >/dev/null; then
+    DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 timeout 120 dotnet tool install --tool-path "$TOOLS_CACHE" dotnet-counters \
+        >"$WORK/tool-install.log" 2>&1 && COUNTERS="$TOOLS_CACHE/dotnet-counters"
+fi
+if [[ -n "$COUNTERS" ]]; then
+    # The diagnostic socket: the backend's uid only (root passes any mode).
+    sock="$(ls "$WORK/diag"/dotnet-diagnostic-"$BPID"-*-socket 2>/dev/null | head -n 1)"
+    WHY="socket: ${sock:-none in $WORK/diag} $(stat -c '%U %a' "$sock" 2>/dev/null)"
+    check counters-socket-private [ -S "$sock" -a "$(stat -c '%U %a' "$sock" 2>/dev/null)" == "virtfs 600" ]
+    # The command the docs give; the helper connection at start is one round trip, so that counter is 1 at least.
+    TMPDIR="$WORK/diag" DOTNET_CLI_TELEMETRY_OPTOUT=1 timeout 60 "$COUNTERS" monitor -n vhost-user-9p --counters VirtFs.Backend \
+        --duration 00:00:00:03 </dev/null >"$WORK/counters.log" 2>&1
+    WHY="dotnet-counters: $(tr -d '\033' <"$WORK/counters.log" | tail -c 400)"
+    check counters-monitor grep -Eq 'virtfs\.helper\.round_trips[^0-9]*[1-9]' "$WORK/counters.log"
+    WHY="the backend died while observed"
+    check counters-backend-alive kill -0 "$BPID"
+else
+    echo "service: dotnet-counters not available (no dotnet, or NuGet unreachable); counters not checked" >&2
+fi
 
 kill -USR1 "$BPID"
 check sigusr1 wait_grep "helper: round_trips=" "$WORK/backend.log" 20
