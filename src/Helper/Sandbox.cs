@@ -19,10 +19,7 @@ namespace VirtFs.Helper;
 internal static unsafe class Sandbox
 {
     public sealed class SandboxException(string step, int errno)
-        : Exception($"{step}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})")
-    {
-        public string Step { get; } = step;
-    }
+        : Exception($"{step}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
 
     /// <summary>The steps after the socket exists. <paramref name="keepFd"/> is the serving or listening socket.</summary>
     public static void Enter(string exportPath, int keepFd)

@@ -13,7 +13,6 @@ internal static class Syscalls
     public const int SYS_setfsgid = 123;
     public const int SYS_capget = 125;
     public const int SYS_capset = 126;
-    public const int SYS_gettid = 186;
     public const int SYS_close_range = 436;
     public const int SYS_mount_setattr = 442;
 
