@@ -174,10 +174,10 @@ internal sealed unsafe class Connection
             // T_CREATE answers like T_OPEN (an fd reply); every other change answers a status.
             if (type == ProxyRequestType.Create)
             {
-                SendFd(-ProxyErrno.EROFS, null);
+                SendFd(-Errno.EROFS, null);
                 return;
             }
-            Status(-ProxyErrno.EROFS);
+            Status(-Errno.EROFS);
             return;
         }
         switch (type)
@@ -187,7 +187,7 @@ internal sealed unsafe class Connection
                 var req = OpenRequest.Decode(body);
                 if (ReadOnlyExport.Refuses(type, req.Flags))
                 {
-                    SendFd(-ProxyErrno.EROFS, null);
+                    SendFd(-Errno.EROFS, null);
                     break;
                 }
                 SendFd(_ops.Open(req, out var fd), fd);

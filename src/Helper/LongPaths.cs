@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using VirtFs.ProxyFs.Protocol;
 using static Tmds.Linux.LibC;
 
 namespace VirtFs.Helper;
@@ -23,7 +24,6 @@ internal static unsafe class LongPaths
     public const int KernelLimit = 4095;
 
     private const int CLONE_FS = 0x200;
-    private const int ENAMETOOLONG = 36;
 
     [ThreadStatic] private static bool t_unshared;
 
@@ -51,7 +51,7 @@ internal static unsafe class LongPaths
             if (cut <= start)
             {
                 Leave();
-                return -ENAMETOOLONG; // one component longer than any path: nothing to cut
+                return -Errno.ENAMETOOLONG; // one component longer than any path: nothing to cut
             }
             path[cut] = 0;
             int rc, err = 0;

@@ -52,7 +52,7 @@ internal sealed unsafe class Operations
     public int Open(in OpenRequest req, out SafeFileHandle? fd)
     {
         fd = null;
-        if ((req.Flags & (O_CREAT | O_TMPFILE_FLAG | O_PATH)) != 0) return -ProxyErrno.EINVAL;
+        if ((req.Flags & (O_CREAT | O_TMPFILE_FLAG | O_PATH)) != 0) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -66,8 +66,8 @@ internal sealed unsafe class Operations
     public int Create(in CreateRequest req, out SafeFileHandle? fd)
     {
         fd = null;
-        if ((req.Flags & (O_TMPFILE_FLAG | O_PATH)) != 0) return -ProxyErrno.EINVAL;
-        if (ExportReach.Exposed && ExportReach.PrivilegedMode(req.Mode)) return -ProxyErrno.EPERM;
+        if ((req.Flags & (O_TMPFILE_FLAG | O_PATH)) != 0) return -Errno.EINVAL;
+        if (ExportReach.Exposed && ExportReach.PrivilegedMode(req.Mode)) return -Errno.EPERM;
         int flags = req.Flags & ClientOpenFlags;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
@@ -119,7 +119,7 @@ internal sealed unsafe class Operations
         using (pathFd)
         {
             if ((mode & 0xF000u) == 0xA000u) return -ELOOP; // O_NOFOLLOW on a final symlink, as open(2) says
-            if (!IsRegularOrDirectory((mode_t)mode)) return -ProxyErrno.ENXIO;
+            if (!IsRegularOrDirectory((mode_t)mode)) return -Errno.ENXIO;
             // Exposed export (ExportReach): a setuid/setgid file handed out writable could be rewritten through a
             // shared mapping (which never clears the bits) and run from the host path. Drop the bits first, as the
             // kernel does when an unprivileged writer writes.
@@ -175,7 +175,7 @@ internal sealed unsafe class Operations
         // identity switch, so a refusal returns as root.
         if (type == ProxyRequestType.Mknod && ExportReach.Exposed &&
             (ExportReach.IsDevice(req.Mode) || ExportReach.PrivilegedMode(req.Mode)))
-            return -ProxyErrno.EPERM;
+            return -Errno.EPERM;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
         r = Identity.Become(req.Uid, req.Gid, out var identity);
@@ -254,7 +254,7 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
-        if (req.Int0 <= 1) return -ProxyErrno.EINVAL;
+        if (req.Int0 <= 1) return -Errno.EINVAL;
         int max = Math.Min(req.Int0 - 1, ProxyLimits.MaxReplyStringLength);
         fixed (byte* p = &path[offset])
         fixed (byte* d = _data)
@@ -281,8 +281,8 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using (pathFd)
         {
-            if (ExportReach.IsDevice(mode)) return -ProxyErrno.EPERM;
-            if ((mode & 0xF000u) != 0x4000u && ExportReach.PrivilegedMode((uint)req.Int0)) return -ProxyErrno.EPERM;
+            if (ExportReach.IsDevice(mode)) return -Errno.EPERM;
+            if ((mode & 0xF000u) != 0x4000u && ExportReach.PrivilegedMode((uint)req.Int0)) return -Errno.EPERM;
             return ProcSelfFd.Chmod(pathFd!, (uint)req.Int0 & 0xFFFF);
         }
     }
@@ -324,7 +324,7 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using (pathFd)
         {
-            if (ExportReach.IsDevice(mode)) return -ProxyErrno.EPERM;
+            if (ExportReach.IsDevice(mode)) return -Errno.EPERM;
             fixed (byte* empty = "\0"u8)
             {
                 // SAFETY: empty string literal, pinned; pathFd keeps the fd open. AT_EMPTY_PATH acts on the inode
@@ -340,13 +340,13 @@ internal sealed unsafe class Operations
     /// request, enough to tie up every connection); the non-blocking open answers EWOULDBLOCK instead.</summary>
     public int Truncate(in PathRequest req)
     {
-        if (req.Long0 < 0) return -ProxyErrno.EINVAL;
+        if (req.Long0 < 0) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
         r = OpenRegular(path, offset, O_WRONLY, out var fd);
-        if (r == -ProxyErrno.ENXIO) return -ProxyErrno.EINVAL; // truncate(2) on a fifo or device
+        if (r == -Errno.ENXIO) return -Errno.EINVAL; // truncate(2) on a fifo or device
         if (r < 0) return r;
         using (fd)
         {
@@ -377,7 +377,7 @@ internal sealed unsafe class Operations
     /// whole into our buffer, filtered, and then measured against the client's size).</summary>
     public int GetXattr(ProxyRequestType type, in GetXattrRequest req)
     {
-        if (req.Size < 0) return -ProxyErrno.EINVAL;
+        if (req.Size < 0) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -403,7 +403,7 @@ internal sealed unsafe class Operations
             if (rc < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
             if (type == ProxyRequestType.GetXattr) return (int)Math.Min(rc, int.MaxValue);
             int length = _xattrs.FilterList(_data.AsSpan(0, (int)rc));
-            if (req.Size != 0 && length > req.Size) return -ProxyErrno.ERANGE;
+            if (req.Size != 0 && length > req.Size) return -Errno.ERANGE;
             return length;
         }
     }
@@ -412,7 +412,7 @@ internal sealed unsafe class Operations
     /// read past the value).</summary>
     public int SetXattr(in SetXattrRequest req)
     {
-        if (req.Size != req.Value.Length) return -ProxyErrno.EINVAL;
+        if (req.Size != req.Value.Length) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -446,7 +446,7 @@ internal sealed unsafe class Operations
         {
             uint type = mode & 0xF000u;
             if (type != 0x8000u && type != 0x4000u) return -EOPNOTSUPP; // only files and directories get ACLs here
-            if (type == 0x8000u && ExportReach.PrivilegedMode(mode)) return -ProxyErrno.EPERM;
+            if (type == 0x8000u && ExportReach.PrivilegedMode(mode)) return -Errno.EPERM;
             int fd = ProcSelfFd.Reopen(pathFd!, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
             if (fd < 0) return fd;
             using var file = new SafeFileHandle((IntPtr)fd, ownsHandle: true);

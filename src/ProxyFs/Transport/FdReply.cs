@@ -146,7 +146,7 @@ public static unsafe class FdReply
             {
                 // Sent but not received: the kernel could not install it (our fd table is full; it then sets
                 // MSG_CTRUNC). The stream is still in step, so report it like 9p-proxy.c does.
-                return truncated ? -ProxyErrno.EMFILE : -ProxyErrno.ENFILE;
+                return truncated ? -Errno.EMFILE : -Errno.ENFILE;
             }
             if (truncated) throw new ProxyConnectionException("ancillary data truncated (too many fds)");
             if (count != 1) throw new ProxyConnectionException($"{count} fds in one open reply");

@@ -4,6 +4,7 @@ using Microsoft.Win32.SafeHandles;
 using VirtFs.Virtio9p.FileSystem;
 using VirtFs.Virtio9p.Tests.Server;
 using T = VirtFs.Virtio9p.Protocol.P9MessageType;
+using static VirtFs.ProxyFs.Protocol.Errno;
 
 namespace VirtFs.Virtio9p.Tests.FileSystem;
 
@@ -16,7 +17,6 @@ namespace VirtFs.Virtio9p.Tests.FileSystem;
 public sealed class MappedXattrTests : IDisposable
 {
     private const uint IfReg = 0x8000, IfDir = 0x4000, IfLnk = 0xA000, IfChr = 0x2000, IfIfo = 0x1000;
-    private const int ENODATA = 61, EACCES = 13, EOPNOTSUPP = 95, ENXIO = 6, EINVAL = 22;
 
     private readonly LocalExport _local = new(SecurityModel.MappedXattr);
     private readonly string _export;
