@@ -136,6 +136,7 @@ internal sealed unsafe class Operations
             fd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
             if ((flags & O_NONBLOCK) == 0)
             {
+                // n is fd's number; fd is ours alone until returned, so nothing can close it meanwhile.
                 int fl = fcntl(n, F_GETFL);
                 if (fl < 0 || fcntl(n, F_SETFL, fl & ~O_NONBLOCK) < 0)
                 {
@@ -200,10 +201,16 @@ internal sealed unsafe class Operations
     // ---- path operations ----
 
     /// <summary>T_LINK: link(2) does not follow a symlink given as the old path.</summary>
-    public int Link(in PathRequest req) => TwoPaths(req, static (da, a, db, b) => linkat(da, a, db, b, 0));
+    public int Link(in PathRequest req) => TwoPaths(req, static (da, a, db, b) =>
+    {
+        using var ua = new FdUse(da);
+        using var ub = new FdUse(db);
+        // SAFETY: a and b are NUL-terminated and pinned by TwoPaths; the FdUse references keep both dir fds open.
+        return linkat(ua.Fd, a, ub.Fd, b, 0);
+    });
 
     /// <summary>T_RENAME: rename(2) acts on the names themselves.</summary>
-    public int Rename(in PathRequest req) => TwoPaths(req, static (da, a, db, b) => Native.renameat(da, a, db, b));
+    public int Rename(in PathRequest req) => TwoPaths(req, static (da, a, db, b) => Sys.Renameat(da, a, db, b));
 
     public int Lstat(in PathRequest req, out ProxyStat result)
     {
@@ -235,11 +242,11 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
-        StatFsBuf b;
+        StatFs b;
         fixed (byte* p = &path[offset])
         {
             // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
-            if (Native.statfs(p, &b) < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            if (Sys.Statfs(p, &b) < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
         }
         result = new ProxyStatFs((ulong)b.f_type, (ulong)b.f_bsize, b.f_blocks, b.f_bfree, b.f_bavail, b.f_files,
             b.f_ffree, (ulong)(long)b.f_fsid0, (ulong)(long)b.f_fsid1, (ulong)b.f_namelen, (ulong)b.f_frsize);
@@ -268,7 +275,7 @@ internal sealed unsafe class Operations
     /// <summary>T_CHMOD: chmod(2) follows a final symlink, as QEMU's helper; Linux cannot chmod a link itself.</summary>
     public int Chmod(in PathRequest req)
     {
-        if (!ExportReach.Exposed)
+        if (!ExportReach.Exposed) // SAFETY (the lambda): p is NUL-terminated and pinned by OnePath.
             return OnePath(req, static (byte* p, in PathRequest q) => chmod(p, (mode_t)(ushort)(q.Int0 & 0xFFFF)));
         // Exposed export (ExportReach): checked and changed on one inode (O_PATH, fstat, then chmod through
         // /proc/self/fd) so a file swapped in meanwhile is not the one changed. A privileged mode only on a
@@ -298,13 +305,14 @@ internal sealed unsafe class Operations
             // SAFETY: p is NUL-terminated (CPath) and pinned; st is a local.
             int n = open(p, O_PATH | O_CLOEXEC | extraFlags);
             if (n < 0) return -errno;
+            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
             if (fstat(n, &st) < 0)
             {
                 int err = errno;
-                close(n);
+                pathFd.Dispose();
+                pathFd = null;
                 return -err;
             }
-            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
             mode = (ushort)st.st_mode;
             return 0;
         }
@@ -313,7 +321,7 @@ internal sealed unsafe class Operations
     /// <summary>T_CHOWN: lchown, the link itself; -1 keeps an id.</summary>
     public int Chown(in PathRequest req)
     {
-        if (!ExportReach.Exposed)
+        if (!ExportReach.Exposed) // SAFETY (the lambda): p is NUL-terminated and pinned by OnePath.
             return OnePath(req, static (byte* p, in PathRequest q) => lchown(p, unchecked((uint)q.Int0), unchecked((uint)q.Int1)));
         // Exposed export (ExportReach): a device node chowned to the uid would open from the host path.
         int r = _path1.Set(req.Path, out var path);
@@ -325,11 +333,12 @@ internal sealed unsafe class Operations
         using (pathFd)
         {
             if (ExportReach.IsDevice(mode)) return -Errno.EPERM;
+            using var file = new FdUse(pathFd!);
             fixed (byte* empty = "\0"u8)
             {
-                // SAFETY: empty string literal, pinned; pathFd keeps the fd open. AT_EMPTY_PATH acts on the inode
+                // SAFETY: empty string literal, pinned; file keeps the fd open. AT_EMPTY_PATH acts on the inode
                 // itself (a symlink included, as lchown).
-                return fchownat((int)pathFd!.DangerousGetHandle(), empty, unchecked((uint)req.Int0), unchecked((uint)req.Int1),
+                return fchownat(file.Fd, empty, unchecked((uint)req.Int0), unchecked((uint)req.Int1),
                     AT_EMPTY_PATH) < 0 ? -errno : 0;
             }
         }
@@ -350,7 +359,8 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using (fd)
         {
-            return ftruncate((int)fd!.DangerousGetHandle(), req.Long0) < 0 ? -errno : 0;
+            using var file = new FdUse(fd!);
+            return ftruncate(file.Fd, req.Long0) < 0 ? -errno : 0;
         }
     }
 
@@ -358,6 +368,7 @@ internal sealed unsafe class Operations
     /// nsec; QEMU 7.2's driver fills it with the mtime nsec (docs/proxy-protocol.md), we apply what arrives.</summary>
     public int Utime(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) =>
     {
+        // SAFETY: p is NUL-terminated and pinned by OnePath; ts is two timespecs on this frame, as utimensat reads.
         timespec* ts = stackalloc timespec[2];
         ts[0].tv_sec = q.Long0; ts[0].tv_nsec = (long_t)q.Long1;
         ts[1].tv_sec = q.Long2; ts[1].tv_nsec = (long_t)q.Long3;
@@ -367,6 +378,7 @@ internal sealed unsafe class Operations
     /// <summary>T_REMOVE: remove(3) = unlink, or rmdir when the path is a directory.</summary>
     public int Remove(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest _) =>
     {
+        // SAFETY: p is NUL-terminated and pinned by OnePath for both calls.
         if (unlink(p) == 0) return 0;
         if (errno != EISDIR) return -1;
         return rmdir(p);
@@ -398,8 +410,8 @@ internal sealed unsafe class Operations
             // SAFETY: path and name are NUL-terminated and pinned; d has MaxBodySize >= size bytes.
             byte* buf = size == 0 ? null : d;
             nint rc = type == ProxyRequestType.GetXattr
-                ? Native.lgetxattr(p, n, buf, (nuint)size)
-                : Native.llistxattr(p, buf, (nuint)size);
+                ? Sys.Lgetxattr(p, n, buf, (nuint)size)
+                : Sys.Llistxattr(p, buf, (nuint)size);
             if (rc < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
             if (type == ProxyRequestType.GetXattr) return (int)Math.Min(rc, int.MaxValue);
             int length = _xattrs.FilterList(_data.AsSpan(0, (int)rc));
@@ -427,7 +439,7 @@ internal sealed unsafe class Operations
         fixed (byte* v = req.Value)
         {
             // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the call.
-            int rc = Native.lsetxattr(p, n, v, (nuint)req.Value.Length, req.Flags);
+            int rc = Sys.Lsetxattr(p, n, v, (nuint)req.Value.Length, req.Flags);
             return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
         }
     }
@@ -453,8 +465,8 @@ internal sealed unsafe class Operations
             fixed (byte* n = name)
             fixed (byte* v = req.Value)
             {
-                // SAFETY: name is NUL-terminated; value pinned; file keeps the fd open.
-                int rc = Native.fsetxattr(fd, n, v, (nuint)req.Value.Length, req.Flags);
+                // SAFETY: name is NUL-terminated; value pinned; the marshalled SafeHandle keeps the fd open.
+                int rc = Sys.Fsetxattr(file, n, v, (nuint)req.Value.Length, req.Flags);
                 return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
             }
         }
@@ -473,7 +485,7 @@ internal sealed unsafe class Operations
         fixed (byte* n = name)
         {
             // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
-            int rc = Native.lremovexattr(p, n);
+            int rc = Sys.Lremovexattr(p, n);
             return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
         }
     }
@@ -493,7 +505,9 @@ internal sealed unsafe class Operations
         using (fd)
         {
             long v = 0;
-            if (ioctl((int)fd!.DangerousGetHandle(), unchecked((int)FS_IOC_GETVERSION), &v) < 0) return -errno;
+            using var file = new FdUse(fd!);
+            // SAFETY: FS_IOC_GETVERSION writes one long, into the local v; file keeps the fd open.
+            if (ioctl(file.Fd, unchecked((int)FS_IOC_GETVERSION), &v) < 0) return -errno;
             version = (ulong)v;
             return 0;
         }
@@ -502,17 +516,17 @@ internal sealed unsafe class Operations
     /// <summary>Whether the filesystem at "/" (the export, after chroot) supports FS_IOC_GETVERSION.</summary>
     public static bool ProbeGetVersion()
     {
-        StatFsBuf b;
+        StatFs b;
         fixed (byte* root = "/\0"u8)
         {
             // SAFETY: NUL-terminated literal and a local struct, both fixed for the call.
-            if (Native.statfs(root, &b) < 0) return false;
+            if (Sys.Statfs(root, &b) < 0) return false;
         }
         return (uint)b.f_type is 0xEF53u or 0x9123683Eu or 0x52654973u or 0x58465342u;
     }
 
     private delegate int OnePathOp(byte* path, in PathRequest req);
-    private delegate int TwoPathOp(int dirA, byte* a, int dirB, byte* b);
+    private delegate int TwoPathOp(SafeFileHandle dirA, byte* a, SafeFileHandle dirB, byte* b);
 
     private int OnePath(in PathRequest req, OnePathOp op)
     {
@@ -535,7 +549,8 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         r = _path2.Set(req.Second, out var b);
         if (r < 0) return r;
-        int dirA = AT_FDCWD, dirB = AT_FDCWD, offsetA = 0, offsetB = 0;
+        SafeFileHandle? dirA = null, dirB = null;
+        int offsetA = 0, offsetB = 0;
         try
         {
             if (IsLong(a) || IsLong(b))
@@ -548,14 +563,14 @@ internal sealed unsafe class Operations
             fixed (byte* pa = &a[offsetA])
             fixed (byte* pb = &b[offsetB])
             {
-                // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
-                return op(dirA, pa, dirB, pb) < 0 ? -errno : 0;
+                // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the call.
+                return op(dirA ?? Sys.AtFdCwd, pa, dirB ?? Sys.AtFdCwd, pb) < 0 ? -errno : 0;
             }
         }
         finally
         {
-            if (dirA >= 0) close(dirA);
-            if (dirB >= 0) close(dirB);
+            dirA?.Dispose();
+            dirB?.Dispose();
         }
     }
 

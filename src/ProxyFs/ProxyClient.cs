@@ -331,7 +331,7 @@ public sealed unsafe class ProxyClient : IDisposable
 
     private SafeFileHandle? _pendingFd;
 
-    private int Transact(int length, Func<ProxyClient, int, int> receive, out SafeFileHandle? fd)
+    private int Transact(int length, Func<ProxyClient, SafeFileHandle, int> receive, out SafeFileHandle? fd)
     {
         fd = null;
         EnsureUsable();
@@ -340,9 +340,8 @@ public sealed unsafe class ProxyClient : IDisposable
         try
         {
             _socket.DangerousAddRef(ref added);
-            int sock = (int)_socket.DangerousGetHandle();
-            SocketIo.WriteAll(sock, _send.AsSpan(0, length));
-            int r = receive(this, sock);
+            SocketIo.WriteAll(_socket, _send.AsSpan(0, length));
+            int r = receive(this, _socket);
             fd = _pendingFd;
             _pendingFd = null;
             return r;
@@ -404,7 +403,7 @@ public sealed unsafe class ProxyClient : IDisposable
         return s.Length;
     }
 
-    private ProxyHeader ReceiveMessage(int sock, out int bodyLength)
+    private ProxyHeader ReceiveMessage(SafeFileHandle sock, out int bodyLength)
     {
         SocketIo.ReadExact(sock, _receive.AsSpan(0, ProxyLimits.HeaderSize), eofAllowedAtStart: false);
         var header = ProxyHeader.Read(_receive);

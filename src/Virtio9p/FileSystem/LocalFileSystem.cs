@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 using VirtFs.Virtio9p.FileSystem.Local;
-using VirtFs.Virtio9p.Interop;
 using static Tmds.Linux.LibC;
 
 namespace VirtFs.Virtio9p.FileSystem;

@@ -288,7 +288,7 @@ internal static unsafe class Xattr
         fixed (byte* pn = n)
         fixed (byte* pv = value)
         {
-            len = Interop.Sys.Getxattr(pp, pn, pv, (nuint)value.Length);
+            len = global::VirtFs.Interop.Sys.Getxattr(pp, pn, pv, (nuint)value.Length);
         }
         if (len < 0)
         {
@@ -305,7 +305,7 @@ internal static unsafe class Xattr
         fixed (byte* pn = n)
         fixed (byte* pv = value)
         {
-            if (Interop.Sys.Setxattr(pp, pn, pv, (nuint)value.Length, 0) < 0)
+            if (global::VirtFs.Interop.Sys.Setxattr(pp, pn, pv, (nuint)value.Length, 0) < 0)
             {
                 throw new IOException($"setxattr {name}: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
             }
