@@ -19,7 +19,6 @@ namespace VirtFs.Helper;
 /// </summary>
 internal sealed unsafe class Operations
 {
-    private const int O_TMPFILE_FLAG = 0x400000; // __O_TMPFILE, without O_DIRECTORY
     private const uint FS_IOC_GETVERSION = 0x80087601; // _IOR('v', 1, long)
 
     /// <summary>The open flags a client may pass (asm-generic/fcntl.h); others are dropped. O_PATH is refused
@@ -52,7 +51,7 @@ internal sealed unsafe class Operations
     public int Open(in OpenRequest req, out SafeFileHandle? fd)
     {
         fd = null;
-        if ((req.Flags & (O_CREAT | O_TMPFILE_FLAG | O_PATH)) != 0) return -Errno.EINVAL;
+        if (FilePolicy.OpenRefuses(req.Flags) || (req.Flags & O_PATH) != 0) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -66,7 +65,7 @@ internal sealed unsafe class Operations
     public int Create(in CreateRequest req, out SafeFileHandle? fd)
     {
         fd = null;
-        if ((req.Flags & (O_TMPFILE_FLAG | O_PATH)) != 0) return -Errno.EINVAL;
+        if (FilePolicy.CreateRefuses(req.Flags) || (req.Flags & O_PATH) != 0) return -Errno.EINVAL;
         if (ExportReach.Exposed && ExportReach.PrivilegedMode(req.Mode)) return -Errno.EPERM;
         int flags = req.Flags & ClientOpenFlags;
         int r = _path1.Set(req.Path, out var path);
@@ -118,8 +117,8 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using (pathFd)
         {
-            if ((mode & 0xF000u) == 0xA000u) return -ELOOP; // O_NOFOLLOW on a final symlink, as open(2) says
-            if (!IsRegularOrDirectory((mode_t)mode)) return -Errno.ENXIO;
+            r = FilePolicy.OpenableType(mode); // ELOOP for a final symlink (O_NOFOLLOW), ENXIO for a special file
+            if (r < 0) return r;
             // Exposed export (ExportReach): a setuid/setgid file handed out writable could be rewritten through a
             // shared mapping (which never clears the bits) and run from the host path. Drop the bits first, as the
             // kernel does when an unprivileged writer writes.
@@ -129,34 +128,20 @@ internal sealed unsafe class Operations
                 int c = ProcSelfFd.Chmod(pathFd!, mode & 0x3FF);
                 if (c < 0) return c;
             }
-            // O_NONBLOCK: a lease the client holds on the file (fcntl F_SETLEASE through a handed-out fd) would
-            // otherwise park this thread for lease-break-time (45 s) on every open; now it says EWOULDBLOCK.
-            int n = ProcSelfFd.Reopen(pathFd!, (flags & ~(O_CREAT | O_EXCL)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+            // Always non-blocking first (a client's lease would park this thread 45 s), then as asked.
+            int n = ProcSelfFd.Reopen(pathFd!, FilePolicy.ReopenFlags(flags));
             if (n < 0) return n;
             fd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
-            if ((flags & O_NONBLOCK) == 0)
+            int c2 = FilePolicy.ClearNonblockUnlessAsked(fd, flags);
+            if (c2 < 0)
             {
-                // n is fd's number; fd is ours alone until returned, so nothing can close it meanwhile.
-                int fl = fcntl(n, F_GETFL);
-                if (fl < 0 || fcntl(n, F_SETFL, fl & ~O_NONBLOCK) < 0)
-                {
-                    int err = errno;
-                    fd.Dispose();
-                    fd = null;
-                    return -err;
-                }
+                fd.Dispose();
+                fd = null;
+                return c2;
             }
             return 0;
         }
     }
-
-    private static bool IsRegularOrDirectory(mode_t m)
-    {
-        uint t = (ushort)m & 0xF000u;
-        return t == 0x8000u || t == 0x4000u;
-    }
-
-    private static bool IsSymlink(mode_t m) => ((ushort)m & 0xF000u) == 0xA000u;
 
     // ---- create others: status ----
 
@@ -380,7 +365,7 @@ internal sealed unsafe class Operations
     {
         // SAFETY: p is NUL-terminated and pinned by OnePath for both calls.
         if (unlink(p) == 0) return 0;
-        if (errno != EISDIR) return -1;
+        if (!FilePolicy.RemoveAsDirectory(-errno)) return -1; // errno still unlink's for OnePath
         return rmdir(p);
     });
 
