@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using Tmds.Linux;
 using VirtFs.Interop;
 using static Tmds.Linux.LibC;
@@ -15,9 +14,16 @@ public sealed unsafe class ScmRightsTests
     public void Cmsg_arithmetic_matches_glibc()
     {
         Assert.Equal(16, sizeof(cmsghdr));
-        Assert.Equal(0, (int)Marshal.OffsetOf<cmsghdr>(nameof(cmsghdr.cmsg_len)));
-        Assert.Equal(8, (int)Marshal.OffsetOf<cmsghdr>(nameof(cmsghdr.cmsg_level)));
-        Assert.Equal(12, (int)Marshal.OffsetOf<cmsghdr>(nameof(cmsghdr.cmsg_type)));
+        // Tmds.LibC's fields are properties: check the offsets through the bytes they write.
+        cmsghdr h = default;
+        byte* raw = (byte*)&h;
+        new Span<byte>(raw, sizeof(cmsghdr)).Fill(0xFF);
+        h.cmsg_len = 20; // must clear all eight bytes at offset 0 (size_t)
+        h.cmsg_level = 0x66;
+        h.cmsg_type = 0x77;
+        Assert.Equal(20L, *(long*)raw);
+        Assert.Equal(0x66, *(int*)(raw + 8));
+        Assert.Equal(0x77, *(int*)(raw + 12));
         Assert.Equal(16, ScmRights.Len(0));
         Assert.Equal(20, ScmRights.Len(sizeof(int)));
         Assert.Equal(24, ScmRights.Len(2 * sizeof(int)));
