@@ -16,7 +16,7 @@ internal sealed class CPath
     {
         cstring = _buffer;
         if (value.Length > 0 && value[^1] == 0) value = value[..^1];
-        if (value.IndexOf((byte)0) >= 0) return -ProxyErrno.EINVAL;
+        if (value.IndexOf((byte)0) >= 0) return -Errno.EINVAL;
         value.CopyTo(_buffer);
         _buffer[value.Length] = 0;
         return 0;

@@ -23,14 +23,6 @@ internal static unsafe class Capabilities
     /// rules (setgid bit clearing, device nodes).</summary>
     public static uint RequesterMask => 1u << CAP_DAC_OVERRIDE;
 
-    private const uint LinuxCapabilityVersion3 = 0x20080522;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct CapHeader { public uint Version; public int Pid; }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct CapData { public uint Effective, Permitted, Inheritable; }
-
     public static uint Mask(ReadOnlySpan<int> caps)
     {
         uint m = 0;
@@ -42,26 +34,24 @@ internal static unsafe class Capabilities
     /// Returns 0 or -errno.</summary>
     public static int Set(uint effective)
     {
-        CapHeader h = new() { Version = LinuxCapabilityVersion3, Pid = 0 };
+        CapHeader h = new() { Version = CapHeader.Version3, Pid = 0 };
         CapData* d = stackalloc CapData[2];
         d[0] = new CapData { Effective = effective, Permitted = KeptMask, Inheritable = 0 };
         d[1] = default; // capabilities 32..63: none kept
         // SAFETY: header and two data words live on this stack frame for the syscall.
-        long r = (ssize_t)LibC.syscall(Syscalls.SYS_capset, &h, d);
-        return r < 0 ? -LibC.errno : 0;
+        return Sys.Capset(&h, d) < 0 ? -LibC.errno : 0;
     }
 
     /// <summary>Adds <paramref name="mask"/> to the calling thread's effective set, keeping its permitted and
     /// inheritable sets as they are (capget, then capset). Returns 0 or -errno.</summary>
     public static int RaiseEffective(uint mask)
     {
-        CapHeader h = new() { Version = LinuxCapabilityVersion3, Pid = 0 };
+        CapHeader h = new() { Version = CapHeader.Version3, Pid = 0 };
         CapData* d = stackalloc CapData[2];
         // SAFETY: header and two data words live on this stack frame for both syscalls.
-        if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_capget, &h, d) < 0) return -LibC.errno;
+        if (Sys.Capget(&h, d) < 0) return -LibC.errno;
         d[0].Effective |= mask & d[0].Permitted;
-        long r = (ssize_t)LibC.syscall(Syscalls.SYS_capset, &h, d);
-        return r < 0 ? -LibC.errno : 0;
+        return Sys.Capset(&h, d) < 0 ? -LibC.errno : 0;
     }
 
     /// <summary>Drops every capability but the kept ones from the bounding set (needs CAP_SETPCAP, so it runs
@@ -72,7 +62,7 @@ internal static unsafe class Capabilities
         for (int cap = 0; cap < 64; cap++)
         {
             if (cap < 32 && (kept & (1u << cap)) != 0) continue;
-            if (Native.prctl(Native.PR_CAPBSET_DROP, (nuint)cap, 0, 0, 0) == 0) continue;
+            if (Sys.Prctl(Sys.PR_CAPBSET_DROP, (nuint)cap, 0, 0, 0) == 0) continue;
             int err = Marshal.GetLastPInvokeError();
             if (err == LibC.EINVAL) return 0;
             return -err;

@@ -41,7 +41,7 @@ internal static unsafe class CleanExec
 
         byte** cargv = ToCStrings(argv);
         byte** cenv = ToCStrings(env);
-        Native.execve(cargv[0], cargv, cenv);
+        Sys.Execve(cargv[0], cargv, cenv);
         return new Sandbox.SandboxException("execve(self)", Marshal.GetLastPInvokeError());
     }
 
@@ -49,6 +49,8 @@ internal static unsafe class CleanExec
     /// image is replaced, on failure the process exits).</summary>
     private static byte** ToCStrings(List<string> values)
     {
+        // SAFETY: array has Count + 1 pointer slots and each string bytes.Length + 1 bytes; every write below
+        // stays inside its allocation, and the memory is never freed (it must outlive execve).
         byte** array = (byte**)NativeMemory.Alloc((nuint)(values.Count + 1), (nuint)sizeof(byte*));
         for (int i = 0; i < values.Count; i++)
         {

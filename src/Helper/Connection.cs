@@ -15,7 +15,6 @@ namespace VirtFs.Helper;
 internal sealed unsafe class Connection
 {
     private readonly SafeFileHandle _handle;
-    private readonly int _socket;
     private readonly string _name;
     private readonly int _timeoutMs;
     private readonly byte[] _request = new byte[ProxyLimits.MaxMessageSize];
@@ -29,7 +28,6 @@ internal sealed unsafe class Connection
     public Connection(SafeFileHandle socket, string name, bool getVersionSupported, int timeoutSeconds, XattrPolicy xattrs)
     {
         _handle = socket;
-        _socket = (int)socket.DangerousGetHandle();
         _name = name;
         _timeoutMs = checked(timeoutSeconds * 1000);
         _ops = new Operations(getVersionSupported, xattrs);
@@ -47,34 +45,41 @@ internal sealed unsafe class Connection
     public void Evict()
     {
         _evicted = true;
-        bool added = false;
         try
         {
-            _handle.DangerousAddRef(ref added);
-            Tmds.Linux.LibC.shutdown(_socket, SocketOptions.SHUT_RDWR);
+            using var socket = new FdUse(_handle);
+            Tmds.Linux.LibC.shutdown(socket.Fd, SocketOptions.SHUT_RDWR);
         }
         catch (ObjectDisposedException)
         {
             // already closed by its own thread
-        }
-        finally
-        {
-            if (added) _handle.DangerousRelease();
         }
     }
 
     /// <summary>Runs until the peer closes or breaks the protocol. Never throws.</summary>
     public void Run()
     {
-        bool added = false;
         try
         {
-            _handle.DangerousAddRef(ref added);
-            SetSendTimeout();
+            RunRequests();
+        }
+        finally
+        {
+            _handle.Dispose();
+        }
+    }
+
+    private void RunRequests()
+    {
+        try
+        {
+            // The reference held for the whole loop keeps the number valid for poll/recv below.
+            using var socket = new FdUse(_handle);
+            SetSendTimeout(socket.Fd);
             while (true)
             {
                 long deadline = NoDeadline;
-                if (!Receive(_request.AsSpan(0, ProxyLimits.HeaderSize), ref deadline, eofAllowedAtStart: true))
+                if (!Receive(socket.Fd, _request.AsSpan(0, ProxyLimits.HeaderSize), ref deadline, eofAllowedAtStart: true))
                 {
                     Log.Info(_evicted ? $"{_name}: evicted" : $"{_name}: closed by peer");
                     return;
@@ -84,7 +89,7 @@ internal sealed unsafe class Connection
                 if (!ProxyRequestTypes.IsRequest(header.Type))
                     throw new ProxyProtocolException($"unknown request type {header.Type}");
                 int size = (int)header.Size;
-                Receive(_request.AsSpan(ProxyLimits.HeaderSize, size), ref deadline, eofAllowedAtStart: false);
+                Receive(socket.Fd, _request.AsSpan(ProxyLimits.HeaderSize, size), ref deadline, eofAllowedAtStart: false);
                 Dispatch((ProxyRequestType)header.Type, _request.AsSpan(ProxyLimits.HeaderSize, size));
                 Volatile.Write(ref _lastActivity, Environment.TickCount64);
             }
@@ -101,11 +106,6 @@ internal sealed unsafe class Connection
         {
             Log.Error($"{_name}: internal error, closing the connection: {e}");
         }
-        finally
-        {
-            if (added) _handle.DangerousRelease();
-            _handle.Dispose();
-        }
     }
 
     private const long NoDeadline = long.MaxValue;
@@ -117,16 +117,17 @@ internal sealed unsafe class Connection
     /// <paramref name="deadline"/> (set here to first byte + timeout), or the connection ends. False on a clean
     /// EOF before the first byte when <paramref name="eofAllowedAtStart"/>.
     /// </summary>
-    private bool Receive(Span<byte> buffer, ref long deadline, bool eofAllowedAtStart)
+    private bool Receive(int socket, Span<byte> buffer, ref long deadline, bool eofAllowedAtStart)
     {
         int done = 0;
+        // SAFETY: buffer is pinned for the loop; every pointer below is p + done with done < buffer.Length.
         fixed (byte* p = buffer)
         {
             while (done < buffer.Length)
             {
                 int waitMs = deadline == NoDeadline ? -1
                     : (int)Math.Clamp(deadline - Environment.TickCount64, 0, int.MaxValue);
-                var pfd = new Tmds.Linux.pollfd { fd = _socket, events = (short)Tmds.Linux.LibC.POLLIN };
+                var pfd = new Tmds.Linux.pollfd { fd = socket, events = (short)Tmds.Linux.LibC.POLLIN };
                 // SAFETY: pfd is a local that outlives the call.
                 int ready = Tmds.Linux.LibC.poll(&pfd, 1, waitMs);
                 if (ready == 0)
@@ -138,7 +139,7 @@ internal sealed unsafe class Connection
                     throw new ProxyConnectionException($"poll failed: errno {e}");
                 }
                 // SAFETY: p + done .. p + buffer.Length lies inside the pinned span.
-                long n = Tmds.Linux.LibC.recv(_socket, p + done, (Tmds.Linux.size_t)(buffer.Length - done), Tmds.Linux.LibC.MSG_DONTWAIT);
+                long n = Tmds.Linux.LibC.recv(socket, p + done, (Tmds.Linux.size_t)(buffer.Length - done), Tmds.Linux.LibC.MSG_DONTWAIT);
                 if (n > 0)
                 {
                     done += (int)n;
@@ -160,11 +161,11 @@ internal sealed unsafe class Connection
 
     /// <summary>A peer that stops reading replies would block our writes forever: each send gives up after the
     /// timeout (SO_SNDTIMEO), which ends the connection.</summary>
-    private void SetSendTimeout()
+    private void SetSendTimeout(int socket)
     {
         var tv = new SocketOptions.TimeVal { Seconds = _timeoutMs / 1000 };
         // SAFETY: tv is a local; its size is passed.
-        Tmds.Linux.LibC.setsockopt(_socket, SocketOptions.SOL_SOCKET, SocketOptions.SO_SNDTIMEO, &tv, sizeof(SocketOptions.TimeVal));
+        Tmds.Linux.LibC.setsockopt(socket, SocketOptions.SOL_SOCKET, SocketOptions.SO_SNDTIMEO, &tv, sizeof(SocketOptions.TimeVal));
     }
 
     private void Dispatch(ProxyRequestType type, ReadOnlySpan<byte> body)
@@ -174,10 +175,10 @@ internal sealed unsafe class Connection
             // T_CREATE answers like T_OPEN (an fd reply); every other change answers a status.
             if (type == ProxyRequestType.Create)
             {
-                SendFd(-ProxyErrno.EROFS, null);
+                SendFd(-Errno.EROFS, null);
                 return;
             }
-            Status(-ProxyErrno.EROFS);
+            Status(-Errno.EROFS);
             return;
         }
         switch (type)
@@ -187,7 +188,7 @@ internal sealed unsafe class Connection
                 var req = OpenRequest.Decode(body);
                 if (ReadOnlyExport.Refuses(type, req.Flags))
                 {
-                    SendFd(-ProxyErrno.EROFS, null);
+                    SendFd(-Errno.EROFS, null);
                     break;
                 }
                 SendFd(_ops.Open(req, out var fd), fd);
@@ -273,14 +274,14 @@ internal sealed unsafe class Connection
 
     private void Status(int status) => Send(ProxyReplyEncoder.Status(_reply, status));
 
-    private void Send(int length) => SocketIo.WriteAll(_socket, _reply.AsSpan(0, length));
+    private void Send(int length) => SocketIo.WriteAll(_handle, _reply.AsSpan(0, length));
 
     /// <summary>send_fd: the fd goes over SCM_RIGHTS and our copy is closed right after.</summary>
     private void SendFd(int status, SafeFileHandle? fd)
     {
         using (fd)
         {
-            FdReply.Send(_socket, status, status < 0 ? null : fd);
+            FdReply.Send(_handle, status, status < 0 ? null : fd);
         }
     }
 }

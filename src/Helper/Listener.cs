@@ -11,7 +11,8 @@ namespace VirtFs.Helper;
 /// each connection gets its own thread, created from the sandboxed main thread so it inherits the sandbox.</summary>
 internal static unsafe class Listener
 {
-    public static int Create(string path, int uid, int gid)
+    /// <summary>The listening socket, owned by the returned handle.</summary>
+    public static SafeFileHandle Create(string path, int uid, int gid)
     {
         byte[] p = Encoding.UTF8.GetBytes(path);
         if (p.Length == 0 || p.Length >= sockaddr_un.sun_path_length)
@@ -20,6 +21,8 @@ internal static unsafe class Listener
         p.CopyTo(cpath, 0);
         fixed (byte* cp = cpath)
         {
+            // SAFETY: cpath is NUL-terminated (one byte longer than p) and pinned for the calls below; addr and st
+            // are locals, and the copy into sun_path is bounded by sun_path_length (p.Length checked above).
             // A stale socket from a previous run is replaced; anything else at that path is refused. unlink acts on
             // the name itself, never on what a symlink there points to.
             stat st;
@@ -32,13 +35,14 @@ internal static unsafe class Listener
 
             int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
             if (fd < 0) throw new Sandbox.SandboxException("socket", errno);
+            var listener = new SafeFileHandle((IntPtr)fd, ownsHandle: true);
             sockaddr_un addr = default;
             addr.sun_family = AF_UNIX;
             p.CopyTo(new Span<byte>((byte*)&addr + sockaddr_un.sun_path_offset, sockaddr_un.sun_path_length));
             int err = BindAs(fd, &addr, (uint)uid, (uint)gid);
-            if (err != 0) { close(fd); throw new Sandbox.SandboxException("bind", err); }
-            if (listen(fd, 16) < 0) { err = errno; close(fd); throw new Sandbox.SandboxException("listen", err); }
-            return fd;
+            if (err != 0) { listener.Dispose(); throw new Sandbox.SandboxException("bind", err); }
+            if (listen(fd, 16) < 0) { err = errno; listener.Dispose(); throw new Sandbox.SandboxException("listen", err); }
+            return listener;
         }
     }
 
@@ -92,8 +96,11 @@ internal static unsafe class Listener
     private static readonly RateLimitedLog s_refusals = new(TimeSpan.FromSeconds(1));
 
     /// <summary>Accepts forever; a connection's failure never stops the others.</summary>
-    public static void Serve(int listenFd, bool getVersion, HelperOptions options)
+    public static void Serve(SafeFileHandle listener, bool getVersion, HelperOptions options)
     {
+        // Held for as long as we accept: the number stays valid.
+        using var listen = new FdUse(listener);
+        int listenFd = listen.Fd;
         int n = 0;
         uint allowedUid = (uint)options.Uid;
         int timeoutSeconds = options.RequestTimeoutSeconds;
@@ -117,7 +124,7 @@ internal static unsafe class Listener
             string name = $"connection {++n}";
             // Only the uid the socket was made for, and root, are served: a process that shares the socket's
             // group, or reaches it through a badly set directory, gets nothing (SO_PEERCRED: who connected).
-            int peer = PeerUid(c, out uint peerUid);
+            int peer = PeerUid(socket, out uint peerUid);
             if (peer < 0 || (peerUid != allowedUid && peerUid != 0))
             {
                 s_refusals.Warn(peer < 0 ? $"{name}: refused, SO_PEERCRED failed (errno {-peer})"
@@ -180,12 +187,13 @@ internal static unsafe class Listener
         return true;
     }
 
-    private static int PeerUid(int socket, out uint uid)
+    private static int PeerUid(SafeFileHandle socket, out uint uid)
     {
         SocketOptions.UCred cred = default;
         socklen_t length = sizeof(SocketOptions.UCred);
+        using var use = new FdUse(socket);
         // SAFETY: cred and length are locals that outlive the call; length is the struct's size.
-        int r = getsockopt(socket, SocketOptions.SOL_SOCKET, SocketOptions.SO_PEERCRED, &cred, &length);
+        int r = getsockopt(use.Fd, SocketOptions.SOL_SOCKET, SocketOptions.SO_PEERCRED, &cred, &length);
         uid = cred.Uid;
         return r < 0 ? -errno : 0;
     }

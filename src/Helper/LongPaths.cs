@@ -1,4 +1,6 @@
 using System.ComponentModel;
+using Microsoft.Win32.SafeHandles;
+using VirtFs.ProxyFs.Protocol;
 using static Tmds.Linux.LibC;
 
 namespace VirtFs.Helper;
@@ -23,7 +25,6 @@ internal static unsafe class LongPaths
     public const int KernelLimit = 4095;
 
     private const int CLONE_FS = 0x200;
-    private const int ENAMETOOLONG = 36;
 
     [ThreadStatic] private static bool t_unshared;
 
@@ -51,12 +52,13 @@ internal static unsafe class LongPaths
             if (cut <= start)
             {
                 Leave();
-                return -ENAMETOOLONG; // one component longer than any path: nothing to cut
+                return -Errno.ENAMETOOLONG; // one component longer than any path: nothing to cut
             }
             path[cut] = 0;
             int rc, err = 0;
             fixed (byte* p = &path[start])
             {
+                // SAFETY: path[cut] was just set to NUL, so p is a NUL-terminated prefix, pinned for the call.
                 rc = chdir(p);
                 if (rc < 0) err = errno;
             }
@@ -98,6 +100,7 @@ internal static unsafe class LongPaths
     {
         fixed (byte* root = "/\0"u8)
         {
+            // SAFETY: a NUL-terminated literal, pinned for the call.
             if (chdir(root) < 0)
                 throw new Win32Exception(errno, "cannot return to \"/\" after a long path; ending the connection");
         }
@@ -105,15 +108,17 @@ internal static unsafe class LongPaths
 
     /// <summary>An O_PATH fd of the directory a long path's rest is relative to ("/" for a short path), for
     /// the two-path calls (rename, link) where one cwd cannot serve both paths. The cwd is "/" afterwards.</summary>
-    public static int Anchor(byte[] path, out int dirfd, out int offset)
+    public static int Anchor(byte[] path, out SafeFileHandle? dir, out int offset)
     {
-        dirfd = -1;
+        dir = null;
         int r = Move(path, out offset);
         if (r < 0) return r;
         fixed (byte* here = ".\0"u8)
         {
-            dirfd = open(here, O_PATH | O_DIRECTORY | O_CLOEXEC);
-            r = dirfd < 0 ? -errno : 0;
+            // SAFETY: a NUL-terminated literal, pinned for the call.
+            int fd = open(here, O_PATH | O_DIRECTORY | O_CLOEXEC);
+            r = fd < 0 ? -errno : 0;
+            if (fd >= 0) dir = new SafeFileHandle((IntPtr)fd, ownsHandle: true);
         }
         if (offset > 0) Leave();
         return r;

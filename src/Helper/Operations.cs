@@ -19,7 +19,6 @@ namespace VirtFs.Helper;
 /// </summary>
 internal sealed unsafe class Operations
 {
-    private const int O_TMPFILE_FLAG = 0x400000; // __O_TMPFILE, without O_DIRECTORY
     private const uint FS_IOC_GETVERSION = 0x80087601; // _IOR('v', 1, long)
 
     /// <summary>The open flags a client may pass (asm-generic/fcntl.h); others are dropped. O_PATH is refused
@@ -52,7 +51,7 @@ internal sealed unsafe class Operations
     public int Open(in OpenRequest req, out SafeFileHandle? fd)
     {
         fd = null;
-        if ((req.Flags & (O_CREAT | O_TMPFILE_FLAG | O_PATH)) != 0) return -ProxyErrno.EINVAL;
+        if (FilePolicy.OpenRefuses(req.Flags) || (req.Flags & O_PATH) != 0) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -66,8 +65,8 @@ internal sealed unsafe class Operations
     public int Create(in CreateRequest req, out SafeFileHandle? fd)
     {
         fd = null;
-        if ((req.Flags & (O_TMPFILE_FLAG | O_PATH)) != 0) return -ProxyErrno.EINVAL;
-        if (ExportReach.Exposed && ExportReach.PrivilegedMode(req.Mode)) return -ProxyErrno.EPERM;
+        if (FilePolicy.CreateRefuses(req.Flags) || (req.Flags & O_PATH) != 0) return -Errno.EINVAL;
+        if (ExportReach.Exposed && ExportReach.PrivilegedMode(req.Mode)) return -Errno.EPERM;
         int flags = req.Flags & ClientOpenFlags;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
@@ -118,8 +117,8 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using (pathFd)
         {
-            if ((mode & 0xF000u) == 0xA000u) return -ELOOP; // O_NOFOLLOW on a final symlink, as open(2) says
-            if (!IsRegularOrDirectory((mode_t)mode)) return -ProxyErrno.ENXIO;
+            r = FilePolicy.OpenableType(mode); // ELOOP for a final symlink (O_NOFOLLOW), ENXIO for a special file
+            if (r < 0) return r;
             // Exposed export (ExportReach): a setuid/setgid file handed out writable could be rewritten through a
             // shared mapping (which never clears the bits) and run from the host path. Drop the bits first, as the
             // kernel does when an unprivileged writer writes.
@@ -129,33 +128,20 @@ internal sealed unsafe class Operations
                 int c = ProcSelfFd.Chmod(pathFd!, mode & 0x3FF);
                 if (c < 0) return c;
             }
-            // O_NONBLOCK: a lease the client holds on the file (fcntl F_SETLEASE through a handed-out fd) would
-            // otherwise park this thread for lease-break-time (45 s) on every open; now it says EWOULDBLOCK.
-            int n = ProcSelfFd.Reopen(pathFd!, (flags & ~(O_CREAT | O_EXCL)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+            // Always non-blocking first (a client's lease would park this thread 45 s), then as asked.
+            int n = ProcSelfFd.Reopen(pathFd!, FilePolicy.ReopenFlags(flags));
             if (n < 0) return n;
             fd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
-            if ((flags & O_NONBLOCK) == 0)
+            int c2 = FilePolicy.ClearNonblockUnlessAsked(fd, flags);
+            if (c2 < 0)
             {
-                int fl = fcntl(n, F_GETFL);
-                if (fl < 0 || fcntl(n, F_SETFL, fl & ~O_NONBLOCK) < 0)
-                {
-                    int err = errno;
-                    fd.Dispose();
-                    fd = null;
-                    return -err;
-                }
+                fd.Dispose();
+                fd = null;
+                return c2;
             }
             return 0;
         }
     }
-
-    private static bool IsRegularOrDirectory(mode_t m)
-    {
-        uint t = (ushort)m & 0xF000u;
-        return t == 0x8000u || t == 0x4000u;
-    }
-
-    private static bool IsSymlink(mode_t m) => ((ushort)m & 0xF000u) == 0xA000u;
 
     // ---- create others: status ----
 
@@ -175,7 +161,7 @@ internal sealed unsafe class Operations
         // identity switch, so a refusal returns as root.
         if (type == ProxyRequestType.Mknod && ExportReach.Exposed &&
             (ExportReach.IsDevice(req.Mode) || ExportReach.PrivilegedMode(req.Mode)))
-            return -ProxyErrno.EPERM;
+            return -Errno.EPERM;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
         r = Identity.Become(req.Uid, req.Gid, out var identity);
@@ -200,10 +186,16 @@ internal sealed unsafe class Operations
     // ---- path operations ----
 
     /// <summary>T_LINK: link(2) does not follow a symlink given as the old path.</summary>
-    public int Link(in PathRequest req) => TwoPaths(req, static (da, a, db, b) => linkat(da, a, db, b, 0));
+    public int Link(in PathRequest req) => TwoPaths(req, static (da, a, db, b) =>
+    {
+        using var ua = new FdUse(da);
+        using var ub = new FdUse(db);
+        // SAFETY: a and b are NUL-terminated and pinned by TwoPaths; the FdUse references keep both dir fds open.
+        return linkat(ua.Fd, a, ub.Fd, b, 0);
+    });
 
     /// <summary>T_RENAME: rename(2) acts on the names themselves.</summary>
-    public int Rename(in PathRequest req) => TwoPaths(req, static (da, a, db, b) => Native.renameat(da, a, db, b));
+    public int Rename(in PathRequest req) => TwoPaths(req, static (da, a, db, b) => Sys.Renameat(da, a, db, b));
 
     public int Lstat(in PathRequest req, out ProxyStat result)
     {
@@ -235,11 +227,11 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
-        StatFsBuf b;
+        StatFs b;
         fixed (byte* p = &path[offset])
         {
             // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
-            if (Native.statfs(p, &b) < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            if (Sys.Statfs(p, &b) < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
         }
         result = new ProxyStatFs((ulong)b.f_type, (ulong)b.f_bsize, b.f_blocks, b.f_bfree, b.f_bavail, b.f_files,
             b.f_ffree, (ulong)(long)b.f_fsid0, (ulong)(long)b.f_fsid1, (ulong)b.f_namelen, (ulong)b.f_frsize);
@@ -254,7 +246,7 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
-        if (req.Int0 <= 1) return -ProxyErrno.EINVAL;
+        if (req.Int0 <= 1) return -Errno.EINVAL;
         int max = Math.Min(req.Int0 - 1, ProxyLimits.MaxReplyStringLength);
         fixed (byte* p = &path[offset])
         fixed (byte* d = _data)
@@ -268,7 +260,7 @@ internal sealed unsafe class Operations
     /// <summary>T_CHMOD: chmod(2) follows a final symlink, as QEMU's helper; Linux cannot chmod a link itself.</summary>
     public int Chmod(in PathRequest req)
     {
-        if (!ExportReach.Exposed)
+        if (!ExportReach.Exposed) // SAFETY (the lambda): p is NUL-terminated and pinned by OnePath.
             return OnePath(req, static (byte* p, in PathRequest q) => chmod(p, (mode_t)(ushort)(q.Int0 & 0xFFFF)));
         // Exposed export (ExportReach): checked and changed on one inode (O_PATH, fstat, then chmod through
         // /proc/self/fd) so a file swapped in meanwhile is not the one changed. A privileged mode only on a
@@ -281,8 +273,8 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using (pathFd)
         {
-            if (ExportReach.IsDevice(mode)) return -ProxyErrno.EPERM;
-            if ((mode & 0xF000u) != 0x4000u && ExportReach.PrivilegedMode((uint)req.Int0)) return -ProxyErrno.EPERM;
+            if (ExportReach.IsDevice(mode)) return -Errno.EPERM;
+            if ((mode & 0xF000u) != 0x4000u && ExportReach.PrivilegedMode((uint)req.Int0)) return -Errno.EPERM;
             return ProcSelfFd.Chmod(pathFd!, (uint)req.Int0 & 0xFFFF);
         }
     }
@@ -298,13 +290,14 @@ internal sealed unsafe class Operations
             // SAFETY: p is NUL-terminated (CPath) and pinned; st is a local.
             int n = open(p, O_PATH | O_CLOEXEC | extraFlags);
             if (n < 0) return -errno;
+            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
             if (fstat(n, &st) < 0)
             {
                 int err = errno;
-                close(n);
+                pathFd.Dispose();
+                pathFd = null;
                 return -err;
             }
-            pathFd = new SafeFileHandle((IntPtr)n, ownsHandle: true);
             mode = (ushort)st.st_mode;
             return 0;
         }
@@ -313,7 +306,7 @@ internal sealed unsafe class Operations
     /// <summary>T_CHOWN: lchown, the link itself; -1 keeps an id.</summary>
     public int Chown(in PathRequest req)
     {
-        if (!ExportReach.Exposed)
+        if (!ExportReach.Exposed) // SAFETY (the lambda): p is NUL-terminated and pinned by OnePath.
             return OnePath(req, static (byte* p, in PathRequest q) => lchown(p, unchecked((uint)q.Int0), unchecked((uint)q.Int1)));
         // Exposed export (ExportReach): a device node chowned to the uid would open from the host path.
         int r = _path1.Set(req.Path, out var path);
@@ -324,12 +317,13 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using (pathFd)
         {
-            if (ExportReach.IsDevice(mode)) return -ProxyErrno.EPERM;
+            if (ExportReach.IsDevice(mode)) return -Errno.EPERM;
+            using var file = new FdUse(pathFd!);
             fixed (byte* empty = "\0"u8)
             {
-                // SAFETY: empty string literal, pinned; pathFd keeps the fd open. AT_EMPTY_PATH acts on the inode
+                // SAFETY: empty string literal, pinned; file keeps the fd open. AT_EMPTY_PATH acts on the inode
                 // itself (a symlink included, as lchown).
-                return fchownat((int)pathFd!.DangerousGetHandle(), empty, unchecked((uint)req.Int0), unchecked((uint)req.Int1),
+                return fchownat(file.Fd, empty, unchecked((uint)req.Int0), unchecked((uint)req.Int1),
                     AT_EMPTY_PATH) < 0 ? -errno : 0;
             }
         }
@@ -340,17 +334,18 @@ internal sealed unsafe class Operations
     /// request, enough to tie up every connection); the non-blocking open answers EWOULDBLOCK instead.</summary>
     public int Truncate(in PathRequest req)
     {
-        if (req.Long0 < 0) return -ProxyErrno.EINVAL;
+        if (req.Long0 < 0) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
         r = OpenRegular(path, offset, O_WRONLY, out var fd);
-        if (r == -ProxyErrno.ENXIO) return -ProxyErrno.EINVAL; // truncate(2) on a fifo or device
+        if (r == -Errno.ENXIO) return -Errno.EINVAL; // truncate(2) on a fifo or device
         if (r < 0) return r;
         using (fd)
         {
-            return ftruncate((int)fd!.DangerousGetHandle(), req.Long0) < 0 ? -errno : 0;
+            using var file = new FdUse(fd!);
+            return ftruncate(file.Fd, req.Long0) < 0 ? -errno : 0;
         }
     }
 
@@ -358,6 +353,7 @@ internal sealed unsafe class Operations
     /// nsec; QEMU 7.2's driver fills it with the mtime nsec (docs/proxy-protocol.md), we apply what arrives.</summary>
     public int Utime(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest q) =>
     {
+        // SAFETY: p is NUL-terminated and pinned by OnePath; ts is two timespecs on this frame, as utimensat reads.
         timespec* ts = stackalloc timespec[2];
         ts[0].tv_sec = q.Long0; ts[0].tv_nsec = (long_t)q.Long1;
         ts[1].tv_sec = q.Long2; ts[1].tv_nsec = (long_t)q.Long3;
@@ -367,8 +363,9 @@ internal sealed unsafe class Operations
     /// <summary>T_REMOVE: remove(3) = unlink, or rmdir when the path is a directory.</summary>
     public int Remove(in PathRequest req) => OnePath(req, static (byte* p, in PathRequest _) =>
     {
+        // SAFETY: p is NUL-terminated and pinned by OnePath for both calls.
         if (unlink(p) == 0) return 0;
-        if (errno != EISDIR) return -1;
+        if (!FilePolicy.RemoveAsDirectory(-errno)) return -1; // errno still unlink's for OnePath
         return rmdir(p);
     });
 
@@ -377,7 +374,7 @@ internal sealed unsafe class Operations
     /// whole into our buffer, filtered, and then measured against the client's size).</summary>
     public int GetXattr(ProxyRequestType type, in GetXattrRequest req)
     {
-        if (req.Size < 0) return -ProxyErrno.EINVAL;
+        if (req.Size < 0) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -398,12 +395,12 @@ internal sealed unsafe class Operations
             // SAFETY: path and name are NUL-terminated and pinned; d has MaxBodySize >= size bytes.
             byte* buf = size == 0 ? null : d;
             nint rc = type == ProxyRequestType.GetXattr
-                ? Native.lgetxattr(p, n, buf, (nuint)size)
-                : Native.llistxattr(p, buf, (nuint)size);
+                ? Sys.Lgetxattr(p, n, buf, (nuint)size)
+                : Sys.Llistxattr(p, buf, (nuint)size);
             if (rc < 0) return -System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
             if (type == ProxyRequestType.GetXattr) return (int)Math.Min(rc, int.MaxValue);
             int length = _xattrs.FilterList(_data.AsSpan(0, (int)rc));
-            if (req.Size != 0 && length > req.Size) return -ProxyErrno.ERANGE;
+            if (req.Size != 0 && length > req.Size) return -Errno.ERANGE;
             return length;
         }
     }
@@ -412,7 +409,7 @@ internal sealed unsafe class Operations
     /// read past the value).</summary>
     public int SetXattr(in SetXattrRequest req)
     {
-        if (req.Size != req.Value.Length) return -ProxyErrno.EINVAL;
+        if (req.Size != req.Value.Length) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -427,7 +424,7 @@ internal sealed unsafe class Operations
         fixed (byte* v = req.Value)
         {
             // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the call.
-            int rc = Native.lsetxattr(p, n, v, (nuint)req.Value.Length, req.Flags);
+            int rc = Sys.Lsetxattr(p, n, v, (nuint)req.Value.Length, req.Flags);
             return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
         }
     }
@@ -446,15 +443,15 @@ internal sealed unsafe class Operations
         {
             uint type = mode & 0xF000u;
             if (type != 0x8000u && type != 0x4000u) return -EOPNOTSUPP; // only files and directories get ACLs here
-            if (type == 0x8000u && ExportReach.PrivilegedMode(mode)) return -ProxyErrno.EPERM;
+            if (type == 0x8000u && ExportReach.PrivilegedMode(mode)) return -Errno.EPERM;
             int fd = ProcSelfFd.Reopen(pathFd!, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
             if (fd < 0) return fd;
             using var file = new SafeFileHandle((IntPtr)fd, ownsHandle: true);
             fixed (byte* n = name)
             fixed (byte* v = req.Value)
             {
-                // SAFETY: name is NUL-terminated; value pinned; file keeps the fd open.
-                int rc = Native.fsetxattr(fd, n, v, (nuint)req.Value.Length, req.Flags);
+                // SAFETY: name is NUL-terminated; value pinned; the marshalled SafeHandle keeps the fd open.
+                int rc = Sys.Fsetxattr(file, n, v, (nuint)req.Value.Length, req.Flags);
                 return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
             }
         }
@@ -473,7 +470,7 @@ internal sealed unsafe class Operations
         fixed (byte* n = name)
         {
             // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
-            int rc = Native.lremovexattr(p, n);
+            int rc = Sys.Lremovexattr(p, n);
             return rc < 0 ? -System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
         }
     }
@@ -493,7 +490,9 @@ internal sealed unsafe class Operations
         using (fd)
         {
             long v = 0;
-            if (ioctl((int)fd!.DangerousGetHandle(), unchecked((int)FS_IOC_GETVERSION), &v) < 0) return -errno;
+            using var file = new FdUse(fd!);
+            // SAFETY: FS_IOC_GETVERSION writes one long, into the local v; file keeps the fd open.
+            if (ioctl(file.Fd, unchecked((int)FS_IOC_GETVERSION), &v) < 0) return -errno;
             version = (ulong)v;
             return 0;
         }
@@ -502,17 +501,17 @@ internal sealed unsafe class Operations
     /// <summary>Whether the filesystem at "/" (the export, after chroot) supports FS_IOC_GETVERSION.</summary>
     public static bool ProbeGetVersion()
     {
-        StatFsBuf b;
+        StatFs b;
         fixed (byte* root = "/\0"u8)
         {
             // SAFETY: NUL-terminated literal and a local struct, both fixed for the call.
-            if (Native.statfs(root, &b) < 0) return false;
+            if (Sys.Statfs(root, &b) < 0) return false;
         }
         return (uint)b.f_type is 0xEF53u or 0x9123683Eu or 0x52654973u or 0x58465342u;
     }
 
     private delegate int OnePathOp(byte* path, in PathRequest req);
-    private delegate int TwoPathOp(int dirA, byte* a, int dirB, byte* b);
+    private delegate int TwoPathOp(SafeFileHandle dirA, byte* a, SafeFileHandle dirB, byte* b);
 
     private int OnePath(in PathRequest req, OnePathOp op)
     {
@@ -535,7 +534,8 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         r = _path2.Set(req.Second, out var b);
         if (r < 0) return r;
-        int dirA = AT_FDCWD, dirB = AT_FDCWD, offsetA = 0, offsetB = 0;
+        SafeFileHandle? dirA = null, dirB = null;
+        int offsetA = 0, offsetB = 0;
         try
         {
             if (IsLong(a) || IsLong(b))
@@ -548,14 +548,14 @@ internal sealed unsafe class Operations
             fixed (byte* pa = &a[offsetA])
             fixed (byte* pb = &b[offsetB])
             {
-                // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the calls below.
-                return op(dirA, pa, dirB, pb) < 0 ? -errno : 0;
+                // SAFETY: the strings are NUL-terminated (CPath) and the buffers pinned for the call.
+                return op(dirA ?? Sys.AtFdCwd, pa, dirB ?? Sys.AtFdCwd, pb) < 0 ? -errno : 0;
             }
         }
         finally
         {
-            if (dirA >= 0) close(dirA);
-            if (dirB >= 0) close(dirB);
+            dirA?.Dispose();
+            dirB?.Dispose();
         }
     }
 

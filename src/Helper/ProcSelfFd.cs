@@ -50,7 +50,7 @@ internal static unsafe class ProcSelfFd
     private static int OnEntry(SafeFileHandle pathFd, delegate*<int, byte*, int, int> op, int arg)
     {
         if (s_dir is null) return -EBADF;
-        Span<byte> name = stackalloc byte[16];
+        Span<byte> name = stackalloc byte[16]; // "2147483647" and its NUL fit
         bool added = false;
         try
         {

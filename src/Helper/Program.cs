@@ -64,12 +64,14 @@ if (options.Socket is not null && options.Uid > 0 && ExportReach.IsReachable(opt
         "nodev do not hold: setuid/setgid executables and device nodes are refused (EPERM). Make a parent " +
         "directory of the export 0700 to serve them (docs/security.md).");
 }
-int sock = options.Fd;
+Microsoft.Win32.SafeHandles.SafeFileHandle sock;
 try
 {
-    if (options.Socket is not null) sock = Listener.Create(options.Socket, options.Uid, options.Gid);
+    // The listening socket (-s) or the inherited connected one (--fd), owned by a handle from here on.
+    sock = options.Socket is not null ? Listener.Create(options.Socket, options.Uid, options.Gid)
+        : new Microsoft.Win32.SafeHandles.SafeFileHandle(options.Fd, ownsHandle: true);
     Preload.Assemblies();
-    Sandbox.Enter(options.Path!, sock);
+    Sandbox.Enter(options.Path!, (int)sock.DangerousGetHandle());
 }
 catch (Sandbox.SandboxException e)
 {
@@ -85,7 +87,7 @@ if (options.Socket is not null)
 }
 else
 {
-    new Connection(new Microsoft.Win32.SafeHandles.SafeFileHandle(sock, ownsHandle: true), "connection", getVersion,
+    new Connection(sock, "connection", getVersion,
         options.RequestTimeoutSeconds, options.Xattrs).Run();
 }
 Log.Info("Done");
@@ -112,9 +114,10 @@ static string? CheckExport(string path)
 
 static unsafe void Detach()
 {
-    Native.setsid();
+    Sys.Setsid();
     fixed (byte* devnull = "/dev/null\0"u8)
     {
+        // SAFETY: a NUL-terminated literal, pinned for the call.
         int fd = LibC.open(devnull, LibC.O_RDWR, 0);
         if (fd < 0) return;
         for (int i = 0; i < 3; i++) LibC.dup2(fd, i);

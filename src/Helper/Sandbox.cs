@@ -19,10 +19,7 @@ namespace VirtFs.Helper;
 internal static unsafe class Sandbox
 {
     public sealed class SandboxException(string step, int errno)
-        : Exception($"{step}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})")
-    {
-        public string Step { get; } = step;
-    }
+        : Exception($"{step}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
 
     /// <summary>The steps after the socket exists. <paramref name="keepFd"/> is the serving or listening socket.</summary>
     public static void Enter(string exportPath, int keepFd)
@@ -87,11 +84,12 @@ internal static unsafe class Sandbox
         fixed (byte* dot = ".\0"u8)
         fixed (byte* root = "/\0"u8)
         {
-            // SAFETY: NUL-terminated, pinned strings; attr lives on this frame for the call.
-            if (LibC.unshare(Native.CLONE_NEWNS) < 0) throw new SandboxException("unshare(CLONE_NEWNS)", LibC.errno);
-            if (Native.mount(null, root, null, Native.MS_REC | Native.MS_PRIVATE, null) < 0)
+            // SAFETY: NUL-terminated, pinned strings (path has its NUL appended above); attr lives on this frame
+            // and its size is passed; boundHandle keeps bound open through the mount_setattr call.
+            if (LibC.unshare(Sys.CLONE_NEWNS) < 0) throw new SandboxException("unshare(CLONE_NEWNS)", LibC.errno);
+            if (Sys.Mount(null, root, null, Sys.MS_REC | Sys.MS_PRIVATE, null) < 0)
                 throw new SandboxException("mount(\"/\", MS_REC|MS_PRIVATE)", Marshal.GetLastPInvokeError());
-            if (Native.mount(p, p, null, Native.MS_BIND | Native.MS_REC, null) < 0)
+            if (Sys.Mount(p, p, null, Sys.MS_BIND | Sys.MS_REC, null) < 0)
                 throw new SandboxException("mount(export, export, MS_BIND|MS_REC)", Marshal.GetLastPInvokeError());
 
             int bound = LibC.open(p, LibC.O_PATH | LibC.O_DIRECTORY | LibC.O_CLOEXEC);
@@ -111,7 +109,7 @@ internal static unsafe class Sandbox
             if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_pivot_root, dot, dot) < 0)
                 throw new SandboxException("pivot_root(\".\", \".\")", LibC.errno);
             // The old root is now stacked on top of the export at "/": detach it, and with it the host's mounts.
-            if (LibC.umount2(dot, Native.MNT_DETACH) < 0) throw new SandboxException("umount2(old root, MNT_DETACH)", LibC.errno);
+            if (LibC.umount2(dot, Sys.MNT_DETACH) < 0) throw new SandboxException("umount2(old root, MNT_DETACH)", LibC.errno);
             if (LibC.chdir(root) < 0) throw new SandboxException("chdir(\"/\")", LibC.errno);
         }
     }
@@ -120,6 +118,7 @@ internal static unsafe class Sandbox
     /// raw syscall so only this thread (and the threads it creates) change.</summary>
     private static void DropSupplementaryGroups()
     {
+        // SAFETY: a count of 0 with a null list: the kernel reads nothing.
         if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_setgroups, 0, (void*)null) < 0)
             throw new SandboxException("setgroups(0)", LibC.errno);
     }
@@ -127,7 +126,7 @@ internal static unsafe class Sandbox
     /// <summary>No exec from here on could gain privileges (prctl(2) PR_SET_NO_NEW_PRIVS).</summary>
     private static void SetNoNewPrivs()
     {
-        if (Native.prctl(Native.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        if (Sys.Prctl(Sys.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
             throw new SandboxException("prctl(PR_SET_NO_NEW_PRIVS)", Marshal.GetLastPInvokeError());
     }
 
@@ -135,7 +134,7 @@ internal static unsafe class Sandbox
     {
         int r = Capabilities.DropBoundingSet();
         if (r < 0) throw new SandboxException("prctl(PR_CAPBSET_DROP)", -r);
-        if (Native.prctl(Native.PR_CAP_AMBIENT, Native.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+        if (Sys.Prctl(Sys.PR_CAP_AMBIENT, Sys.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
             throw new SandboxException("prctl(PR_CAP_AMBIENT_CLEAR_ALL)", Marshal.GetLastPInvokeError());
         r = Capabilities.Set(Capabilities.KeptMask);
         if (r < 0) throw new SandboxException("capset", -r);

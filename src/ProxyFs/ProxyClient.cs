@@ -190,7 +190,7 @@ public sealed unsafe class ProxyClient : IDisposable
     {
         int err = CheckPath(path);
         if (err != 0) return err;
-        if (buffer.IsEmpty) return -ProxyErrno.EINVAL;
+        if (buffer.IsEmpty) return -Errno.EINVAL;
         int ask = Math.Min(buffer.Length, ProxyLimits.MaxReplyStringLength) + 1;
         int r = ResponseRequest(ProxyRequestEncoder.PathInt(_send, ProxyRequestType.Readlink, path, ask), out var body);
         if (r < 0) return r;
@@ -217,7 +217,7 @@ public sealed unsafe class ProxyClient : IDisposable
     {
         int err = CheckPath(path);
         if (err != 0) return err;
-        if (size < 0) return -ProxyErrno.EINVAL;
+        if (size < 0) return -Errno.EINVAL;
         return StatusRequest(ProxyRequestEncoder.Truncate(_send, path, size));
     }
 
@@ -263,7 +263,7 @@ public sealed unsafe class ProxyClient : IDisposable
         if (err == 0) err = CheckName(name);
         if (err != 0) return err;
         int length = ProxyRequestEncoder.SetXattr(_send, path, name, value, flags);
-        return length < 0 ? -ProxyErrno.E2BIG : StatusRequest(length);
+        return length < 0 ? -Errno.E2BIG : StatusRequest(length);
     }
 
     public int RemoveXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name)
@@ -298,17 +298,17 @@ public sealed unsafe class ProxyClient : IDisposable
     /// <see cref="ProxyLimits.MaxPathLength"/> is ENAMETOOLONG.</summary>
     private static int CheckPath(ReadOnlySpan<byte> path, bool allowEmpty = false)
     {
-        if (path.IsEmpty && !allowEmpty) return -ProxyErrno.ENOENT;
-        if (path.Length > ProxyLimits.MaxPathLength) return -ProxyErrno.ENAMETOOLONG;
-        if (path.IndexOf((byte)0) >= 0) return -ProxyErrno.EINVAL;
+        if (path.IsEmpty && !allowEmpty) return -Errno.ENOENT;
+        if (path.Length > ProxyLimits.MaxPathLength) return -Errno.ENAMETOOLONG;
+        if (path.IndexOf((byte)0) >= 0) return -Errno.EINVAL;
         return 0;
     }
 
     /// <summary>XATTR_NAME_MAX is 255 (ERANGE above it, as the kernel answers).</summary>
     private static int CheckName(ReadOnlySpan<byte> name)
     {
-        if (name.IsEmpty || name.Length > 255) return -ProxyErrno.ERANGE;
-        if (name.IndexOf((byte)0) >= 0) return -ProxyErrno.EINVAL;
+        if (name.IsEmpty || name.Length > 255) return -Errno.ERANGE;
+        if (name.IndexOf((byte)0) >= 0) return -Errno.EINVAL;
         return 0;
     }
 
@@ -320,7 +320,7 @@ public sealed unsafe class ProxyClient : IDisposable
     private int SendFdRequest(int length, out SafeFileHandle? fd)
     {
         fd = null;
-        if (length < 0) return -ProxyErrno.ENAMETOOLONG;
+        if (length < 0) return -Errno.ENAMETOOLONG;
         return Transact(length, static (self, sock) =>
         {
             int r = FdReply.Receive(sock, out var received);
@@ -331,7 +331,7 @@ public sealed unsafe class ProxyClient : IDisposable
 
     private SafeFileHandle? _pendingFd;
 
-    private int Transact(int length, Func<ProxyClient, int, int> receive, out SafeFileHandle? fd)
+    private int Transact(int length, Func<ProxyClient, SafeFileHandle, int> receive, out SafeFileHandle? fd)
     {
         fd = null;
         EnsureUsable();
@@ -340,9 +340,8 @@ public sealed unsafe class ProxyClient : IDisposable
         try
         {
             _socket.DangerousAddRef(ref added);
-            int sock = (int)_socket.DangerousGetHandle();
-            SocketIo.WriteAll(sock, _send.AsSpan(0, length));
-            int r = receive(this, sock);
+            SocketIo.WriteAll(_socket, _send.AsSpan(0, length));
+            int r = receive(this, _socket);
             fd = _pendingFd;
             _pendingFd = null;
             return r;
@@ -367,7 +366,7 @@ public sealed unsafe class ProxyClient : IDisposable
     /// <summary>Header + int reply (v9fs_receive_status): the body must be exactly one int.</summary>
     private int StatusRequest(int length)
     {
-        if (length < 0) return -ProxyErrno.ENAMETOOLONG;
+        if (length < 0) return -Errno.ENAMETOOLONG;
         return Transact(length, static (self, sock) =>
         {
             var header = self.ReceiveMessage(sock, out int bodyLength);
@@ -382,7 +381,7 @@ public sealed unsafe class ProxyClient : IDisposable
     private int ResponseRequest(int length, out ReadOnlySpan<byte> body)
     {
         body = default;
-        if (length < 0) return -ProxyErrno.ENAMETOOLONG;
+        if (length < 0) return -Errno.ENAMETOOLONG;
         int r = Transact(length, static (self, sock) =>
         {
             var header = self.ReceiveMessage(sock, out int bodyLength);
@@ -404,7 +403,7 @@ public sealed unsafe class ProxyClient : IDisposable
         return s.Length;
     }
 
-    private ProxyHeader ReceiveMessage(int sock, out int bodyLength)
+    private ProxyHeader ReceiveMessage(SafeFileHandle sock, out int bodyLength)
     {
         SocketIo.ReadExact(sock, _receive.AsSpan(0, ProxyLimits.HeaderSize), eofAllowedAtStart: false);
         var header = ProxyHeader.Read(_receive);

@@ -139,7 +139,7 @@ public class CodecTests
         int n = ProxyReplyEncoder.String(buf, new byte[ProxyLimits.MaxReplyStringLength + 1]);
         var h = ProxyHeader.Read(buf);
         Assert.Equal((uint)ProxyRequestType.Error, h.Type);
-        Assert.Equal(-ProxyErrno.ENOBUFS, ProxyReplyDecoder.Status(h, buf.AsSpan(8, n - 8)));
+        Assert.Equal(-Errno.ENOBUFS, ProxyReplyDecoder.Status(h, buf.AsSpan(8, n - 8)));
     }
 
     [Fact]

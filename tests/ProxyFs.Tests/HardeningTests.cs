@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using Tmds.Linux;
 using VirtFs.ProxyFs;
+using static VirtFs.ProxyFs.Protocol.Errno;
 
 namespace VirtFs.ProxyFs.Tests;
 
@@ -108,7 +109,6 @@ public sealed class HardeningTests : IDisposable
         using var c = _helper.Connect();
         Assert.Equal(0, c.Create("/x"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x1A4, 0, 0, out var fd));
         fd!.Dispose();
-        const int EOPNOTSUPP = 95, ENODATA = 61;
         // security.selinux is acted on by the host's LSM: the backend must not set it (it could, as root).
         Assert.Equal(-EOPNOTSUPP, c.SetXattr("/x"u8, "security.selinux"u8, "system_u:object_r:etc_t:s0\0"u8, 0));
         Assert.Equal(-EOPNOTSUPP, c.SetXattr("/x"u8, "trusted.overlay.opaque"u8, "y"u8, 0));
@@ -211,7 +211,6 @@ public sealed class HardeningTests : IDisposable
             UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
         using var exposed = HelperProcess.StartNamed(open0755, "-u", "65534", "-g", "65534");
         using var c = exposed.Connect(); // as root: allowed alongside the -u uid
-        const int EPERM = 1;
         Assert.Equal(0, c.Create("/f"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x1ED, 0, 0, out var fd));
         fd!.Dispose();
         Assert.Equal(-EPERM, c.Chmod("/f"u8, 0x9ED));            // 04755

@@ -1,11 +1,11 @@
 using Tmds.Linux;
+using static VirtFs.ProxyFs.Protocol.Errno;
 
 namespace VirtFs.ProxyFs.Tests;
 
 /// <summary>virtfs-proxy-helper -r: the helper itself refuses every change (issue 17), whatever its client asks.</summary>
 public sealed class ReadOnlyHelperTests : IDisposable
 {
-    private const int EROFS = 30;
     private readonly HelperProcess _helper = HelperProcess.StartNamed("-r");
 
     public void Dispose() => _helper.Dispose();

@@ -54,7 +54,7 @@ public static class ProxyReplyEncoder
     /// <summary>"s" reply (readlink target, xattr value or list). Longer than a body allows: ENOBUFS, as send_response does.</summary>
     public static int String(Span<byte> buffer, ReadOnlySpan<byte> value)
     {
-        if (value.Length > ProxyLimits.MaxReplyStringLength) return Status(buffer, -ProxyErrno.ENOBUFS);
+        if (value.Length > ProxyLimits.MaxReplyStringLength) return Status(buffer, -Errno.ENOBUFS);
         var w = new ProxyWriter(buffer);
         w.WriteUInt32((uint)ProxyRequestType.Success);
         w.WriteUInt32((uint)(2 + value.Length));

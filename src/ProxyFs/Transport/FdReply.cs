@@ -1,5 +1,7 @@
+using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
+using VirtFs.Interop;
 using VirtFs.ProxyFs.Protocol;
 using static Tmds.Linux.LibC;
 
@@ -12,19 +14,14 @@ namespace VirtFs.ProxyFs.Transport;
 /// </summary>
 public static unsafe class FdReply
 {
-    // Our own CMSG_* arithmetic (socket.h): Tmds.LibC 0.5.0's CMSG_LEN(4) is 24, not glibc's 20, which would make
-    // the kernel read a second, garbage fd from the padding.
-    private static int CmsgAlign(int length) => (length + sizeof(nuint) - 1) & ~(sizeof(nuint) - 1);
-    private static int CmsgLen(int dataLength) => CmsgAlign(sizeof(cmsghdr)) + dataLength;
-    private static int CmsgSpace(int dataLength) => CmsgAlign(sizeof(cmsghdr)) + CmsgAlign(dataLength);
-    private static byte* CmsgData(cmsghdr* c) => (byte*)c + CmsgAlign(sizeof(cmsghdr));
-
     /// <summary>Sends -errno (status &lt; 0) or V9FS_FD_VALID with <paramref name="fd"/>.</summary>
-    public static void Send(int socket, int status, SafeFileHandle? fd)
+    public static void Send(SafeHandle socketHandle, int status, SafeFileHandle? fd)
     {
+        using var use = new FdUse(socketHandle);
+        int socket = use.Fd;
         int data = status < 0 ? status : ProxyLimits.FdValid;
         if (status >= 0 && fd is null) throw new ArgumentNullException(nameof(fd));
-        int cmsgSpace = CmsgSpace(sizeof(int));
+        int cmsgSpace = ScmRights.Space(sizeof(int));
         byte* control = stackalloc byte[cmsgSpace];
         new Span<byte>(control, cmsgSpace).Clear();
         iovec iov = default;
@@ -42,11 +39,11 @@ public static unsafe class FdReply
                 msg.msg_control = control;
                 msg.msg_controllen = cmsgSpace;
                 cmsghdr* c = (cmsghdr*)control;
-                c->cmsg_len = CmsgLen(sizeof(int));
+                c->cmsg_len = ScmRights.Len(sizeof(int)); // not Tmds.LibC's CMSG_LEN: see ScmRights
                 c->cmsg_level = SOL_SOCKET;
                 c->cmsg_type = SCM_RIGHTS;
                 // SAFETY: CMSG_DATA points inside control, which has CMSG_SPACE(sizeof(int)) bytes.
-                *(int*)CmsgData(c) = (int)fd.DangerousGetHandle();
+                *(int*)ScmRights.Data(c) = (int)fd.DangerousGetHandle();
             }
             while (true)
             {
@@ -70,11 +67,13 @@ public static unsafe class FdReply
     /// fds fit the control buffer. Extra fds, truncated control data that did deliver fds, an fd with an
     /// error value, or a value outside the protocol are malformed: every received fd is closed and we throw.
     /// </summary>
-    public static int Receive(int socket, out SafeFileHandle? fd)
+    public static int Receive(SafeHandle socketHandle, out SafeFileHandle? fd)
     {
+        using var use = new FdUse(socketHandle);
+        int socket = use.Fd;
         fd = null;
         int data = 0;
-        int cmsgSpace = CmsgSpace(sizeof(int) * ProxyLimits.MaxReceivedFds);
+        int cmsgSpace = ScmRights.Space(sizeof(int) * ProxyLimits.MaxReceivedFds);
         byte* control = stackalloc byte[cmsgSpace];
         new Span<byte>(control, cmsgSpace).Clear();
         iovec iov = default;
@@ -98,32 +97,9 @@ public static unsafe class FdReply
 
         // Take ownership of every fd first, so any error path closes them.
         Span<int> fds = stackalloc int[ProxyLimits.MaxReceivedFds];
-        int count = 0;
-        bool foreignControl = false;
-        // Walk the control data ourselves, bounded by the length the kernel reported.
-        int controlLength = (int)(uint)msg.msg_controllen;
-        int headerSize = CmsgLen(0);
-        for (int offset = 0; offset + headerSize <= controlLength;)
-        {
-            cmsghdr* c = (cmsghdr*)(control + offset);
-            int length = (int)(uint)c->cmsg_len;
-            if (length < headerSize || offset + length > controlLength) { foreignControl = true; break; }
-            if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            {
-                foreignControl = true;
-            }
-            else
-            {
-                int* p = (int*)CmsgData(c);
-                for (int i = 0; i < (length - headerSize) / sizeof(int); i++)
-                {
-                    // SAFETY: the kernel wrote these fds inside control[offset .. offset + length).
-                    if (count < fds.Length) fds[count++] = p[i];
-                    else close(p[i]);
-                }
-            }
-            offset += CmsgAlign(length);
-        }
+        // Walked by ourselves, bounded by the length the kernel reported; surplus fds are closed there (the
+        // buffer holds MaxReceivedFds, so more means MSG_CTRUNC, refused below).
+        int count = ScmRights.TakeFds(control, (int)(uint)msg.msg_controllen, fds, out _, out bool foreignControl);
         bool truncated = (msg.msg_flags & MSG_CTRUNC) != 0;
 
         try
@@ -132,7 +108,7 @@ public static unsafe class FdReply
             if (n < sizeof(int))
             {
                 Span<byte> rest = new Span<byte>((byte*)&data + n, sizeof(int) - (int)n);
-                SocketIo.ReadExact(socket, rest, eofAllowedAtStart: false);
+                SocketIo.ReadExact(socketHandle, rest, eofAllowedAtStart: false);
             }
             if (foreignControl) throw new ProxyConnectionException("unexpected ancillary data in the open reply");
             if (data != ProxyLimits.FdValid)
@@ -146,7 +122,7 @@ public static unsafe class FdReply
             {
                 // Sent but not received: the kernel could not install it (our fd table is full; it then sets
                 // MSG_CTRUNC). The stream is still in step, so report it like 9p-proxy.c does.
-                return truncated ? -ProxyErrno.EMFILE : -ProxyErrno.ENFILE;
+                return truncated ? -Errno.EMFILE : -Errno.ENFILE;
             }
             if (truncated) throw new ProxyConnectionException("ancillary data truncated (too many fds)");
             if (count != 1) throw new ProxyConnectionException($"{count} fds in one open reply");

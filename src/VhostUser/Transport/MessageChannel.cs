@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using Tmds.Linux;
+using VirtFs.Interop;
 using static Tmds.Linux.LibC;
 
 namespace VirtFs.VhostUser;
@@ -27,8 +28,9 @@ internal sealed class MessageChannel : IDisposable
     public unsafe bool ReceiveExactly(Span<byte> buffer, ReceivedFds fds, bool eofAllowed)
     {
         int done = 0;
-        int controlLength = CMSG_SPACE(sizeof(int) * VhostUserLimits.MaxFds);
+        int controlLength = ScmRights.Space(sizeof(int) * VhostUserLimits.MaxFds);
         byte* control = stackalloc byte[controlLength];
+        Span<int> arrived = stackalloc int[VhostUserLimits.MaxFds];
         while (done < buffer.Length)
         {
             if (!WaitReadable())
@@ -57,18 +59,12 @@ internal sealed class MessageChannel : IDisposable
                     throw new VhostUserProtocolException(VhostUserError.ReceiveFailed, $"recvmsg failed: errno {e}");
                 }
                 // Collect fds first so that every fd that arrived is owned (and closed) even if we then bail out.
-                bool tooMany = false;
-                for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != null; c = CMSG_NXTHDR(&msg, c))
+                // Other control messages are ignored, as before: the front-end sends only SCM_RIGHTS.
+                int count = ScmRights.TakeFds(control, (int)(uint)msg.msg_controllen, arrived, out int surplus, out _);
+                bool tooMany = surplus > 0;
+                for (int i = 0; i < count; i++)
                 {
-                    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-                    {
-                        int count = ((int)c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                        int* fdp = (int*)CMSG_DATA(c);
-                        for (int i = 0; i < count; i++)
-                        {
-                            tooMany |= !fds.Add(fdp[i]);
-                        }
-                    }
+                    tooMany |= !fds.Add(arrived[i]);
                 }
                 if ((msg.msg_flags & MSG_CTRUNC) != 0 || tooMany)
                 {

@@ -1,6 +1,5 @@
 using System.Runtime.InteropServices;
 using Tmds.Linux;
-using VirtFs.Virtio9p.Interop;
 
 namespace VirtFs.Virtio9p.Confinement;
 
@@ -11,19 +10,10 @@ namespace VirtFs.Virtio9p.Confinement;
 /// </summary>
 internal static unsafe class Sandbox
 {
-    // arch/x86/entry/syscalls/syscall_64.tbl
-    private const int SYS_capget = 125, SYS_capset = 126, SYS_seccomp = 317;
     // linux/seccomp.h
     private const uint SECCOMP_SET_MODE_FILTER = 1, SECCOMP_FILTER_FLAG_TSYNC = 1;
     // linux/capability.h
-    private const uint LINUX_CAPABILITY_VERSION_3 = 0x20080522;
     private const int CAP_SETPCAP = 8;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct CapHeader { public uint Version; public int Pid; }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct CapData { public uint Effective, Permitted, Inheritable; }
 
     /// <summary>struct sock_fprog: unsigned short len, then (8-aligned) the instruction pointer.</summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -51,10 +41,10 @@ internal static unsafe class Sandbox
     /// </summary>
     private static void DropCapabilities()
     {
-        CapHeader header = new() { Version = LINUX_CAPABILITY_VERSION_3, Pid = 0 };
+        CapHeader header = new() { Version = CapHeader.Version3, Pid = 0 };
         CapData* data = stackalloc CapData[2];
         // SAFETY: header and the two data words (version 3: capabilities 0-31, 32-63) live on this frame.
-        if ((long)(ssize_t)LibC.syscall(SYS_capget, &header, data) < 0)
+        if (Sys.Capget(&header, data) < 0)
         {
             throw new ConfinementException("capget", LibC.errno);
         }
@@ -87,7 +77,7 @@ internal static unsafe class Sandbox
             data[0] = default;
             data[1] = default;
             // SAFETY: as above; all-zero sets are always a permitted change (only dropping).
-            if ((long)(ssize_t)LibC.syscall(SYS_capset, &header, data) < 0)
+            if (Sys.Capset(&header, data) < 0)
             {
                 throw new ConfinementException("capset", LibC.errno);
             }
@@ -115,7 +105,7 @@ internal static unsafe class Sandbox
         {
             SockFprog prog = new() { Len = checked((ushort)program.Length), Filter = filter };
             // SAFETY: prog and the pinned program stay valid for the call; the kernel copies the program in.
-            long r = (ssize_t)LibC.syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+            long r = (ssize_t)LibC.syscall(Syscalls.SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
             if (r < 0)
             {
                 throw new ConfinementException("seccomp(SECCOMP_SET_MODE_FILTER, TSYNC)", LibC.errno);

@@ -48,7 +48,7 @@ public static class SeccompFilter
 
     public const uint CLONE_THREAD = 0x00010000;
     public const uint AF_UNIX = 1;
-    public const uint ENOSYS = 38, ENOTTY = 25, EPERM = 1;
+    public const uint ENOSYS = (uint)Errno.ENOSYS, ENOTTY = (uint)Errno.ENOTTY, EPERM = (uint)Errno.EPERM;
     public const uint PROT_EXEC = 4;
     public const uint PR_SET_NAME = 15, PR_GET_NAME = 16;
 

@@ -2,7 +2,6 @@ using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 using VirtFs.Virtio9p.FileSystem.Local;
-using VirtFs.Virtio9p.Interop;
 using static Tmds.Linux.LibC;
 
 namespace VirtFs.Virtio9p.FileSystem;
@@ -36,7 +35,6 @@ namespace VirtFs.Virtio9p.FileSystem;
 /// </summary>
 public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
 {
-    private const int O_TMPFILE_FLAG = 0x400000; // __O_TMPFILE (O_TMPFILE without O_DIRECTORY)
 
     /// <summary>XATTR_SIZE_MAX and XATTR_LIST_MAX (linux/limits.h): the kernel refuses larger buffers anyway.</summary>
     private const int MaxXattrSize = 65536;
@@ -95,7 +93,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     {
         fd = null;
         // Only Create creates; an O_TMPFILE would be an unnamed file made with no owner policy.
-        if ((flags & (O_CREAT | O_TMPFILE_FLAG)) != 0) return -EINVAL;
+        if (FilePolicy.OpenRefuses(flags)) return -EINVAL;
         Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
         int r = LocalPath.Parse(path, scratch, out LocalPath p);
         return r < 0 ? r : OpenExisting(p, flags, out fd);
@@ -104,7 +102,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     public int Create(ReadOnlySpan<byte> path, int flags, uint mode, uint uid, uint gid, out SafeFileHandle? fd)
     {
         fd = null;
-        if ((flags & O_TMPFILE_FLAG) != 0) return -EINVAL;
+        if (FilePolicy.CreateRefuses(flags)) return -EINVAL;
         Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
         int r = LocalPath.Parse(path, scratch, out LocalPath p);
         if (r < 0) return r;
@@ -130,7 +128,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
                         UnlinkAt(dir!, p.Name, 0);
                         return r;
                     }
-                    ClearNonblockUnlessAsked(handle!, flags);
+                    _ = FilePolicy.ClearNonblockUnlessAsked(handle!, flags);
                     fd = handle;
                     return 0;
                 }
@@ -153,12 +151,12 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         {
             r = FileType(obj!, out uint type);
             if (r < 0) return r;
-            if (type == FileStat.TypeSymlink) return -ELOOP; // what open(O_NOFOLLOW) answers for a symlink
-            if (type != FileStat.TypeRegular && type != FileStat.TypeDirectory) return -ENXIO; // CVE-2023-2861
+            r = FilePolicy.OpenableType(type); // ELOOP for a symlink, ENXIO for a special file (CVE-2023-2861)
+            if (r < 0) return r;
 
             // O_NOFOLLOW must go: the last component of the /proc path is the magic link itself. O_NONBLOCK and
             // O_NOCTTY are belt and braces: the type cannot change under an O_PATH fd.
-            int reopenFlags = (flags & ~(O_NOFOLLOW | O_CREAT | O_EXCL)) | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+            int reopenFlags = FilePolicy.ReopenFlags(flags);
             Span<byte> proc = stackalloc byte[ProcFdPath.BufferSize];
             using FdUse use = new(obj!);
             ReadOnlySpan<byte> procPath = ProcFdPath.Format(use.Fd, proc);
@@ -170,7 +168,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
             }
             if (n < 0) return -errno;
             SafeFileHandle handle = new(n, ownsHandle: true);
-            ClearNonblockUnlessAsked(handle, flags);
+            _ = FilePolicy.ClearNonblockUnlessAsked(handle, flags);
             fd = handle;
             return 0;
         }
@@ -185,14 +183,6 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         // security model none: a new object that cannot get the guest's owner keeps ours (QEMU ignores the error).
         if (_isRoot && fchown(use.Fd, uid, gid) < 0 && _model != SecurityModel.None) return -errno;
         return fchmod(use.Fd, (mode_t)(ushort)(mode & 0xFFF)) < 0 ? -errno : 0;
-    }
-
-    private static void ClearNonblockUnlessAsked(SafeFileHandle handle, int flags)
-    {
-        if ((flags & O_NONBLOCK) != 0) return;
-        using FdUse use = new(handle);
-        int current = fcntl(use.Fd, F_GETFL);
-        if (current >= 0) fcntl(use.Fd, F_SETFL, current & ~O_NONBLOCK);
     }
 
     // ---- create other objects ----
@@ -409,7 +399,7 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         {
             // remove(3): unlink, and rmdir when unlink says it is a directory.
             r = UnlinkAt(dir!, p.Name, 0);
-            return r == -EISDIR ? UnlinkAt(dir!, p.Name, AT_REMOVEDIR) : r;
+            return FilePolicy.RemoveAsDirectory(r) ? UnlinkAt(dir!, p.Name, AT_REMOVEDIR) : r;
         }
     }
 

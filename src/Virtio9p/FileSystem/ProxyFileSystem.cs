@@ -11,8 +11,6 @@ namespace VirtFs.Virtio9p.FileSystem;
 /// </summary>
 public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFileSystem
 {
-    private const int EIO = 5;
-
     public int Open(ReadOnlySpan<byte> path, int flags, out SafeFileHandle? fd)
     {
         fd = null;
@@ -163,7 +161,7 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         {
             logger.LogWarning("helper connection lost: {Reason}; requests fail with EIO until it is back", e.Message);
         }
-        return -EIO;
+        return -Errno.EIO;
     }
 
     /// <summary>Called after any request that reached the helper.</summary>

@@ -1,7 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 using VirtFs.Virtio9p.FileSystem;
-using VirtFs.Virtio9p.Interop;
 using VirtFs.Virtio9p.Protocol;
 
 namespace VirtFs.Virtio9p.Server;

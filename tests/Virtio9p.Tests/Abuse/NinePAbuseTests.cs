@@ -4,6 +4,7 @@ using VirtFs.Virtio9p.Protocol;
 using VirtFs.Virtio9p.Tests.Server;
 using Xunit.Abstractions;
 using T = VirtFs.Virtio9p.Protocol.P9MessageType;
+using static VirtFs.ProxyFs.Protocol.Errno;
 
 namespace VirtFs.Virtio9p.Tests.Abuse;
 
@@ -19,7 +20,6 @@ public sealed class NinePAbuseTests : IDisposable
 {
     /// <summary>Two descriptors a request: half as many requests in flight at once.</summary>
     private const ushort QueueSize = 1024;
-    private const int EINVAL = 22, ENOENT = 2, EOPNOTSUPP = 95, EMSGSIZE = 90, EMFILE = 24, ENOMEM = 12;
     private readonly ITestOutputHelper _output;
     private readonly NinePOverRing _ring;
 

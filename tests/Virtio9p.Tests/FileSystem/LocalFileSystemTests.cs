@@ -2,8 +2,8 @@ using System.Runtime.InteropServices;
 using System.Text;
 using Microsoft.Win32.SafeHandles;
 using VirtFs.Virtio9p.FileSystem;
+using VirtFs.Interop;
 using VirtFs.Virtio9p.FileSystem.Local;
-using VirtFs.Virtio9p.Interop;
 
 namespace VirtFs.Virtio9p.Tests.FileSystem;
 

@@ -4,6 +4,7 @@ using Microsoft.Win32.SafeHandles;
 using VirtFs.Virtio9p.FileSystem;
 using VirtFs.Virtio9p.Tests.Server;
 using T = VirtFs.Virtio9p.Protocol.P9MessageType;
+using static VirtFs.ProxyFs.Protocol.Errno;
 
 namespace VirtFs.Virtio9p.Tests.FileSystem;
 
@@ -16,7 +17,6 @@ namespace VirtFs.Virtio9p.Tests.FileSystem;
 public sealed class MappedXattrTests : IDisposable
 {
     private const uint IfReg = 0x8000, IfDir = 0x4000, IfLnk = 0xA000, IfChr = 0x2000, IfIfo = 0x1000;
-    private const int ENODATA = 61, EACCES = 13, EOPNOTSUPP = 95, ENXIO = 6, EINVAL = 22;
 
     private readonly LocalExport _local = new(SecurityModel.MappedXattr);
     private readonly string _export;
@@ -288,7 +288,7 @@ internal static unsafe class Xattr
         fixed (byte* pn = n)
         fixed (byte* pv = value)
         {
-            len = Interop.Sys.Getxattr(pp, pn, pv, (nuint)value.Length);
+            len = global::VirtFs.Interop.Sys.Getxattr(pp, pn, pv, (nuint)value.Length);
         }
         if (len < 0)
         {
@@ -305,7 +305,7 @@ internal static unsafe class Xattr
         fixed (byte* pn = n)
         fixed (byte* pv = value)
         {
-            if (Interop.Sys.Setxattr(pp, pn, pv, (nuint)value.Length, 0) < 0)
+            if (global::VirtFs.Interop.Sys.Setxattr(pp, pn, pv, (nuint)value.Length, 0) < 0)
             {
                 throw new IOException($"setxattr {name}: errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}");
             }

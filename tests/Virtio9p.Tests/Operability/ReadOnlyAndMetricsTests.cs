@@ -5,13 +5,13 @@ using VirtFs.Virtio9p.FileSystem;
 using VirtFs.Virtio9p.Server;
 using VirtFs.Virtio9p.Tests.Server;
 using T = VirtFs.Virtio9p.Protocol.P9MessageType;
+using static VirtFs.ProxyFs.Protocol.Errno;
 
 namespace VirtFs.Virtio9p.Tests.Operability;
 
 /// <summary>--readonly in the 9P server, and the VirtFs.Backend meter (issue 17).</summary>
 public sealed class ReadOnlyAndMetricsTests : IDisposable
 {
-    private const int EROFS = 30;
     private readonly string _dir = Directory.CreateTempSubdirectory("readonly-").FullName;
     private readonly LocalFileSystem _fs;
     private readonly BackendMetrics _metrics = new();

@@ -18,8 +18,6 @@ internal readonly ref struct LocalPath
     /// <summary>Scratch needed by <see cref="Parse"/>: three NUL-terminated copies of at most a path each.</summary>
     public const int ScratchSize = 3 * (MaxPathLength + 2);
 
-    private const int EINVAL = 22, ENOENT = 2, ENAMETOOLONG = 36;
-
     private LocalPath(bool isRoot, ReadOnlySpan<byte> parent, ReadOnlySpan<byte> name, ReadOnlySpan<byte> relative)
     {
         IsRoot = isRoot;
@@ -46,9 +44,9 @@ internal readonly ref struct LocalPath
     public static int Parse(ReadOnlySpan<byte> path, Span<byte> scratch, out LocalPath result)
     {
         result = default;
-        if (path.IsEmpty) return -ENOENT;
-        if (path.Length > MaxPathLength) return -ENAMETOOLONG;
-        if (path.IndexOf((byte)0) >= 0 || path[0] != (byte)'/') return -EINVAL;
+        if (path.IsEmpty) return -Errno.ENOENT;
+        if (path.Length > MaxPathLength) return -Errno.ENAMETOOLONG;
+        if (path.IndexOf((byte)0) >= 0 || path[0] != (byte)'/') return -Errno.EINVAL;
         if (scratch.Length < ScratchSize) throw new ArgumentException("scratch too small", nameof(scratch));
 
         ReadOnlySpan<byte> trimmed = path.TrimEnd((byte)'/').TrimStart((byte)'/');
@@ -65,8 +63,8 @@ internal readonly ref struct LocalPath
         ReadOnlySpan<byte> name = trimmed[(slash + 1)..];
         ReadOnlySpan<byte> parent = slash < 0 ? "."u8 : trimmed[..slash].TrimEnd((byte)'/');
         if (parent.IsEmpty) parent = "."u8;
-        if (name.Length > MaxNameLength) return -ENAMETOOLONG;
-        if (name.SequenceEqual("."u8) || name.SequenceEqual(".."u8)) return -EINVAL;
+        if (name.Length > MaxNameLength) return -Errno.ENAMETOOLONG;
+        if (name.SequenceEqual("."u8) || name.SequenceEqual(".."u8)) return -Errno.EINVAL;
         result = new LocalPath(false, Terminate(parent, parentBuf), Terminate(name, nameBuf), Terminate(trimmed, relBuf));
         return 0;
     }

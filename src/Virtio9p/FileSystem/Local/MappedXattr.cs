@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
-using VirtFs.Virtio9p.Interop;
 
 namespace VirtFs.Virtio9p.FileSystem.Local;
 

@@ -1,9 +1,10 @@
 using System.Runtime.InteropServices;
 
-namespace VirtFs.Virtio9p.Interop;
+namespace VirtFs.Interop;
 
-/// <summary>struct statfs on 64-bit Linux (asm-generic/statfs.h, __statfs_word = long): 120 bytes.
-/// Mirrored for <see cref="Sys.Fstatfs"/>; the layout test sits in tests/Virtio9p.Tests/FileSystem.</summary>
+/// <summary>struct statfs on 64-bit Linux (asm-generic/statfs.h, __statfs_word = long): 120 bytes, every field a
+/// long except f_fsid (two ints). Mirrored for statfs(2) and fstatfs(2) (Sys.Statfs, Sys.Fstatfs); the layout
+/// tests are in tests/Virtio9p.Tests/FileSystem/LocalFileSystemTests.cs and tests/ProxyFs.Tests/HelperLayoutTests.cs.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct StatFs
 {

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace VirtFs.Virtio9p.Interop;
+namespace VirtFs.Interop;
 
 internal static unsafe partial class Sys
 {

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 
-namespace VirtFs.Virtio9p.Interop;
+namespace VirtFs.Interop;
 
 internal static unsafe partial class Sys
 {

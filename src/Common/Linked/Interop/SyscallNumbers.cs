@@ -1,8 +1,9 @@
-namespace VirtFs.Helper.Interop;
+namespace VirtFs.Interop;
 
-/// <summary>x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) for the calls we make raw:
-/// credential changes must stay per-thread (glibc's wrappers broadcast them to every thread via SIGSETXID),
-/// capget/capset are not in libc, and neither are pivot_root and mount_setattr. The helper is built for linux-x64 only.</summary>
+/// <summary>x86_64 system call numbers (arch/x86/entry/syscalls/syscall_64.tbl) for the calls made raw through
+/// Tmds.LibC's syscall(): credential changes must stay per-thread (glibc's wrappers broadcast them to every
+/// thread via SIGSETXID), and capget/capset, seccomp, pivot_root and mount_setattr are not in libc. Both
+/// executables are built for linux-x64 only.</summary>
 internal static class Syscalls
 {
     public const int SYS_pivot_root = 155;
@@ -13,7 +14,7 @@ internal static class Syscalls
     public const int SYS_setfsgid = 123;
     public const int SYS_capget = 125;
     public const int SYS_capset = 126;
-    public const int SYS_gettid = 186;
+    public const int SYS_seccomp = 317;
     public const int SYS_close_range = 436;
     public const int SYS_mount_setattr = 442;
 

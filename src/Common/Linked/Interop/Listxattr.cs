@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace VirtFs.Virtio9p.Interop;
+namespace VirtFs.Interop;
 
 internal static unsafe partial class Sys
 {

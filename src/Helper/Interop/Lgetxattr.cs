@@ -1,9 +1,0 @@
-using System.Runtime.InteropServices;
-
-namespace VirtFs.Helper.Interop;
-
-internal static unsafe partial class Native
-{
-    [LibraryImport("libc", SetLastError = true)]
-    public static partial nint lgetxattr(byte* path, byte* name, byte* value, nuint size);
-}
