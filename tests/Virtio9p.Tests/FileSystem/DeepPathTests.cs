@@ -19,11 +19,21 @@ public sealed class DeepPathTests : IDisposable
 
     private readonly LocalExport _local = new();
     private readonly List<(LocalFileSystem Fs, string Path)> _trees = [];
+    private readonly List<LocalFileSystem> _opened = [];
 
     public void Dispose()
     {
         foreach ((LocalFileSystem fs, string path) in _trees) RemoveTree(fs, path);
+        foreach (LocalFileSystem fs in _opened) fs.Dispose();
         _local.Dispose();
+    }
+
+    /// <summary>Another view of the export, disposed after the trees made through it are gone.</summary>
+    private LocalFileSystem Open(string root, SecurityModel model = SecurityModel.Passthrough)
+    {
+        var fs = new LocalFileSystem(root, model);
+        _opened.Add(fs);
+        return fs;
     }
 
     public static TheoryData<SecurityModel> Models => new() { SecurityModel.Passthrough, SecurityModel.MappedXattr };
@@ -75,8 +85,8 @@ public sealed class DeepPathTests : IDisposable
     [MemberData(nameof(Models))]
     public void Every_operation_works_more_than_PATH_MAX_below_the_export(SecurityModel model)
     {
-        using var fs = new LocalFileSystem(_local.Export, model);
-        string d = MakeChain(fs, 40); // 8040 bytes: three chunks
+        var fs = Open(_local.Export, model);
+        string d = MakeChain(fs, 45); // 9045 bytes: three chunks
         Assert.True(Encoding.UTF8.GetByteCount(d) > 2 * 4095);
 
         // walk / getattr of every level, the deepest included
@@ -270,15 +280,20 @@ public sealed class DeepPathTests : IDisposable
     [Fact]
     public void A_deep_directory_swapped_for_a_symlink_never_leads_outside()
     {
-        File.WriteAllText(Path.Combine(_local.Outside, "secret"), "S");
-        UnixFileMode outsideMode = File.GetUnixFileMode(Path.Combine(_local.Outside, "secret"));
         var fs = _local.FileSystem;
         using var whole = new LocalFileSystem(_local.Root);
         string d = MakeChain(fs, 25);
         Assert.Equal(0, fs.Create(B(d + "/secret"), O_RDWR | O_CREAT, 0x1A4, 0, 0, out SafeFileHandle? mine));
         using (mine) RandomAccess.Write(mine!, "I"u8, 0);
-        // The 21st level sits across the first cut (21 * 201 > 4095): swap it and its parent's view of it.
-        string swapped = string.Concat(d.Split('/', StringSplitOptions.RemoveEmptyEntries).Take(21).Select(n => "/" + n));
+        // The 21st level is the first name of the second chunk (the first cut falls after level 20: 20 * 201 - 1
+        // <= 4095 < 21 * 201 - 1): swap it for a symlink to the outside, where levels 22..25 and a secret wait.
+        string[] names = d.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        string swapped = string.Concat(names.Take(21).Select(n => "/" + n));
+        string mirror = "/outside" + string.Concat(names.Skip(21).Select(n => "/" + n));
+        MakeChainUnder(whole, "/outside", mirror["/outside".Length..]);
+        Assert.Equal(0, whole.Create(B(mirror + "/secret"), O_RDWR | O_CREAT, 0x1A4, 0, 0, out SafeFileHandle? theirs));
+        using (theirs) RandomAccess.Write(theirs!, "S"u8, 0);
+        Assert.Equal(0, whole.Lstat(B(mirror + "/secret"), out FileStat before));
         byte[] real = B("/export" + swapped), parked = B("/export" + swapped + ".real");
         string outsideLink = Path.Combine(_local.Root, "evil");
         using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(20));
@@ -315,9 +330,10 @@ public sealed class DeepPathTests : IDisposable
         }
         swapper.GetAwaiter().GetResult();
         Assert.True(swaps > 10 && opened > 0, $"swaps {swaps}, opened {opened}");
-        Assert.Equal("S", File.ReadAllText(Path.Combine(_local.Outside, "secret")));
-        Assert.Equal(outsideMode, File.GetUnixFileMode(Path.Combine(_local.Outside, "secret")));
-        Assert.Throws<IOException>(() => Xattr.Get(Path.Combine(_local.Outside, "secret"), "user.mark"));
+        Assert.Equal(0, whole.Lstat(B(mirror + "/secret"), out FileStat after));
+        Assert.Equal(before.Mode, after.Mode);
+        Assert.Equal(-61 /* ENODATA */, whole.GetXattr(B(mirror + "/secret"), "user.mark"u8, new byte[8]));
+        RemoveTree(whole, "/outside/" + names[21]);
     }
 
     /// <summary>The same through the 9P server, as the guest drives it: one name per Twalk, Tgetattr, Tmkdir,
