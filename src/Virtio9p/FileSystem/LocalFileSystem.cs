@@ -14,7 +14,9 @@ namespace VirtFs.Virtio9p.FileSystem;
 /// O_PATH|O_DIRECTORY fd of the export and reaches everything from it.
 /// Every parent directory is resolved with openat2(root, rel, O_PATH|O_DIRECTORY, RESOLVE_IN_ROOT|
 /// RESOLVE_NO_MAGICLINKS): "..", absolute symlinks and symlinked components all stay inside the export, as
-/// they would under chroot (openat2(2), Linux >= 5.6). The last step is an *at call on that parent fd with the
+/// they would under chroot (openat2(2), Linux >= 5.6). A parent path longer than PATH_MAX (a deep tree: the
+/// guest's own PATH_MAX bounds only its relative paths) is resolved in chunks, each later chunk beneath the
+/// directory fd the previous one reached (<see cref="ResolveLong"/>), up to the helper mode's cap. The last step is an *at call on that parent fd with the
 /// last name (never "." or "..", see <see cref="LocalPath"/>), with AT_SYMLINK_NOFOLLOW / O_NOFOLLOW whenever
 /// the operation means the name itself. Calls with no such form (chmod, truncate, xattrs, reopening with
 /// access flags) first pin the object as O_PATH|O_NOFOLLOW and act through "/proc/self/fd/N"
@@ -94,8 +96,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         fd = null;
         // Only Create creates; an O_TMPFILE would be an unnamed file made with no owner policy.
         if (FilePolicy.OpenRefuses(flags)) return -EINVAL;
-        Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(path, scratch, out LocalPath p);
+        Span<byte> stack = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratch = new(stack, path.Length);
+        int r = LocalPath.Parse(path, scratch.Span, out LocalPath p);
         return r < 0 ? r : OpenExisting(p, flags, out fd);
     }
 
@@ -103,8 +106,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     {
         fd = null;
         if (FilePolicy.CreateRefuses(flags)) return -EINVAL;
-        Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(path, scratch, out LocalPath p);
+        Span<byte> stack = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratch = new(stack, path.Length);
+        int r = LocalPath.Parse(path, scratch.Span, out LocalPath p);
         if (r < 0) return r;
         if (p.IsRoot) return -EISDIR; // open("/", O_CREAT) answers EISDIR
         r = OpenParent(p, out SafeFileHandle? dir);
@@ -215,8 +219,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
         Span<byte> targetZ = stackalloc byte[target.Length + 1];
         target.CopyTo(targetZ);
         targetZ[^1] = 0;
-        Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(linkPath, scratch, out LocalPath p);
+        Span<byte> stack = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratch = new(stack, linkPath.Length);
+        int r = LocalPath.Parse(linkPath, scratch.Span, out LocalPath p);
         if (r < 0) return r;
         if (p.IsRoot) return -EEXIST;
         r = OpenParent(p, out SafeFileHandle? dir);
@@ -285,8 +290,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     /// (it would otherwise be left with the wrong owner).</summary>
     private int CreateNode(ReadOnlySpan<byte> path, NodeMaker make, uint mode, ulong rdev, uint uid, uint gid, int removeFlags)
     {
-        Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(path, scratch, out LocalPath p);
+        Span<byte> stack = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratch = new(stack, path.Length);
+        int r = LocalPath.Parse(path, scratch.Span, out LocalPath p);
         if (r < 0) return r;
         if (p.IsRoot) return -EEXIST;
         r = OpenParent(p, out SafeFileHandle? dir);
@@ -336,11 +342,13 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
 
     public int Link(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath)
     {
-        Span<byte> scratchOld = stackalloc byte[LocalPath.ScratchSize];
-        Span<byte> scratchNew = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(oldPath, scratchOld, out LocalPath from);
+        Span<byte> stackOld = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratchOld = new(stackOld, oldPath.Length);
+        Span<byte> stackNew = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratchNew = new(stackNew, newPath.Length);
+        int r = LocalPath.Parse(oldPath, scratchOld.Span, out LocalPath from);
         if (r < 0) return r;
-        r = LocalPath.Parse(newPath, scratchNew, out LocalPath to);
+        r = LocalPath.Parse(newPath, scratchNew.Span, out LocalPath to);
         if (r < 0) return r;
         if (from.IsRoot) return -EPERM; // link(2) of a directory
         if (to.IsRoot) return -EEXIST;
@@ -364,11 +372,13 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
 
     public int Rename(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath)
     {
-        Span<byte> scratchOld = stackalloc byte[LocalPath.ScratchSize];
-        Span<byte> scratchNew = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(oldPath, scratchOld, out LocalPath from);
+        Span<byte> stackOld = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratchOld = new(stackOld, oldPath.Length);
+        Span<byte> stackNew = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratchNew = new(stackNew, newPath.Length);
+        int r = LocalPath.Parse(oldPath, scratchOld.Span, out LocalPath from);
         if (r < 0) return r;
-        r = LocalPath.Parse(newPath, scratchNew, out LocalPath to);
+        r = LocalPath.Parse(newPath, scratchNew.Span, out LocalPath to);
         if (r < 0) return r;
         if (from.IsRoot || to.IsRoot) return -EBUSY; // rename(2) of a mount point / the root
         r = OpenParent(from, out SafeFileHandle? fromDir);
@@ -389,8 +399,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
 
     public int Remove(ReadOnlySpan<byte> path)
     {
-        Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(path, scratch, out LocalPath p);
+        Span<byte> stack = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratch = new(stack, path.Length);
+        int r = LocalPath.Parse(path, scratch.Span, out LocalPath p);
         if (r < 0) return r;
         if (p.IsRoot) return -EBUSY;
         r = OpenParent(p, out SafeFileHandle? dir);
@@ -418,8 +429,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
                 return StatPinned(obj!, out attributes);
             }
         }
-        Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(path, scratch, out LocalPath p);
+        Span<byte> stack = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratch = new(stack, path.Length);
+        int r = LocalPath.Parse(path, scratch.Span, out LocalPath p);
         if (r < 0) return r;
         statx st;
         if (p.IsRoot)
@@ -482,8 +494,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     {
         if (buffer.IsEmpty) return -EINVAL;
         if (Mapped) return ReadStoredLink(path, buffer);
-        Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(path, scratch, out LocalPath p);
+        Span<byte> stack = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratch = new(stack, path.Length);
+        int r = LocalPath.Parse(path, scratch.Span, out LocalPath p);
         if (r < 0) return r;
         if (p.IsRoot) return -EINVAL;
         r = OpenParent(p, out SafeFileHandle? dir);
@@ -620,8 +633,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     /// <summary>utimensat(AT_SYMLINK_NOFOLLOW); nsec may be UTIME_NOW or UTIME_OMIT.</summary>
     public int Utime(ReadOnlySpan<byte> path, long atimeSec, long atimeNsec, long mtimeSec, long mtimeNsec)
     {
-        Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(path, scratch, out LocalPath p);
+        Span<byte> stack = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratch = new(stack, path.Length);
+        int r = LocalPath.Parse(path, scratch.Span, out LocalPath p);
         if (r < 0) return r;
         timespec* ts = stackalloc timespec[2];
         ts[0].tv_sec = atimeSec;
@@ -830,29 +844,105 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     // ---- resolution ----
 
     /// <summary>openat2 from the export root with RESOLVE_IN_ROOT|RESOLVE_NO_MAGICLINKS: "..", absolute
-    /// symlinks and /proc magic links can neither leave the export nor jump anywhere else.</summary>
+    /// symlinks and /proc magic links can neither leave the export nor jump anywhere else. A path longer than
+    /// PATH_MAX goes to <see cref="ResolveLong"/>; the common case is this one call.</summary>
     private int Resolve(ReadOnlySpan<byte> relativeZ, int flags, out SafeFileHandle? fd)
+    {
+        if (relativeZ.Length - 1 > LocalPath.MaxPathLength) return ResolveLong(relativeZ[..^1], flags, out fd);
+        using FdUse root = new(_root);
+        fixed (byte* rel = relativeZ)
+        {
+            // SAFETY: rel pinned and NUL-terminated.
+            return OpenAt2(root.Fd, rel, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, out fd);
+        }
+    }
+
+    /// <summary>
+    /// A path the kernel would refuse whole (over PATH_MAX), entered in chunks, each cut at a '/' and at most
+    /// PATH_MAX long: the first from the export root as <see cref="Resolve"/> does (RESOLVE_IN_ROOT), each later
+    /// one from the O_PATH fd of the directory the previous chunk reached, with RESOLVE_BENEATH|RESOLVE_NO_MAGICLINKS.
+    /// What each step stops:
+    /// <list type="bullet">
+    /// <item>A directory swapped for a symlink (or renamed) between two chunks: the previous chunk's fd pins the
+    /// directory that was really there, inside the export; the next chunk starts from it, never from a name
+    /// looked up again.</item>
+    /// <item>A symlink met in a later chunk (placed by the host, or swapped in during the call): RESOLVE_BENEATH
+    /// follows it only while it stays below that chunk's start directory; an absolute one or one climbing above
+    /// fails (EXDEV, answered as ELOOP: what QEMU's server, which opens every component O_NOFOLLOW, answers for
+    /// any symlink inside a path). RESOLVE_IN_ROOT would be wrong here: it would clamp at the chunk's directory,
+    /// not at the export, and so resolve ".." and "/" to places the whole path does not name.</item>
+    /// <item>".." at the start of a chunk, which RESOLVE_BENEATH would refuse although the whole path is legal:
+    /// long paths hold no ".." at all (<see cref="LocalPath"/> refuses them; the server never builds one).</item>
+    /// <item>/proc magic links anywhere: RESOLVE_NO_MAGICLINKS on every chunk.</item>
+    /// </list>
+    /// Every intermediate fd is a SafeHandle, closed as soon as the next chunk is open and on every error.
+    /// Bounded: at most <see cref="LocalPath.MaxLongPathLength"/> bytes, so at most 5 chunks (each cut keeps at
+    /// least PATH_MAX - NAME_MAX bytes, the names having been checked against NAME_MAX).
+    /// </summary>
+    private int ResolveLong(ReadOnlySpan<byte> relative, int flags, out SafeFileHandle? fd)
+    {
+        fd = null;
+        Span<byte> chunk = stackalloc byte[LocalPath.MaxPathLength + 1];
+        SafeFileHandle? dir = null; // null: the export root (first chunk)
+        try
+        {
+            int start = 0;
+            while (relative.Length - start > LocalPath.MaxPathLength)
+            {
+                // The last '/' within PATH_MAX bytes of start: the chunk before it fits, and ends at a name boundary.
+                int cut = relative.Slice(start, LocalPath.MaxPathLength + 1).LastIndexOf((byte)'/');
+                if (cut <= 0) return -ENAMETOOLONG; // a name longer than PATH_MAX: LocalPath refuses it first
+                int r = OpenChunk(dir, relative.Slice(start, cut), chunk, O_PATH | O_DIRECTORY | O_CLOEXEC, out SafeFileHandle? next);
+                if (r < 0) return r;
+                dir?.Dispose();
+                dir = next;
+                start += cut + 1;
+                while (start < relative.Length && relative[start] == (byte)'/') start++; // "a//b": no empty chunk
+            }
+            return OpenChunk(dir, relative[start..], chunk, flags, out fd);
+        }
+        finally
+        {
+            dir?.Dispose();
+        }
+    }
+
+    /// <summary>One chunk of <see cref="ResolveLong"/>: from the root with RESOLVE_IN_ROOT when
+    /// <paramref name="dir"/> is null, else beneath <paramref name="dir"/>.</summary>
+    private int OpenChunk(SafeFileHandle? dir, ReadOnlySpan<byte> chunk, Span<byte> buffer, int flags, out SafeFileHandle? fd)
+    {
+        chunk.CopyTo(buffer);
+        buffer[chunk.Length] = 0;
+        using FdUse from = new(dir ?? _root);
+        fixed (byte* path = buffer)
+        {
+            // SAFETY: path pinned and NUL-terminated (chunk is at most PATH_MAX - 1 + 1 bytes, buffer one more).
+            if (dir is null) return OpenAt2(from.Fd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS, out fd);
+            int r = OpenAt2(from.Fd, path, flags, RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS, out fd);
+            return r == -EXDEV ? -ELOOP : r;
+        }
+    }
+
+    /// <summary>openat2, retried on EAGAIN (a concurrent rename may have raced a ".." step; the man page says to
+    /// retry) and EINTR, a bounded number of times.</summary>
+    private static int OpenAt2(int dirFd, byte* pathZ, int flags, ulong resolve, out SafeFileHandle? fd)
     {
         fd = null;
         open_how how = default;
         how.flags = (ulong)(uint)flags;
-        how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-        using FdUse root = new(_root);
-        fixed (byte* rel = relativeZ)
+        how.resolve = resolve;
+        for (int attempt = 0; ; attempt++)
         {
-            for (int attempt = 0; ; attempt++)
+            // SAFETY: the caller pins pathZ NUL-terminated; how on the stack with its exact size.
+            int n = openat2(dirFd, pathZ, &how, (size_t)sizeof(open_how));
+            if (n >= 0)
             {
-                // SAFETY: rel pinned and NUL-terminated; how on the stack with its exact size.
-                int n = openat2(root.Fd, rel, &how, (size_t)sizeof(open_how));
-                if (n >= 0)
-                {
-                    fd = new SafeFileHandle(n, ownsHandle: true);
-                    return 0;
-                }
-                int e = errno;
-                if ((e == EAGAIN || e == EINTR) && attempt < ResolveRetries) continue;
-                return -e;
+                fd = new SafeFileHandle(n, ownsHandle: true);
+                return 0;
             }
+            int e = errno;
+            if ((e == EAGAIN || e == EINTR) && attempt < ResolveRetries) continue;
+            return -e;
         }
     }
 
@@ -863,8 +953,9 @@ public sealed unsafe class LocalFileSystem : IFileSystem, IDisposable
     private int PinObject(ReadOnlySpan<byte> path, out SafeFileHandle? obj)
     {
         obj = null;
-        Span<byte> scratch = stackalloc byte[LocalPath.ScratchSize];
-        int r = LocalPath.Parse(path, scratch, out LocalPath p);
+        Span<byte> stack = stackalloc byte[LocalPath.ScratchSize];
+        using LocalPath.Scratch scratch = new(stack, path.Length);
+        int r = LocalPath.Parse(path, scratch.Span, out LocalPath p);
         if (r < 0) return r;
         if (p.IsRoot) return Resolve(p.Relative, O_PATH | O_DIRECTORY | O_CLOEXEC, out obj);
         r = OpenParent(p, out SafeFileHandle? dir);

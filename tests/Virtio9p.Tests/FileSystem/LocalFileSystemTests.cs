@@ -83,7 +83,15 @@ public sealed class LocalFileSystemTests : IDisposable
         Assert.Equal(-36, LocalPath.Parse(Encoding.UTF8.GetBytes("/" + new string('a', 256)), scratch, out _));
         string longPath = string.Concat(Enumerable.Repeat("/" + new string('b', 200), 25))[..4095];
         Assert.Equal(0, LocalPath.Parse(Encoding.UTF8.GetBytes(longPath), scratch, out _));
-        Assert.Equal(-36, LocalPath.Parse(Encoding.UTF8.GetBytes(longPath + "b"), scratch, out _));
+        // Above PATH_MAX: parsed for chunked resolution, into a larger scratch, up to the helper mode's cap.
+        byte[] longer = Encoding.UTF8.GetBytes(longPath + "b");
+        Assert.Throws<ArgumentException>(() => LocalPath.Parse(longer, scratch, out _));
+        Assert.Equal(0, LocalPath.Parse(longer, new byte[LocalPath.ScratchSizeFor(longer.Length)], out LocalPath deep));
+        Assert.Equal(longPath[1..] + "b\0", Encoding.UTF8.GetString(deep.Relative));
+        string capped = string.Concat(Enumerable.Repeat("/" + new string('b', 200), 82))[..LocalPath.MaxLongPathLength];
+        byte[] big = new byte[LocalPath.ScratchSizeFor(capped.Length + 1)];
+        Assert.Equal(0, LocalPath.Parse(Encoding.UTF8.GetBytes(capped), big, out _));
+        Assert.Equal(-36, LocalPath.Parse(Encoding.UTF8.GetBytes(capped + "b"), big, out _));
         Assert.Equal(-22, LocalPath.Parse("/a\0b"u8, scratch, out _));
     }
 
