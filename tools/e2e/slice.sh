@@ -8,7 +8,8 @@
 # Exit: 0 all passed, 1 something failed, 3 cannot run here (reason printed, "NEEDS:").
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 # shellcheck source=tools/e2e/hostcheck.sh
 source "$HERE/hostcheck.sh"
 SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=300
@@ -22,12 +23,8 @@ while (( $# )); do
         *) echo "slice: unknown option $1" >&2; exit 2 ;;
     esac
 done
-P="slice[$SERVER]"
-NP=0 NF=0
-pass() { echo "PASS: $P $1"; NP=$((NP + 1)); }
-fail() { echo "FAIL: $P $1 ($2)"; NF=$((NF + 1)); }
-
-[[ "$(id -u)" == 0 ]] || { echo "slice: NEEDS: root (the lab boots QEMU in a chroot; the helper runs as root)" >&2; exit 3; }
+LABEL="slice[$SERVER]"
+need_root slice "the lab boots QEMU in a chroot; the helper runs as root"
 
 PARENT="$(mktemp -d /tmp/virtfs-e2e.XXXXXX)"
 OWN_LOGS=0
@@ -60,28 +57,12 @@ if [[ "$SERVER" == virtfs-rootless || "$SERVER" == builtin-mapped ]]; then
 fi
 
 # --- run the guest suite ---
-set +e
-timeout --kill-after=20 "$TIMEOUT" "$TOOLS/vm.sh" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
-    --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/slice.sh" "${VM_ARGS[@]}" \
-    --run 'bash "$VIRTFS_JOBDIR/slice.sh"' >"$LOG_DIR/guest.out" 2>"$LOG_DIR/vm.err"
-RC=$?
-set -e
-if [[ $RC == 3 ]]; then
-    grep -h 'NEEDS:' "$LOG_DIR/vm.err" >&2 || cat "$LOG_DIR/vm.err" >&2
-    echo "SKIP: $P (cannot run here; see NEEDS above)"
-    exit 3
-fi
 OUT="$LOG_DIR/guest.out"
-while IFS= read -r line; do
-    case "$line" in
-        PASS:*) pass "${line#PASS: }" ;;
-        FAIL:*) NF=$((NF + 1)); echo "FAIL: $P ${line#FAIL: }" ;;
-    esac
-done < <(grep -a -E '^(PASS|FAIL): ' "$OUT" || true)
-if ! grep -aq '^slice: .* passed, .* failed' "$OUT"; then
-    fail guest-suite-completed "vm.sh exit $RC; the guest suite did not finish; see below"
-    { echo "--- vm.sh stderr ---"; tail -n 30 "$LOG_DIR/vm.err"; echo "--- console ---"; tail -n 30 "$OUT"; } >&2
-fi
+run_guest --bound "$TIMEOUT" "$OUT" "$LOG_DIR/vm.err" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
+    --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/slice.sh" "${VM_ARGS[@]}" \
+    --run 'bash "$VIRTFS_JOBDIR/slice.sh"'
+guest_results "$OUT"
+guest_completed "$OUT" slice
 if grep -aq '^VIRTFS-MOUNT:ok' "$OUT"; then pass mount; else fail mount "no VIRTFS-MOUNT:ok from the guest"; fi
 if grep -aq '^VIRTFS-UMOUNT:ok' "$OUT"; then pass umount; else fail umount "no VIRTFS-UMOUNT:ok from the guest"; fi
 
@@ -138,5 +119,4 @@ fi
 (( NP + NF > 0 )) || fail no-checks-ran "nothing reported"
 
 (( OWN_LOGS )) || echo "slice: logs in $LOG_DIR" >&2
-echo "$P: passed=$NP failed=$NF"
-(( NF == 0 ))
+e2e_summary

@@ -15,33 +15,17 @@ W="$M/posix"          # everything this suite creates lives here
 R=posix               # ... and that is its name relative to the export root (HOSTCHECK lines)
 BIG="${POSIX_BIG:-10000}"
 U1=1000 U2=1001
-PASSES=0 FAILS=0
 T=/tmp/posix-tools
 mkdir -p "$T"
-
-pass() { echo "PASS: $1"; PASSES=$((PASSES + 1)); }
-fail() { echo "FAIL: $1 ($2)"; FAILS=$((FAILS + 1)); }
-hostcheck() { echo "HOSTCHECK: $*"; }
-# check NAME CMD...: PASS when CMD succeeds (bounded: a hung request costs one check, not the suite)
-check() {
-    local name=$1 out; shift
-    if out=$(timeout -s KILL 120 "$@" 2>&1); then pass "$name"; else fail "$name" "$(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"; fi
-}
-expect() { if [[ "$3" == "$2" ]]; then pass "$1"; else fail "$1" "want '$2', got '$3'"; fi; }
+# pass, fail, check, expect, errno_is, hostcheck; a check may take 120 s here (mmap remounts under TCG)
+CHECK_TIMEOUT=120
+. "$(dirname "$0")/lib.sh"
 # as UID CMD...: run CMD as that user with only its own group; asg UID GROUPS CMD...: with extra groups
 # (scripts, not functions: check and timeout run them)
 printf '#!/bin/sh\nu=$1; shift; exec setpriv --reuid="$u" --regid="$u" --clear-groups -- "$@"\n' >"$T/as"
 printf '#!/bin/sh\nu=$1 g=$2; shift 2; exec setpriv --reuid="$u" --regid="$u" --groups="$g" -- "$@"\n' >"$T/asg"
 chmod 0755 "$T/as" "$T/asg" "$T"
 PATH="$T:$PATH"
-# errno_is NAME WANT PERL_EXPR [UID]: the perl expression (false on failure, $! set) must fail with WANT
-# ("ok" when it must succeed).
-errno_is() {
-    local got pre=""
-    [[ -n "${4:-}" ]] && pre="use POSIX (); \$( = $4; \$) = '$4 $4'; POSIX::setuid($4); die 'setuid' unless \$> == $4 && \$) eq '$4 $4';"
-    got=$(timeout -s KILL 60 perl -MErrno -MFcntl -MPOSIX=:errno_h -e "$pre"' my $r = eval { '"$3"' }; if ($@) { print "died: $@" } elsif ($r) { print "ok" } else { print((sort grep { $!{$_} } keys %!)[0] // "errno=" . ($!+0)) }' 2>&1)
-    expect "$1" "$2" "$got"
-}
 now() { date +%s; }
 T_START=$(now)
 # section NAME: a marker with the elapsed time, to see where a slow run spends it
@@ -712,6 +696,5 @@ grep -q " $M 9p " /proc/mounts || mount -t 9p -o "$OPTS0" "$TAG0" "$M" || fail a
 expect acl-restored-original "$OPTS0" "$(awk -v m="$M" '$2 == m { print $4 }' /proc/mounts)"
 
 section done
-echo "posix: $PASSES passed, $FAILS failed"
-(( FAILS > 100 )) && FAILS=100
-exit "$FAILS"
+guest_summary posix
+guest_exit

@@ -15,25 +15,8 @@ set -u
 M="${1:-${VIRTFS_MNT:-/mnt}}"
 W="$M/slice-work"          # everything this suite creates lives here
 U1=1000 U2=1001
-PASSES=0 FAILS=0
-
-pass() { echo "PASS: $1"; PASSES=$((PASSES + 1)); }
-fail() { echo "FAIL: $1 ($2)"; FAILS=$((FAILS + 1)); }
-hostcheck() { echo "HOSTCHECK: $*"; }
-# check NAME CMD...: PASS when CMD succeeds; its output (last line) is the FAIL detail.
-check() {
-    local name=$1 out; shift
-    # bounded: a request the server never answers must cost one check, not the whole suite
-    if out=$(timeout -s KILL 60 "$@" 2>&1); then pass "$name"; else fail "$name" "$(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"; fi
-}
-# expect NAME WANT GOT
-expect() { if [[ "$3" == "$2" ]]; then pass "$1"; else fail "$1" "want '$2', got '$3'"; fi; }
-# errno NAME WANT_ERRNO_NAME PERL_EXPR: the perl expression must fail with that errno
-errno_is() {
-    local got
-    got=$(perl -MErrno -e 'my $r = eval { '"$3"' }; if ($r) { print "succeeded" } else { print((grep { $!{$_} } keys %!)[0] // "errno=" . ($!+0)) }' 2>&1)
-    expect "$1" "$2" "$got"
-}
+# pass, fail, check (60 s bound), expect, errno_is, hostcheck
+. "$(dirname "$0")/lib.sh"
 
 echo "slice: mount point $M ($(awk -v m="$M" '$2 == m { print $3 " " $4 }' /proc/mounts))"
 
@@ -103,7 +86,7 @@ hostcheck absent slice-work/rdir
 errno_is rmdir-not-empty ENOTEMPTY "rmdir('$W/z/b/c/d')"
 check rmdir-empty sh -c "mkdir '$W/empty' && rmdir '$W/empty' && [ ! -e '$W/empty' ]"
 check unlink sh -c "rm '$W/z/b/c/d/leaf.txt' && [ ! -e '$W/z/b/c/d/leaf.txt' ]"
-errno_is unlink-missing ENOENT "unlink('$W/z/b/c/d/leaf.txt') || die"
+errno_is unlink-missing ENOENT "unlink('$W/z/b/c/d/leaf.txt')"
 errno_is rmdir-file ENOTDIR "rmdir('$W/z/b/moved.txt')"
 check rm-rf-tree sh -c "rm -rf '$W/z' && [ ! -e '$W/z' ]"
 hostcheck absent slice-work/z
@@ -172,8 +155,7 @@ check user-chmod-own setpriv --reuid=$U1 --regid=$U1 --clear-groups -- chmod 060
 errno_is other-user-cannot-read EACCES "use POSIX; POSIX::setgid($U2); POSIX::setuid($U2); open(my \$f, '<', '$W/users/u1.txt')"
 check root-chown sh -c "chown $U2:$U2 '$W/users/u1dir' && [ \"\$(stat -c %u:%g '$W/users/u1dir')\" = $U2:$U2 ]"
 hostcheck owner slice-work/users/u1dir $U2:$U2
-errno_is user-cannot-chown EPERM "use POSIX; POSIX::setgid($U1); POSIX::setuid($U1); chown($U1, $U1, '$W/users/u1dir') || die"
+errno_is user-cannot-chown EPERM "use POSIX; POSIX::setgid($U1); POSIX::setuid($U1); chown($U1, $U1, '$W/users/u1dir')"
 
-echo "slice: $PASSES passed, $FAILS failed"
-(( FAILS > 100 )) && FAILS=100
-exit "$FAILS"
+guest_summary slice
+guest_exit
