@@ -68,6 +68,42 @@ run_logged() {
     return $rc
 }
 
+# The one place results are counted. checks OUT [SUITE SERVER REFERENCE]: prints OUT's PASS/FAIL lines (without
+# SUITE also flush.sh's Tflush count) and counts them in np, nf; with SUITE, a FAIL that a document lists as expected
+# (expected_fails) prints as XFAIL and counts in nx.
+checks() {
+    local out=$1 suite=${2:-} srv=${3:-} ref=${4:-} line name why
+    np=0 nf=0 nx=0
+    [[ -n "$suite" ]] && expected_fails "$suite" "$srv"
+    while IFS= read -r line; do
+        if [[ "$line" != PASS:* && "$line" != FAIL:* ]]; then echo "$line"; continue; fi
+        why=""
+        if [[ "$line" == FAIL:* && -n "$suite" ]]; then
+            name=${line#*] }; name=${name%% *}
+            if [[ "$srv" == "$ref" && "$documented" == *" $name "* ]]; then why="reference limit, docs/semantics.md"
+            elif [[ "$limits" == *" $name "* ]]; then why="mapped-xattr model limit, docs/semantics.md"
+            elif [[ "$defects" == *" $name "* ]]; then why="OPEN DEFECT of ours, docs/semantics.md"
+            elif [[ "$known72" == *" $srv:$name "* ]]; then why="QEMU 7.2 defect, docs/proxy-protocol.md"
+            fi
+        fi
+        if [[ -n "$why" ]]; then echo "XFAIL: ${line#FAIL: } [$why]"; nx=$((nx + 1))
+        else echo "$line"; [[ "$line" == PASS:* ]] && np=$((np + 1)) || nf=$((nf + 1)); fi
+    done < <(if [[ -n "$suite" ]]; then grep -a -E '^(PASS|FAIL): ' "$out"; else grep -a -E '^(PASS|FAIL): |Tflush' "$out"; fi)
+}
+# settle LABEL RC T0 OUT NP NF NS [WORD]: a non-zero exit that no FAIL (nor XFAIL, NS with WORD xfail) explains is
+# one failure (with OUT's last lines); prints "LABEL: passed=NP failed=NF[ WORD=NS] (SECONDS)" and adds the counts
+# to the totals, NS as skipped.
+settle() {
+    local label=$1 rc=$2 t0=$3 out=$4 np=$5 nf=$6 ns=$7 word=${8:-}
+    local explained=$nf
+    [[ "$word" == xfail ]] && explained=$((nf + ns))
+    if (( rc != 0 && explained == 0 )); then
+        nf=1; echo "FAIL: $label (exit $rc)"; [[ -n "$out" ]] && tail -n 20 "$out"
+    fi
+    echo "$label: passed=$np failed=$nf${word:+ $word=$ns} ($(( $(date +%s) - t0 ))s)"
+    P=$((P + np)) F=$((F + nf)) S=$((S + ns))
+}
+
 # --- 1. unit tests ---
 if (( UNIT )); then
     section "unit tests"
@@ -93,7 +129,6 @@ if (( UNIT )); then
                 # name the failures
                 grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | grep -o 'testName="[^"]*"' \
                     | sed 's/^testName="\(.*\)"$/FAIL: unit \1/' | head -n 50
-                if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: unit $name (dotnet test exit $rc)"; fi
             else
                 np=0 ns=0 nf=1
                 if grep -q 'error' "$LOGS/unit-$name.log"; then
@@ -103,20 +138,16 @@ if (( UNIT )); then
                 fi
                 grep -E ' error |error [A-Z]+[0-9]+' "$LOGS/unit-$name.log" | sort -u | head -n 10
             fi
-            echo "unit $name: passed=$np failed=$nf skipped=$ns ($(( $(date +%s) - t ))s)"
-            P=$((P + np)) F=$((F + nf)) S=$((S + ns))
+            settle "unit $name" "$rc" "$t" "" "$np" "$nf" "$ns" skipped
         done
     fi
 fi
 
-# run_guest_suite SUITE SERVER REFERENCE TIMEOUT [ARGS...]: tools/e2e/SUITE.sh against SERVER, its PASS/FAIL lines
-# counted in the totals. A FAIL of the REFERENCE server (QEMU's built-in) on a check docs/semantics.md lists as a
-# deliberate difference (`SUITE:check`: we do better) is an XFAIL, as is a FAIL of either rootless server on a
-# limit of the mapped-xattr model itself (`mapped:SUITE:check`), as is a FAIL that docs/proxy-protocol.md lists as
-# `SERVER:check` (a QEMU 7.2 defect we cannot repair from our side).
-run_guest_suite() {
-    local suite=$1 srv=$2 ref=$3 stimeout=$4 t out rc np=0 nf=0 nx=0 line name documented limits=" " known72 defects
-    shift 4
+# expected_fails SUITE SERVER: the FAILs documents list as expected for SUITE on SERVER, in documented, limits,
+# defects and known72 (space-separated check names).
+expected_fails() {
+    local suite=$1 srv=$2
+    limits=" "
     known72=" $(grep -o '`[a-z0-9-]*:[a-z0-9-]*`' docs/proxy-protocol.md 2>/dev/null | tr -d '`' | tr '\n' ' ') "
     documented=" $(grep -o "\`$suite:[^\`]*\`" docs/semantics.md 2>/dev/null | tr -d '`' | sed "s/^$suite://" | tr '\n' ' ') "
     if [[ "$srv" == builtin-mapped || "$srv" == virtfs-rootless ]]; then
@@ -125,6 +156,16 @@ run_guest_suite() {
     # Our own open defects, each named in docs/semantics.md as `open-defect:SERVER:SUITE:check` with what is wrong
     # and what fixes it: printed as XFAIL with that label, so they stay visible in every run until fixed.
     defects=" $(grep -o "\`open-defect:$srv:$suite:[^\`]*\`" docs/semantics.md 2>/dev/null | tr -d '`' | sed "s/^open-defect:$srv:$suite://" | tr '\n' ' ') "
+}
+
+# run_guest_suite SUITE SERVER REFERENCE TIMEOUT [ARGS...]: tools/e2e/SUITE.sh against SERVER, its PASS/FAIL lines
+# counted in the totals. A FAIL of the REFERENCE server (QEMU's built-in) on a check docs/semantics.md lists as a
+# deliberate difference (`SUITE:check`: we do better) is an XFAIL, as is a FAIL of either rootless server on a
+# limit of the mapped-xattr model itself (`mapped:SUITE:check`), as is a FAIL that docs/proxy-protocol.md lists as
+# `SERVER:check` (a QEMU 7.2 defect we cannot repair from our side).
+run_guest_suite() {
+    local suite=$1 srv=$2 ref=$3 stimeout=$4 t out rc np nf nx documented limits known72 defects
+    shift 4
     t=$(date +%s)
     out="$LOGS/$suite-$srv.out"
     run_logged "$out" $((stimeout + 120)) tools/e2e/$suite.sh --server "$srv" --no-build --timeout "$stimeout" \
@@ -133,23 +174,8 @@ run_guest_suite() {
     if (( rc == 3 )); then
         skip "$suite[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; return
     fi
-    while IFS= read -r line; do
-        name=${line#*] }; name=${name%% *}
-        if [[ "$line" == FAIL:* && "$srv" == "$ref" && "$documented" == *" $name "* ]]; then
-            echo "XFAIL: ${line#FAIL: } [reference limit, docs/semantics.md]"; nx=$((nx + 1))
-        elif [[ "$line" == FAIL:* && "$limits" == *" $name "* ]]; then
-            echo "XFAIL: ${line#FAIL: } [mapped-xattr model limit, docs/semantics.md]"; nx=$((nx + 1))
-        elif [[ "$line" == FAIL:* && "$defects" == *" $name "* ]]; then
-            echo "XFAIL: ${line#FAIL: } [OPEN DEFECT of ours, docs/semantics.md]"; nx=$((nx + 1))
-        elif [[ "$line" == FAIL:* && "$known72" == *" $srv:$name "* ]]; then
-            echo "XFAIL: ${line#FAIL: } [QEMU 7.2 defect, docs/proxy-protocol.md]"; nx=$((nx + 1))
-        else
-            echo "$line"; [[ "$line" == PASS:* ]] && np=$((np + 1)) || nf=$((nf + 1))
-        fi
-    done < <(grep -a -E '^(PASS|FAIL): ' "$out")
-    if (( rc != 0 && nf == 0 && nx == 0 )); then nf=1; echo "FAIL: $suite[$srv] (exit $rc)"; tail -n 20 "$out"; fi
-    echo "$suite[$srv]: passed=$np failed=$nf xfail=$nx ($(( $(date +%s) - t ))s)"
-    P=$((P + np)) F=$((F + nf)) S=$((S + nx))
+    checks "$out" "$suite" "$srv" "$ref"
+    settle "$suite[$srv]" "$rc" "$t" "$out" "$np" "$nf" "$nx" xfail
 }
 
 # --- 2 & 3. build and end to end ---
@@ -219,7 +245,7 @@ fi
 # run_suite LABEL TIMEOUT CMD...: one end-to-end script whose PASS/FAIL lines count in the totals.
 # Exit 3 from it means "cannot run here" (a skip); a non-zero exit without a FAIL line is one failure.
 run_suite() {
-    local label=$1 limit=$2 t out rc np nf; shift 2
+    local label=$1 limit=$2 t out rc np nf nx; shift 2
     if (( ! LAB_OK )) && [[ "$label" != attacks && "$label" != fuzz && "$label" != "service[virtfs]" ]]; then skip "$label" "$LAB_WHY"; return; fi
     if (( ! BUILD_OK )) && [[ "$label" == *virtfs* || "$label" == recovery || "$label" == reconnect* || "$label" == attacks ]]; then
         echo "FAIL: $label (our executables did not build)"; F=$((F + 1)); return
@@ -229,11 +255,8 @@ run_suite() {
     run_logged "$out" "$limit" "$@"
     rc=$?
     if (( rc == 3 )); then skip "$label" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; return; fi
-    grep -a -E '^(PASS|FAIL): |Tflush' "$out"
-    np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
-    if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: $label (exit $rc)"; tail -n 20 "$out"; fi
-    echo "$label: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
-    P=$((P + np)) F=$((F + nf))
+    checks "$out"
+    settle "$label" "$rc" "$t" "$out" "$np" "$nf" 0
 }
 
 if (( E2E )); then
