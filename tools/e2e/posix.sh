@@ -12,7 +12,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/lib.sh"
 # shellcheck source=tools/e2e/hostcheck.sh
 source "$HERE/hostcheck.sh"
-SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=480 BIG=10000
+SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=480 BIG=2000
 while (( $# )); do
     case "$1" in
         --server) SERVER="$2"; shift 2 ;;

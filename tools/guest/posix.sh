@@ -8,12 +8,12 @@
 # The host pre-populates the export with hostlocked.txt, a file it holds a POSIX write lock on
 # during the run (whole file).
 # Usage: posix.sh [MOUNTPOINT]  (default $VIRTFS_MNT or /mnt)
-# Env: POSIX_BIG (entries in the big directory, default 10000). Exit status: number of FAILs (max 100).
+# Env: POSIX_BIG (entries in the big directory, default 2000). Exit status: number of FAILs (max 100).
 set -u
 M="${1:-${VIRTFS_MNT:-/mnt}}"
 W="$M/posix"          # everything this suite creates lives here
 R=posix               # ... and that is its name relative to the export root (HOSTCHECK lines)
-BIG="${POSIX_BIG:-10000}"
+BIG="${POSIX_BIG:-2000}"
 U1=1000 U2=1001
 T=/tmp/posix-tools
 mkdir -p "$T"
