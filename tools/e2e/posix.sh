@@ -49,8 +49,7 @@ printf 'locked by the host\n' >"$E/hostlocked.txt"; chmod 0666 "$E/hostlocked.tx
 : >"$E/ns.txt"; touch -a -d @1200000000.123456789 "$E/ns.txt"; touch -m -d @1300000000.987654321 "$E/ns.txt"
 # A host process holds a classic POSIX write lock on the whole file for the run: a server with real
 # locks makes the guest's F_SETLK fail with EAGAIN (docs/semantics.md).
-perl -MFcntl -e 'open(my $f, "+<", $ARGV[0]) or die "$!"; my $l = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die "lock: $!"; print "locked\n"; $| = 1; sleep 3600' \
-    "$E/hostlocked.txt" >"$LOG_DIR/locker.out" 2>&1 &
+perl "$HERE/hostlock.pl" "$E/hostlocked.txt" >"$LOG_DIR/locker.out" 2>&1 &
 LOCKER=$!
 # Rootless servers (issue 16): the export belongs to the unprivileged user they run as; mapped-xattr keeps the
 # guest's owners and modes in xattrs, which the host checks read (HOSTCHECK_MAPPED, tools/e2e/hostcheck.sh).
@@ -61,6 +60,8 @@ for _ in $(seq 1 50); do grep -q locked "$LOG_DIR/locker.out" 2>/dev/null && bre
 grep -q locked "$LOG_DIR/locker.out" || { echo "posix: the host lock holder failed: $(cat "$LOG_DIR/locker.out")" >&2; exit 1; }
 
 OUT="$LOG_DIR/guest.out"
+# The guest suite's helper programs go into the job dir beside it.
+for f in "$TOOLS"/guest/posix/*; do VM_ARGS+=(--file "$f"); done
 run_guest --bound "$TIMEOUT" "$OUT" "$LOG_DIR/vm.err" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
     --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/posix.sh" "${VM_ARGS[@]}" \
     --run "cd / && POSIX_BIG=$BIG exec bash \"\$VIRTFS_JOBDIR/posix.sh\""

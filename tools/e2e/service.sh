@@ -81,16 +81,7 @@ check config [ "${cfg/path=\/run\/file.sock/}" != "$cfg" -a "${cfg/size=2G/}" !=
 
 # --- a fake systemd: records what arrives on a datagram socket ------------------------------------------------
 listen_notify() { # address logfile  (address: a path, or @name)
-    python3 - "$1" "$2" <<'PY' &
-import socket, sys
-addr, log = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("\0" + addr[1:] if addr.startswith("@") else addr)
-with open(log, "a", buffering=1) as f:
-    f.write("LISTENING\n")
-    while True:
-        f.write(s.recv(4096).decode().replace("\n", " ") + "\n")
-PY
+    python3 "$HERE/notify-listen.py" "$1" "$2" &
     PIDS+=($!)
     local i; for (( i = 0; i < 50; i++ )); do grep -q LISTENING "$2" 2>/dev/null && return 0; sleep 0.1; done
     return 1
