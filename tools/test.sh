@@ -5,7 +5,7 @@
 #
 #   1. unit tests: `dotnet test` for each project under tests/ (counts read from its trx file);
 #   2. tools/build.sh (Native AOT executables into artifacts/bin);
-#   3. end to end: tools/e2e/slice.sh (issue 2) and tools/e2e/posix.sh (issue 3, POSIX semantics) against
+#   3. end to end: tools/e2e/basics.sh (issue 2) and tools/e2e/posix.sh (issue 3, POSIX semantics) against
 #      QEMU's built-in 9p (the reference column) and against ours (virtfs: vhost-user-9p +
 #      virtfs-proxy-helper), each followed by a differential table (tools/e2e/differential.sh); then
 #      bigdir, flush (Tflush), renames (issue 13.5), multidev, coherence (cache=mmap, issue 14), recovery (helper
@@ -13,12 +13,12 @@
 #      helper's socket attacks the helper; no lab needed), service and package (issue 17: CLI, sd_notify,
 #      SIGTERM, the .deb serving a guest with its metrics checked);
 #      tools/fuzz.sh all 60: one minute of AFL++ per fuzz target (issue 13; docs/fuzzing.md);
-#   3b. rootless mode (issue 16): slice and posix (small big directory) through QEMU's built-in 9p in
+#   3b. rootless mode (issue 16): basics and posix (small big directory) through QEMU's built-in 9p in
 #      security_model=mapped-xattr (builtin-mapped) and our vhost-user-9p --shared-dir (virtfs-rootless), both
 #      as the unprivileged owner of the export, with their differential table; tools/e2e/crosscompat.sh (a tree
 #      written by one reads the same through the other) and tools/e2e/rootless-confine.sh (no way out of the export);
-#   4. interop with QEMU 7.2 (issue 4; bookworm chroot from tools/lab-bookworm.sh): the slice suite through
-#      QEMU 7.2's virtio-9p-pci on -fsdev proxy with OUR helper (socket= and sock_fd= forms), and the slice
+#   4. interop with QEMU 7.2 (issue 4; bookworm chroot from tools/lab-bookworm.sh): the basics suite through
+#      QEMU 7.2's virtio-9p-pci on -fsdev proxy with OUR helper (socket= and sock_fd= forms), and the basics
 #      and posix suites through OUR backend with QEMU 7.2's virtfs-proxy-helper.
 # A suite that cannot run here (not root, no .NET SDK, no registry for the lab) says what it needs
 # and counts as one skipped; a missing executable of ours counts as failed.
@@ -218,9 +218,9 @@ if (( E2E )); then
     # FAIL on a check that docs/semantics.md lists as a deliberate difference (`SUITE:check`: we do
     # better) counts as skipped and prints as XFAIL.
     # posix runs a 2000-entry directory (bigdir below lists 100 000, made on the host); VIRTFS_POSIX_BIG overrides.
-    for suite in slice posix; do
+    for suite in basics posix; do
         case "$suite" in
-            slice) stimeout=300 sargs=() ;;
+            basics) stimeout=300 sargs=() ;;
             # a bound, not the expected time: about 4 minutes alone on 2 cores, 8 beside another guest
             posix) stimeout=900 sargs=(--big "${VIRTFS_POSIX_BIG:-2000}") ;;
         esac
@@ -308,9 +308,9 @@ fi
 # 1000-entry big directory here (bigdir above covers big directories). A reference FAIL that
 # docs/semantics.md lists as a deliberate difference counts as XFAIL, as above.
 if (( E2E && ROOTLESS )); then
-    for suite in slice posix; do
+    for suite in basics posix; do
         case "$suite" in
-            slice) stimeout=300 sargs=() ;;
+            basics) stimeout=300 sargs=() ;;
             posix) stimeout=600 sargs=(--big "${VIRTFS_ROOTLESS_POSIX_BIG:-1000}") ;;
         esac
         for srv in builtin-mapped virtfs-rootless; do
@@ -356,12 +356,12 @@ if (( E2E && INTEROP )); then
     # virtfs-qemuhelper: our backend -> QEMU 7.2's helper. The posix suite runs both ways with a 2000-entry big
     # directory (about 3 minutes each on an idle machine). A FAIL that docs/proxy-protocol.md
     # lists as `SERVER:check` (a QEMU 7.2 defect we cannot repair from our side) counts as skipped (XFAIL).
-    for run in slice:qemu72-proxy slice:qemu72-sockfd slice:virtfs-qemuhelper posix:virtfs-qemuhelper posix:qemu72-proxy; do
+    for run in basics:qemu72-proxy basics:qemu72-sockfd basics:virtfs-qemuhelper posix:virtfs-qemuhelper posix:qemu72-proxy; do
         suite=${run%%:*} srv=${run#*:}
         if (( ! BW_OK )); then skip "$suite[$srv]" "$BW_WHY"; continue; fi
         if (( ! BUILD_OK )); then echo "FAIL: $suite[$srv] (our executables did not build)"; F=$((F + 1)); continue; fi
         case "$suite" in
-            slice) stimeout=300 sargs=() ;;
+            basics) stimeout=300 sargs=() ;;
             posix) stimeout=600 sargs=(--big 2000) ;;
         esac
         run_guest_suite "$suite" "$srv" none "$stimeout" "${sargs[@]}"

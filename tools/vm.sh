@@ -213,7 +213,7 @@ tail_logs() {
         tail -n 15 "$f" >&2 || true
     done
 }
-# The backend's confinement as the kernel reports it (tools/e2e/slice.sh checks it): /proc/PID/status, then one
+# The backend's confinement as the kernel reports it (tools/e2e/basics.sh checks it): /proc/PID/status, then one
 # line per thread, since seccomp and no_new_privs are per-thread state.
 backend_status() { # pid file
     { cat "/proc/$1/status"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Host side of the issue-2 acceptance suite: prepares an export, boots a guest on it with
-# tools/vm.sh, runs tools/guest/slice.sh there, then verifies on the host what the guest reported
-# (HOSTCHECK lines) and what only the host can see (ownership, checksums, modes).
+# Host side of the basics suite (issue 2's acceptance: the file operations every user makes): prepares an
+# export, boots a guest on it with tools/vm.sh, runs tools/guest/basics.sh there, then verifies on the host what
+# the guest reported (HOSTCHECK lines) and what only the host can see (ownership, checksums, modes, the backend's
+# confinement).
 #
-# Usage: tools/e2e/slice.sh [--server virtfs|builtin|virtiofsd|virtfs-rootless|builtin-mapped] [--log-dir DIR] [--no-build] [--timeout SEC]
-# Prints "PASS: slice[SERVER] name" / "FAIL: slice[SERVER] name (detail)" lines, then a summary.
+# Usage: tools/e2e/basics.sh [--server virtfs|builtin|virtiofsd|virtfs-rootless|builtin-mapped] [--log-dir DIR] [--no-build] [--timeout SEC]
+# Prints "PASS: basics[SERVER] name" / "FAIL: basics[SERVER] name (detail)" lines, then a summary.
 # Exit: 0 all passed, 1 something failed, 3 cannot run here (reason printed, "NEEDS:").
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -20,11 +21,11 @@ while (( $# )); do
         --no-build) VM_ARGS+=(--no-build); shift ;;
         --timeout) TIMEOUT="$2"; shift 2 ;;
         -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
-        *) echo "slice: unknown option $1" >&2; exit 2 ;;
+        *) echo "basics: unknown option $1" >&2; exit 2 ;;
     esac
 done
-LABEL="slice[$SERVER]"
-need_root slice "the lab boots QEMU in a chroot; the helper runs as root"
+LABEL="basics[$SERVER]"
+need_root basics "the lab boots QEMU in a chroot; the helper runs as root"
 
 PARENT="$(mktemp -d /tmp/virtfs-e2e.XXXXXX)"
 OWN_LOGS=0
@@ -59,10 +60,10 @@ fi
 # --- run the guest suite ---
 OUT="$LOG_DIR/guest.out"
 run_guest --bound "$TIMEOUT" "$OUT" "$LOG_DIR/vm.err" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
-    --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/slice.sh" "${VM_ARGS[@]}" \
-    --run 'bash "$VIRTFS_JOBDIR/slice.sh"'
+    --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/basics.sh" "${VM_ARGS[@]}" \
+    --run 'bash "$VIRTFS_JOBDIR/basics.sh"'
 guest_results "$OUT"
-guest_completed "$OUT" slice
+guest_completed "$OUT" basics
 if grep -aq '^VIRTFS-MOUNT:ok' "$OUT"; then pass mount; else fail mount "no VIRTFS-MOUNT:ok from the guest"; fi
 if grep -aq '^VIRTFS-UMOUNT:ok' "$OUT"; then pass umount; else fail umount "no VIRTFS-UMOUNT:ok from the guest"; fi
 
@@ -118,5 +119,5 @@ if [[ "$SERVER" == virtfs || "$SERVER" == virtfs-qemuhelper || "$SERVER" == virt
 fi
 (( NP + NF > 0 )) || fail no-checks-ran "nothing reported"
 
-(( OWN_LOGS )) || echo "slice: logs in $LOG_DIR" >&2
+(( OWN_LOGS )) || echo "basics: logs in $LOG_DIR" >&2
 e2e_summary
