@@ -46,9 +46,10 @@ done
 P=0 F=0 S=0
 T0=$(date +%s)
 WORK="$(mktemp -d /tmp/virtfs-test.XXXXXX)"
-CHILD=""
+CHILD="" PREP=""
 cleanup() {
     [[ -n "$CHILD" ]] && kill -TERM "$CHILD" 2>/dev/null
+    [[ -n "$PREP" ]] && kill -TERM -- "-$PREP" 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -57,6 +58,20 @@ LOGS="${KEEP:-$WORK/logs}"
 mkdir -p "$LOGS"
 
 section() { printf '\n=== %s ===\n' "$*"; }
+
+# Provisioning on a new machine (the trixie lab, then the bookworm and AFL++ chroots, which need the debootstrap
+# lab.sh installs) is mostly downloads and dpkg: it starts here, in its own process group, beside the unit tests
+# instead of after them. The steps below run each script again as before: it returns at once when its chroot is
+# ready, waits on its lock while this run still provisions, or, after a failure here, fails with its own message.
+if (( E2E )) && [[ "$(id -u)" == 0 ]]; then
+    # (No timeout(1) here: it would move each script out of the group the cleanup stops; every slow step inside
+    # the scripts has its own bound.)
+    setsid bash -c 'tools/lab.sh || exit
+        (( $1 )) && tools/lab-bookworm.sh >"$2/lab-bookworm-early.log" 2>&1 &
+        tools/lab-fuzz.sh >"$2/lab-fuzz-early.log" 2>&1
+        wait' prepare "$INTEROP" "$LOGS" >"$LOGS/lab-early.log" 2>&1 </dev/null &
+    PREP=$!
+fi
 skip() { echo "SKIP: $1 (needs: $2)"; S=$((S + 1)); }
 # run_logged LOG TIMEOUT CMD...: runs CMD in the background (so INT/TERM reach it), output to LOG.
 run_logged() {

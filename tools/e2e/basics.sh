@@ -27,18 +27,10 @@ done
 LABEL="basics[$SERVER]"
 need_root basics "the lab boots QEMU in a chroot; the helper runs as root"
 
-PARENT="$(mktemp -d /tmp/virtfs-e2e.XXXXXX)"
-OWN_LOGS=0
-if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$PARENT/logs"; OWN_LOGS=1; fi
-cleanup() { local rc=$?; rm -rf "$PARENT"; exit $rc; }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-mkdir -p "$LOG_DIR"
 # The export root is 0755 (guest users must get in: the guest checks the root's mode itself) inside
 # a 0700 parent, so the unprivileged backend (user virtfs) cannot read the export by path: it must go
 # through the helper.
-chmod 0700 "$PARENT"
+e2e_parent virtfs-e2e
 E="$PARENT/export"
 mkdir -m 0755 "$E"
 printf 'hello from the host' >"$E/hello.txt"

@@ -15,6 +15,26 @@ fail() { echo "FAIL: $LABEL $1 ($2)"; NF=$((NF + 1)); }
 # need_root WHO WHY: exit 3 ("cannot run here") unless root.
 need_root() { [[ "$(id -u)" == 0 ]] || { echo "$1: NEEDS: root${2:+ ($2)}" >&2; exit 3; }; }
 
+# e2e_parent PREFIX: PARENT, a fresh 0700 folder under /tmp for the export (the unprivileged backend cannot reach
+# the export by path through it: it must go through the helper), and LOG_DIR in it unless the caller set one
+# (OWN_LOGS=1 then); on exit the caller's on_exit (if defined) runs and PARENT goes; INT and TERM exit 130 and 143.
+e2e_parent() {
+    PARENT="$(mktemp -d "/tmp/$1.XXXXXX")"
+    OWN_LOGS=0
+    if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$PARENT/logs"; OWN_LOGS=1; fi
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    mkdir -p "$LOG_DIR"
+    chmod 0700 "$PARENT"
+}
+e2e_cleanup() {
+    local rc=$?
+    if declare -F on_exit >/dev/null; then on_exit || true; fi
+    rm -rf "$PARENT"
+    exit $rc
+}
+
 # run_guest [--bound SEC] OUT ERR VM.SH-ARGS...: tools/vm.sh with the guest's check library (tools/guest/lib.sh)
 # in the job dir beside the suite's own --file, console to OUT and vm.sh's messages to ERR; its exit status in
 # VM_RC (ERR in VM_ERR). --bound SEC kills vm.sh (and with it the guest) after SEC seconds, whatever happens inside. When the lab

@@ -28,21 +28,10 @@ done
 LABEL="posix[$SERVER]"
 need_root posix "the lab boots QEMU in a chroot; the helper runs as root"
 
-PARENT="$(mktemp -d /tmp/virtfs-posix.XXXXXX)"
-OWN_LOGS=0
-if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$PARENT/logs"; OWN_LOGS=1; fi
 LOCKER=""
-cleanup() {
-    local rc=$?
-    [[ -n "$LOCKER" ]] && kill "$LOCKER" 2>/dev/null
-    rm -rf "$PARENT"; exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-mkdir -p "$LOG_DIR"
+on_exit() { [[ -z "$LOCKER" ]] || kill "$LOCKER" 2>/dev/null; }
 # Export root 0755 inside a 0700 parent: the unprivileged backend cannot read it by path.
-chmod 0700 "$PARENT"
+e2e_parent virtfs-posix
 E="$PARENT/export"
 mkdir -m 0755 "$E"
 printf 'locked by the host\n' >"$E/hostlocked.txt"; chmod 0666 "$E/hostlocked.txt"
