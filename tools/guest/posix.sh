@@ -38,7 +38,7 @@ st() { stat -c "$1" "$2" 2>&1; }
 
 # --- helper programs (tools/guest/posix/, in the job dir with this script: tools/e2e/posix.sh passes them) ---
 # lock.pl FILE CMD TYPE START LEN [HOLD]: POSIX byte-range locks; lock-two-fds.pl FILE: a process's locks through
-# two fds; utimensat.py PATH ATIME MTIME | -g PATH: utimensat with UTIME_NOW/UTIME_OMIT; mmap.py MODE PATH.
+# two fds; utimensat.py PATH ATIME MTIME | -g PATH: utimensat with UTIME_NOW/UTIME_OMIT; mmap-checks.py MODE PATH.
 H="$(cd "$(dirname "$0")" && pwd)"
 
 echo "posix: mount point $M ($(awk -v m="$M" '$2 == m { print $3 " " $4 }' /proc/mounts)), big=$BIG"
@@ -463,8 +463,8 @@ hostcheck size $R/sync/f 10000
 section "mmap on this mount"
 Z="$W/mmap"; mkdir -p "$Z"
 perl -e 'print "abc" x 4096' >"$Z/f"
-expect mmap-shared-read ok "$(python3 "$H/mmap.py" read "$Z/f" 2>&1)"
-expect mmap-private-write ok "$(python3 "$H/mmap.py" private "$Z/f" 2>&1)"
+expect mmap-shared-read ok "$(python3 "$H/mmap-checks.py" read "$Z/f" 2>&1)"
+expect mmap-private-write ok "$(python3 "$H/mmap-checks.py" private "$Z/f" 2>&1)"
 
 # ======================= fio with verify =======================
 section "fio with verify"
@@ -553,10 +553,10 @@ for mode in mmap loose; do
     pass "cache-$mode-remount"
     C="$W/cache-$mode"; mkdir -p "$C"
     perl -e 'print "abc" x 4096' >"$C/f"
-    expect "cache-$mode-mmap-read" ok "$(python3 "$H/mmap.py" read "$C/f" 2>&1)"
-    expect "cache-$mode-mmap-write" ok "$(python3 "$H/mmap.py" write "$C/f" 2>&1)"
-    expect "cache-$mode-mmap-sees-write" ok "$(python3 "$H/mmap.py" sees-write "$C/f" 2>&1)"
-    cp "$C/f" "$C/g"; expect "cache-$mode-mmap-extend" ok "$(python3 "$H/mmap.py" extend "$C/g" 2>&1)"
+    expect "cache-$mode-mmap-read" ok "$(python3 "$H/mmap-checks.py" read "$C/f" 2>&1)"
+    expect "cache-$mode-mmap-write" ok "$(python3 "$H/mmap-checks.py" write "$C/f" 2>&1)"
+    expect "cache-$mode-mmap-sees-write" ok "$(python3 "$H/mmap-checks.py" sees-write "$C/f" 2>&1)"
+    cp "$C/f" "$C/g"; expect "cache-$mode-mmap-extend" ok "$(python3 "$H/mmap-checks.py" extend "$C/g" 2>&1)"
     sum=$(sha256sum <"$C/f" | cut -d' ' -f1)
     hostcheck sha256 "$R/cache-$mode/f" "$sum"
     head -c 1048576 /dev/urandom >"$C/data"; dsum=$(sha256sum <"$C/data" | cut -d' ' -f1)

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-# Part of tools/guest/posix.sh (runs in the guest, from the job dir).
-# mmap.py MODE PATH: mmap checks; prints "ok" or what went wrong.
+# Part of tools/guest/posix.sh (runs in the guest, from the job dir). Not named mmap.py: Python puts the script's
+# folder first on sys.path, so that name would hide the standard mmap module it imports.
+# mmap-checks.py MODE PATH: mmap checks; prints "ok" or what went wrong.
 import mmap, os, sys
 mode, p = sys.argv[1], sys.argv[2]
 def out(b): print('ok' if b else 'mismatch')
