@@ -5,7 +5,7 @@
 #
 #   1. unit tests: `dotnet test` for each project under tests/ (counts read from its trx file);
 #   2. tools/build.sh (Native AOT executables into artifacts/bin);
-#   3. end to end: tools/e2e/slice.sh (issue 2) and tools/e2e/posix.sh (issue 3, POSIX semantics) against
+#   3. end to end: tools/e2e/basics.sh (issue 2) and tools/e2e/posix.sh (issue 3, POSIX semantics) against
 #      QEMU's built-in 9p (the reference column) and against ours (virtfs: vhost-user-9p +
 #      virtfs-proxy-helper), each followed by a differential table (tools/e2e/differential.sh); then
 #      bigdir, flush (Tflush), renames (issue 13.5), multidev, coherence (cache=mmap, issue 14), recovery (helper
@@ -13,12 +13,12 @@
 #      helper's socket attacks the helper; no lab needed), service and package (issue 17: CLI, sd_notify,
 #      SIGTERM, the .deb serving a guest with its metrics checked);
 #      tools/fuzz.sh all 60: one minute of AFL++ per fuzz target (issue 13; docs/fuzzing.md);
-#   3b. rootless mode (issue 16): slice and posix (small big directory) through QEMU's built-in 9p in
+#   3b. rootless mode (issue 16): basics and posix (small big directory) through QEMU's built-in 9p in
 #      security_model=mapped-xattr (builtin-mapped) and our vhost-user-9p --shared-dir (virtfs-rootless), both
 #      as the unprivileged owner of the export, with their differential table; tools/e2e/crosscompat.sh (a tree
 #      written by one reads the same through the other) and tools/e2e/rootless-confine.sh (no way out of the export);
-#   4. interop with QEMU 7.2 (issue 4; bookworm chroot from tools/lab-bookworm.sh): the slice suite through
-#      QEMU 7.2's virtio-9p-pci on -fsdev proxy with OUR helper (socket= and sock_fd= forms), and the slice
+#   4. interop with QEMU 7.2 (issue 4; bookworm chroot from tools/lab-bookworm.sh): the basics suite through
+#      QEMU 7.2's virtio-9p-pci on -fsdev proxy with OUR helper (socket= and sock_fd= forms), and the basics
 #      and posix suites through OUR backend with QEMU 7.2's virtfs-proxy-helper.
 # A suite that cannot run here (not root, no .NET SDK, no registry for the lab) says what it needs
 # and counts as one skipped; a missing executable of ours counts as failed.
@@ -46,9 +46,10 @@ done
 P=0 F=0 S=0
 T0=$(date +%s)
 WORK="$(mktemp -d /tmp/virtfs-test.XXXXXX)"
-CHILD=""
+CHILD="" PREP=""
 cleanup() {
     [[ -n "$CHILD" ]] && kill -TERM "$CHILD" 2>/dev/null
+    [[ -n "$PREP" ]] && kill -TERM -- "-$PREP" 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -57,6 +58,20 @@ LOGS="${KEEP:-$WORK/logs}"
 mkdir -p "$LOGS"
 
 section() { printf '\n=== %s ===\n' "$*"; }
+
+# Provisioning on a new machine (the trixie lab, then the bookworm and AFL++ chroots, which need the debootstrap
+# lab.sh installs) is mostly downloads and dpkg: it starts here, in its own process group, beside the unit tests
+# instead of after them. The steps below run each script again as before: it returns at once when its chroot is
+# ready, waits on its lock while this run still provisions, or, after a failure here, fails with its own message.
+if (( E2E )) && [[ "$(id -u)" == 0 ]]; then
+    # (No timeout(1) here: it would move each script out of the group the cleanup stops; every slow step inside
+    # the scripts has its own bound.)
+    setsid bash -c 'tools/lab.sh || exit
+        (( $1 )) && tools/lab-bookworm.sh >"$2/lab-bookworm-early.log" 2>&1 &
+        tools/lab-fuzz.sh >"$2/lab-fuzz-early.log" 2>&1
+        wait' prepare "$INTEROP" "$LOGS" >"$LOGS/lab-early.log" 2>&1 </dev/null &
+    PREP=$!
+fi
 skip() { echo "SKIP: $1 (needs: $2)"; S=$((S + 1)); }
 # run_logged LOG TIMEOUT CMD...: runs CMD in the background (so INT/TERM reach it), output to LOG.
 run_logged() {
@@ -66,6 +81,42 @@ run_logged() {
     wait "$CHILD"; rc=$?
     CHILD=""
     return $rc
+}
+
+# The one place results are counted. checks OUT [SUITE SERVER REFERENCE]: prints OUT's PASS/FAIL lines (without
+# SUITE also flush.sh's Tflush count) and counts them in np, nf; with SUITE, a FAIL that a document lists as expected
+# (expected_fails) prints as XFAIL and counts in nx.
+checks() {
+    local out=$1 suite=${2:-} srv=${3:-} ref=${4:-} line name why
+    np=0 nf=0 nx=0
+    [[ -n "$suite" ]] && expected_fails "$suite" "$srv"
+    while IFS= read -r line; do
+        if [[ "$line" != PASS:* && "$line" != FAIL:* ]]; then echo "$line"; continue; fi
+        why=""
+        if [[ "$line" == FAIL:* && -n "$suite" ]]; then
+            name=${line#*] }; name=${name%% *}
+            if [[ "$srv" == "$ref" && "$documented" == *" $name "* ]]; then why="reference limit, docs/semantics.md"
+            elif [[ "$limits" == *" $name "* ]]; then why="mapped-xattr model limit, docs/semantics.md"
+            elif [[ "$defects" == *" $name "* ]]; then why="OPEN DEFECT of ours, docs/semantics.md"
+            elif [[ "$known72" == *" $srv:$name "* ]]; then why="QEMU 7.2 defect, docs/proxy-protocol.md"
+            fi
+        fi
+        if [[ -n "$why" ]]; then echo "XFAIL: ${line#FAIL: } [$why]"; nx=$((nx + 1))
+        else echo "$line"; [[ "$line" == PASS:* ]] && np=$((np + 1)) || nf=$((nf + 1)); fi
+    done < <(if [[ -n "$suite" ]]; then grep -a -E '^(PASS|FAIL): ' "$out"; else grep -a -E '^(PASS|FAIL): |Tflush' "$out"; fi)
+}
+# settle LABEL RC T0 OUT NP NF NS [WORD]: a non-zero exit that no FAIL (nor XFAIL, NS with WORD xfail) explains is
+# one failure (with OUT's last lines); prints "LABEL: passed=NP failed=NF[ WORD=NS] (SECONDS)" and adds the counts
+# to the totals, NS as skipped.
+settle() {
+    local label=$1 rc=$2 t0=$3 out=$4 np=$5 nf=$6 ns=$7 word=${8:-}
+    local explained=$nf
+    [[ "$word" == xfail ]] && explained=$((nf + ns))
+    if (( rc != 0 && explained == 0 )); then
+        nf=1; echo "FAIL: $label (exit $rc)"; [[ -n "$out" ]] && tail -n 20 "$out"
+    fi
+    echo "$label: passed=$np failed=$nf${word:+ $word=$ns} ($(( $(date +%s) - t0 ))s)"
+    P=$((P + np)) F=$((F + nf)) S=$((S + ns))
 }
 
 # --- 1. unit tests ---
@@ -93,7 +144,6 @@ if (( UNIT )); then
                 # name the failures
                 grep -o '<UnitTestResult [^>]*outcome="Failed"[^>]*>' "$trx" | grep -o 'testName="[^"]*"' \
                     | sed 's/^testName="\(.*\)"$/FAIL: unit \1/' | head -n 50
-                if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: unit $name (dotnet test exit $rc)"; fi
             else
                 np=0 ns=0 nf=1
                 if grep -q 'error' "$LOGS/unit-$name.log"; then
@@ -103,20 +153,16 @@ if (( UNIT )); then
                 fi
                 grep -E ' error |error [A-Z]+[0-9]+' "$LOGS/unit-$name.log" | sort -u | head -n 10
             fi
-            echo "unit $name: passed=$np failed=$nf skipped=$ns ($(( $(date +%s) - t ))s)"
-            P=$((P + np)) F=$((F + nf)) S=$((S + ns))
+            settle "unit $name" "$rc" "$t" "" "$np" "$nf" "$ns" skipped
         done
     fi
 fi
 
-# run_guest_suite SUITE SERVER REFERENCE TIMEOUT [ARGS...]: tools/e2e/SUITE.sh against SERVER, its PASS/FAIL lines
-# counted in the totals. A FAIL of the REFERENCE server (QEMU's built-in) on a check docs/semantics.md lists as a
-# deliberate difference (`SUITE:check`: we do better) is an XFAIL, as is a FAIL of either rootless server on a
-# limit of the mapped-xattr model itself (`mapped:SUITE:check`), as is a FAIL that docs/proxy-protocol.md lists as
-# `SERVER:check` (a QEMU 7.2 defect we cannot repair from our side).
-run_guest_suite() {
-    local suite=$1 srv=$2 ref=$3 stimeout=$4 t out rc np=0 nf=0 nx=0 line name documented limits=" " known72 defects
-    shift 4
+# expected_fails SUITE SERVER: the FAILs documents list as expected for SUITE on SERVER, in documented, limits,
+# defects and known72 (space-separated check names).
+expected_fails() {
+    local suite=$1 srv=$2
+    limits=" "
     known72=" $(grep -o '`[a-z0-9-]*:[a-z0-9-]*`' docs/proxy-protocol.md 2>/dev/null | tr -d '`' | tr '\n' ' ') "
     documented=" $(grep -o "\`$suite:[^\`]*\`" docs/semantics.md 2>/dev/null | tr -d '`' | sed "s/^$suite://" | tr '\n' ' ') "
     if [[ "$srv" == builtin-mapped || "$srv" == virtfs-rootless ]]; then
@@ -125,6 +171,16 @@ run_guest_suite() {
     # Our own open defects, each named in docs/semantics.md as `open-defect:SERVER:SUITE:check` with what is wrong
     # and what fixes it: printed as XFAIL with that label, so they stay visible in every run until fixed.
     defects=" $(grep -o "\`open-defect:$srv:$suite:[^\`]*\`" docs/semantics.md 2>/dev/null | tr -d '`' | sed "s/^open-defect:$srv:$suite://" | tr '\n' ' ') "
+}
+
+# run_guest_suite SUITE SERVER REFERENCE TIMEOUT [ARGS...]: tools/e2e/SUITE.sh against SERVER, its PASS/FAIL lines
+# counted in the totals. A FAIL of the REFERENCE server (QEMU's built-in) on a check docs/semantics.md lists as a
+# deliberate difference (`SUITE:check`: we do better) is an XFAIL, as is a FAIL of either rootless server on a
+# limit of the mapped-xattr model itself (`mapped:SUITE:check`), as is a FAIL that docs/proxy-protocol.md lists as
+# `SERVER:check` (a QEMU 7.2 defect we cannot repair from our side).
+run_guest_suite() {
+    local suite=$1 srv=$2 ref=$3 stimeout=$4 t out rc np nf nx documented limits known72 defects
+    shift 4
     t=$(date +%s)
     out="$LOGS/$suite-$srv.out"
     run_logged "$out" $((stimeout + 120)) tools/e2e/$suite.sh --server "$srv" --no-build --timeout "$stimeout" \
@@ -133,23 +189,8 @@ run_guest_suite() {
     if (( rc == 3 )); then
         skip "$suite[$srv]" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; return
     fi
-    while IFS= read -r line; do
-        name=${line#*] }; name=${name%% *}
-        if [[ "$line" == FAIL:* && "$srv" == "$ref" && "$documented" == *" $name "* ]]; then
-            echo "XFAIL: ${line#FAIL: } [reference limit, docs/semantics.md]"; nx=$((nx + 1))
-        elif [[ "$line" == FAIL:* && "$limits" == *" $name "* ]]; then
-            echo "XFAIL: ${line#FAIL: } [mapped-xattr model limit, docs/semantics.md]"; nx=$((nx + 1))
-        elif [[ "$line" == FAIL:* && "$defects" == *" $name "* ]]; then
-            echo "XFAIL: ${line#FAIL: } [OPEN DEFECT of ours, docs/semantics.md]"; nx=$((nx + 1))
-        elif [[ "$line" == FAIL:* && "$known72" == *" $srv:$name "* ]]; then
-            echo "XFAIL: ${line#FAIL: } [QEMU 7.2 defect, docs/proxy-protocol.md]"; nx=$((nx + 1))
-        else
-            echo "$line"; [[ "$line" == PASS:* ]] && np=$((np + 1)) || nf=$((nf + 1))
-        fi
-    done < <(grep -a -E '^(PASS|FAIL): ' "$out")
-    if (( rc != 0 && nf == 0 && nx == 0 )); then nf=1; echo "FAIL: $suite[$srv] (exit $rc)"; tail -n 20 "$out"; fi
-    echo "$suite[$srv]: passed=$np failed=$nf xfail=$nx ($(( $(date +%s) - t ))s)"
-    P=$((P + np)) F=$((F + nf)) S=$((S + nx))
+    checks "$out" "$suite" "$srv" "$ref"
+    settle "$suite[$srv]" "$rc" "$t" "$out" "$np" "$nf" "$nx" xfail
 }
 
 # --- 2 & 3. build and end to end ---
@@ -191,12 +232,12 @@ if (( E2E )); then
     # Each guest suite against each server; QEMU's built-in 9p is the reference column. A reference
     # FAIL on a check that docs/semantics.md lists as a deliberate difference (`SUITE:check`: we do
     # better) counts as skipped and prints as XFAIL.
-    # posix runs 10 000 directory entries; VIRTFS_POSIX_BIG overrides (e.g. 100000 on a fast machine).
-    for suite in slice posix; do
+    # posix runs a 2000-entry directory (bigdir below lists 100 000, made on the host); VIRTFS_POSIX_BIG overrides.
+    for suite in basics posix; do
         case "$suite" in
-            slice) stimeout=300 sargs=() ;;
+            basics) stimeout=300 sargs=() ;;
             # a bound, not the expected time: about 4 minutes alone on 2 cores, 8 beside another guest
-            posix) stimeout=900 sargs=(--big "${VIRTFS_POSIX_BIG:-10000}") ;;
+            posix) stimeout=900 sargs=(--big "${VIRTFS_POSIX_BIG:-2000}") ;;
         esac
         for srv in $SERVERS; do
             section "$suite suite: $srv"
@@ -219,7 +260,7 @@ fi
 # run_suite LABEL TIMEOUT CMD...: one end-to-end script whose PASS/FAIL lines count in the totals.
 # Exit 3 from it means "cannot run here" (a skip); a non-zero exit without a FAIL line is one failure.
 run_suite() {
-    local label=$1 limit=$2 t out rc np nf; shift 2
+    local label=$1 limit=$2 t out rc np nf nx; shift 2
     if (( ! LAB_OK )) && [[ "$label" != attacks && "$label" != fuzz && "$label" != "service[virtfs]" ]]; then skip "$label" "$LAB_WHY"; return; fi
     if (( ! BUILD_OK )) && [[ "$label" == *virtfs* || "$label" == recovery || "$label" == reconnect* || "$label" == attacks ]]; then
         echo "FAIL: $label (our executables did not build)"; F=$((F + 1)); return
@@ -229,11 +270,8 @@ run_suite() {
     run_logged "$out" "$limit" "$@"
     rc=$?
     if (( rc == 3 )); then skip "$label" "$(grep -h 'NEEDS:' "$out" | sed 's/.*NEEDS: //' | head -n1)"; return; fi
-    grep -a -E '^(PASS|FAIL): |Tflush' "$out"
-    np=$(grep -a -c '^PASS: ' "$out"); nf=$(grep -a -c '^FAIL: ' "$out")
-    if (( rc != 0 && nf == 0 )); then nf=1; echo "FAIL: $label (exit $rc)"; tail -n 20 "$out"; fi
-    echo "$label: passed=$np failed=$nf ($(( $(date +%s) - t ))s)"
-    P=$((P + np)) F=$((F + nf))
+    checks "$out"
+    settle "$label" "$rc" "$t" "$out" "$np" "$nf" 0
 }
 
 if (( E2E )); then
@@ -283,12 +321,12 @@ fi
 
 # Rootless mode (issue 16): our backend serving the export itself (--shared-dir, mapped-xattr) beside QEMU's
 # built-in server in the same security model, both as the unprivileged owner of the export. posix runs a
-# 1000-entry big directory here (the 10 000-entry run above covers big directories). A reference FAIL that
+# 1000-entry big directory here (bigdir above covers big directories). A reference FAIL that
 # docs/semantics.md lists as a deliberate difference counts as XFAIL, as above.
 if (( E2E && ROOTLESS )); then
-    for suite in slice posix; do
+    for suite in basics posix; do
         case "$suite" in
-            slice) stimeout=300 sargs=() ;;
+            basics) stimeout=300 sargs=() ;;
             posix) stimeout=600 sargs=(--big "${VIRTFS_ROOTLESS_POSIX_BIG:-1000}") ;;
         esac
         for srv in builtin-mapped virtfs-rootless; do
@@ -334,12 +372,12 @@ if (( E2E && INTEROP )); then
     # virtfs-qemuhelper: our backend -> QEMU 7.2's helper. The posix suite runs both ways with a 2000-entry big
     # directory (about 3 minutes each on an idle machine). A FAIL that docs/proxy-protocol.md
     # lists as `SERVER:check` (a QEMU 7.2 defect we cannot repair from our side) counts as skipped (XFAIL).
-    for run in slice:qemu72-proxy slice:qemu72-sockfd slice:virtfs-qemuhelper posix:virtfs-qemuhelper posix:qemu72-proxy; do
+    for run in basics:qemu72-proxy basics:qemu72-sockfd basics:virtfs-qemuhelper posix:virtfs-qemuhelper posix:qemu72-proxy; do
         suite=${run%%:*} srv=${run#*:}
         if (( ! BW_OK )); then skip "$suite[$srv]" "$BW_WHY"; continue; fi
         if (( ! BUILD_OK )); then echo "FAIL: $suite[$srv] (our executables did not build)"; F=$((F + 1)); continue; fi
         case "$suite" in
-            slice) stimeout=300 sargs=() ;;
+            basics) stimeout=300 sargs=() ;;
             posix) stimeout=600 sargs=(--big 2000) ;;
         esac
         run_guest_suite "$suite" "$srv" none "$stimeout" "${sargs[@]}"

@@ -213,7 +213,7 @@ tail_logs() {
         tail -n 15 "$f" >&2 || true
     done
 }
-# The backend's confinement as the kernel reports it (tools/e2e/slice.sh checks it): /proc/PID/status, then one
+# The backend's confinement as the kernel reports it (tools/e2e/basics.sh checks it): /proc/PID/status, then one
 # line per thread, since seccomp and no_new_privs are per-thread state.
 backend_status() { # pid file
     { cat "/proc/$1/status"
@@ -235,6 +235,35 @@ wait_socket() { # path pid what
     say "$3 did not create $1 within 30 s"; tail_logs; return 1
 }
 
+# start_helper: our virtfs-proxy-helper (root) on RUNDIR/helper.sock serving SHARE to the backend's user, waited
+# for. tools/e2e/recovery.sh restarts it from the "helper:" line: keep that line the exact command.
+start_helper() {
+    HELPER="$BIN/virtfs-proxy-helper"
+    say "helper: $HELPER -p $SHARE -s $RUNDIR/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n ${HELPER_ARGS[*]}"
+    "$HELPER" -p "$SHARE" -s "$RUNDIR/helper.sock" -u "$BACKEND_UID" -g "$BACKEND_GID" -n "${HELPER_ARGS[@]}" \
+        >"$LOG_DIR/helper.log" 2>&1 </dev/null &
+    PIDS+=($!)
+    wait_socket "$RUNDIR/helper.sock" "$!" virtfs-proxy-helper || exit 1
+}
+
+# backend_device SOCKET: QEMU's -chardev and -device for a vhost-user-9p on SOCKET (a path inside the chroot), as
+# `vhost-user-9p --print-qemu-args` gives them, so the device's queues and config_size (2 + the tag's bytes) come
+# from the backend itself; --chardev-opts is appended to the chardev. Its memory arguments are left out: the guest
+# memory here is vm.sh's own (memfd, share=on, on q35).
+backend_device() {
+    local words i
+    [[ -x "$BIN/vhost-user-9p" ]] || { say "missing $BIN/vhost-user-9p (run tools/build.sh)"; exit 1; }
+    read -r -a words <<<"$("$BIN/vhost-user-9p" --print-qemu-args --socket-path "$1" --tag "$TAG")"
+    QEMU_DEV=()
+    for (( i = 0; i + 1 < ${#words[@]}; i++ )); do
+        case "${words[i]}" in
+            -chardev) QEMU_DEV+=(-chardev "${words[i + 1]}$CHARDEV_OPTS"); i=$((i + 1)) ;;
+            -device) QEMU_DEV+=(-device "${words[i + 1]}"); i=$((i + 1)) ;;
+        esac
+    done
+    (( ${#QEMU_DEV[@]} == 4 )) || { say "vhost-user-9p --print-qemu-args gave no -chardev/-device: ${words[*]}"; exit 1; }
+}
+
 # start_backend UID GID ARGS...: our vhost-user-9p as UID:GID (a copy in RUNDIR when that user cannot reach the
 # repo's), waited for, its confinement recorded, and the QEMU device that talks to it.
 start_backend() {
@@ -250,9 +279,7 @@ start_backend() {
     PIDS+=($!) BACKEND_PID=$!
     wait_socket "$RUNDIR/vhost.sock" "$!" vhost-user-9p || exit 1
     backend_status "$BACKEND_PID" "$LOG_DIR/backend-status-start.txt"
-    local config_size=$(( 2 + $(printf %s "$TAG" | wc -c) ))
-    QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vhost.sock$CHARDEV_OPTS"
-              -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$config_size")
+    backend_device "$RUNDIR_G/vhost.sock"
 }
 
 QEMU_DEV=()
@@ -286,12 +313,7 @@ case "$SERVER" in
         start_backend "$OWNER_UID" "$OWNER_GID" --shared-dir "$SRV" --security-model "$SECURITY_MODEL" ;;
     virtfs)
         chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
-        HELPER="$BIN/virtfs-proxy-helper"
-        say "helper: $HELPER -p $SHARE -s $RUNDIR/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n ${HELPER_ARGS[*]}"
-        "$HELPER" -p "$SHARE" -s "$RUNDIR/helper.sock" -u $BACKEND_UID -g $BACKEND_GID -n "${HELPER_ARGS[@]}" \
-            >"$LOG_DIR/helper.log" 2>&1 </dev/null &
-        PIDS+=($!)
-        wait_socket "$RUNDIR/helper.sock" "$!" virtfs-proxy-helper || exit 1
+        start_helper
         start_backend "$BACKEND_UID" "$BACKEND_GID" --helper-socket "$RUNDIR/helper.sock" ;;
     qemu72-proxy)
         # QEMU 7.2's own 9p server in front (virtio-9p-pci), file access through OUR helper.
@@ -303,19 +325,13 @@ case "$SERVER" in
             QEMU_DEV=(-fsdev "proxy,id=p,sock_fd=@FD@" -device "virtio-9p-pci,fsdev=p,mount_tag=$TAG")
         else
             chown "$BACKEND_UID:$BACKEND_GID" "$RUNDIR"
-            say "helper: $HELPER -p $SHARE -s $RUNDIR/helper.sock -u $BACKEND_UID -g $BACKEND_GID -n ${HELPER_ARGS[*]}"
-            "$HELPER" -p "$SHARE" -s "$RUNDIR/helper.sock" -u $BACKEND_UID -g $BACKEND_GID -n "${HELPER_ARGS[@]}" \
-                >"$LOG_DIR/helper.log" 2>&1 </dev/null &
-            PIDS+=($!)
-            wait_socket "$RUNDIR/helper.sock" "$!" virtfs-proxy-helper || exit 1
+            start_helper
             QEMU_DEV=(-fsdev "proxy,id=p,socket=$RUNDIR_G/helper.sock" -device "virtio-9p-pci,fsdev=p,mount_tag=$TAG")
         fi ;;
     external)
         # A backend the caller runs and watches (tools/e2e/reconnect.sh): QEMU only.
         [[ "$VHOST_SOCKET" == "$ROOT"/* ]] || { say "--vhost-socket must lie under $ROOT"; exit 2; }
-        CONFIG_SIZE=$(( 2 + $(printf %s "$TAG" | wc -c) ))
-        QEMU_DEV=(-chardev "socket,id=vu,path=${VHOST_SOCKET#"$ROOT"}$CHARDEV_OPTS"
-                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=9,num_vqs=1,vq_size=1024,config_size=$CONFIG_SIZE") ;;
+        backend_device "${VHOST_SOCKET#"$ROOT"}" ;;
     virtfs-qemuhelper)
         # Our backend, file access through QEMU 7.2's helper (root, in the bookworm chroot). That
         # helper accepts exactly one connection: one pooled connection, never a probe.

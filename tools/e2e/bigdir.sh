@@ -5,7 +5,8 @@
 # Prints PASS/FAIL lines. Exit: 0 all passed, 1 something failed, 3 cannot run here.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 SERVER=virtfs N=100000 VM_ARGS=() LOG_DIR=""
 while (( $# )); do
     case "$1" in
@@ -18,20 +19,16 @@ while (( $# )); do
     esac
 done
 [[ "$N" =~ ^[0-9]+$ ]] || { echo "bigdir: --count N" >&2; exit 2; }
-[[ "$(id -u)" == 0 ]] || { echo "bigdir: NEEDS: root (the lab uses chroot; the helper runs as root)" >&2; exit 3; }
+LABEL="bigdir[$SERVER]"
+need_root bigdir "the lab uses chroot; the helper runs as root"
 WORK="$(mktemp -d /tmp/virtfs-bigdir.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 EXPORT="$WORK/private/export"
 mkdir -p "$EXPORT/big"; chmod 0700 "$WORK/private"; chmod 0755 "$EXPORT" "$EXPORT/big"
 perl -e 'my ($d, $n) = @ARGV; for my $i (1..$n) { open(my $f, ">", "$d/f$i") or die "$!"; print $f $i; close $f }' "$EXPORT/big" "$N"
 [[ -n "$LOG_DIR" ]] && VM_ARGS+=(--log-dir "$LOG_DIR")
-rc=0
-"$TOOLS/vm.sh" --server "$SERVER" --share "$EXPORT" --timeout 400 "${VM_ARGS[@]}" --file "$TOOLS/guest/bigdir.sh" \
-    --run "BIGDIR_N=$N sh \$VIRTFS_JOBDIR/bigdir.sh" >"$WORK/vm.out" 2>"$WORK/vm.err" || rc=$?
-(( rc == 3 )) && { grep NEEDS "$WORK/vm.err" >&2; exit 3; }
-tr -d '\r' <"$WORK/vm.out" | grep -E '^(PASS|FAIL): ' | sed -E "s/^(PASS|FAIL): /\1: bigdir[$SERVER] /"
-np=$(tr -d '\r' <"$WORK/vm.out" | grep -c '^PASS: ' || true)
-nf=$(tr -d '\r' <"$WORK/vm.out" | grep -c '^FAIL: ' || true)
-if (( rc != 0 )); then echo "FAIL: bigdir[$SERVER] guest-run (vm.sh exit $rc: $(tail -3 "$WORK/vm.err" | tr '\n' ' '))"; nf=$((nf + 1)); fi
-echo "bigdir[$SERVER]: passed=$np failed=$nf"
-(( nf == 0 ))
+run_guest "$WORK/vm.out" "$WORK/vm.err" --server "$SERVER" --share "$EXPORT" --timeout 400 "${VM_ARGS[@]}" \
+    --file "$TOOLS/guest/bigdir.sh" --run "BIGDIR_N=$N sh \$VIRTFS_JOBDIR/bigdir.sh"
+guest_results "$WORK/vm.out"
+(( VM_RC == 0 )) || fail guest-run "vm.sh exit $VM_RC: $(tail -3 "$WORK/vm.err" | tr '\n' ' ')"
+e2e_summary

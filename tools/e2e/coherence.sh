@@ -6,7 +6,8 @@
 # Usage: tools/e2e/coherence.sh [--server virtfs|builtin] [--mount-opts OPTS] [--timeout SEC (300)] [--no-build]
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 SERVER=virtfs VM_ARGS=() OPTS="access=user,msize=512000,cache=mmap" TIMEOUT=300
 while (( $# )); do
     case "$1" in
@@ -18,7 +19,8 @@ while (( $# )); do
         *) echo "coherence: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "coherence: NEEDS: root" >&2; exit 3; }
+LABEL="coherence[$SERVER,${OPTS##*cache=}]"
+need_root coherence
 WORK="$(mktemp -d /tmp/virtfs-coherence.XXXXXX)"
 E="$WORK/export"
 WATCH=""
@@ -41,16 +43,11 @@ printf AAAAAAAA >"$E/coherence.txt"; chmod 0644 "$E/coherence.txt"
       sleep 0.05
   done ) &
 WATCH=$!
-rc=0
-"$TOOLS/vm.sh" --server "$SERVER" --share "$E" --mount-opts "$OPTS" --log-dir "$WORK/logs" --timeout "$TIMEOUT" "${VM_ARGS[@]}" \
-    --file "$TOOLS/guest/coherence.sh" --run 'sh $VIRTFS_JOBDIR/coherence.sh' >"$WORK/vm.out" 2>"$WORK/vm.err" || rc=$?
-(( rc == 3 )) && { grep NEEDS "$WORK/vm.err" >&2; exit 3; }
-label="coherence[$SERVER,${OPTS##*cache=}]"
-tr -d '\r' <"$WORK/vm.out" | { grep -E '^(PASS|FAIL|INFO): ' || true; } | sed -E "s/^(PASS|FAIL|INFO): /\1: $label /"
-nf=$(tr -d '\r' <"$WORK/vm.out" | grep -c '^FAIL: ' || true)
-np=$(tr -d '\r' <"$WORK/vm.out" | grep -c '^PASS: ' || true)
-if (( rc != 0 || np == 0 )); then
-    echo "FAIL: $label guest-run (vm.sh exit $rc)"; nf=$((nf + 1))
+run_guest "$WORK/vm.out" "$WORK/vm.err" --server "$SERVER" --share "$E" --mount-opts "$OPTS" --log-dir "$WORK/logs" \
+    --timeout "$TIMEOUT" "${VM_ARGS[@]}" --file "$TOOLS/guest/coherence.sh" --run 'sh $VIRTFS_JOBDIR/coherence.sh'
+guest_results "$WORK/vm.out"
+if (( VM_RC != 0 || NP == 0 )); then
+    fail guest-run "vm.sh exit $VM_RC"
     tail -n 20 "$WORK/vm.err" "$WORK/vm.out" >&2
 fi
-(( nf == 0 ))
+e2e_summary

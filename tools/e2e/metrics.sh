@@ -7,7 +7,8 @@
 # Prints PASS/FAIL lines. Exit: 0 all passed, 1 something failed, 3 cannot run here.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 VM_ARGS=() LABEL=metrics LOG_DIR=""
 while (( $# )); do
     case "$1" in
@@ -19,9 +20,6 @@ while (( $# )); do
         *) echo "metrics: unknown option $1" >&2; exit 2 ;;
     esac
 done
-P=0 F=0
-pass() { echo "PASS: $LABEL $1"; P=$((P + 1)); }
-fail() { echo "FAIL: $LABEL $1 ($2)"; F=$((F + 1)); }
 
 WORK="$(mktemp -d /tmp/virtfs-metrics.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
@@ -62,5 +60,4 @@ if [[ "$inflight" == 0 ]]; then pass in-flight-zero; else fail in-flight-zero "i
 # At the default level, no line per request: a few dozen lines for a run of hundreds of requests.
 lines="$(wc -l <"$LOG")"
 if (( lines < 60 )); then pass log-not-per-request; else fail log-not-per-request "$lines lines in $LOG"; fi
-echo "$LABEL: passed=$P failed=$F"
-(( F == 0 ))
+e2e_summary

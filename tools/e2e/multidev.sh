@@ -7,7 +7,8 @@
 # Usage: tools/e2e/multidev.sh [--server virtfs|builtin] [--no-build]
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 SERVER=virtfs VM_ARGS=()
 while (( $# )); do
     case "$1" in
@@ -17,7 +18,8 @@ while (( $# )); do
         *) echo "multidev: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "multidev: NEEDS: root (tmpfs mounts, chroot)" >&2; exit 3; }
+LABEL="multidev[$SERVER]"
+need_root multidev "tmpfs mounts, chroot"
 WORK="$(mktemp -d /tmp/virtfs-multidev.XXXXXX)"
 EXPORT="$WORK/private/export"
 mkdir -p "$EXPORT/t1" "$EXPORT/t2"; chmod 0700 "$WORK/private"; chmod 0755 "$EXPORT"
@@ -26,9 +28,6 @@ trap cleanup EXIT
 mount -t tmpfs -o size=1m,mode=0755 virtfs-t1 "$EXPORT/t1"
 mount -t tmpfs -o size=1m,mode=0755 virtfs-t2 "$EXPORT/t2"
 echo one >"$EXPORT/t1/x"; echo two >"$EXPORT/t2/x"
-P=0 F=0
-pass() { echo "PASS: multidev[$SERVER] $1"; P=$((P + 1)); }
-fail() { echo "FAIL: multidev[$SERVER] $1 ($2)"; F=$((F + 1)); }
 hi1=$(stat -c %i "$EXPORT/t1/x") hi2=$(stat -c %i "$EXPORT/t2/x")
 [[ "$hi1" == "$hi2" ]] && pass "host-inodes-collide" || echo "note: host inodes differ ($hi1, $hi2); the check is weaker"
 rc=0
@@ -42,5 +41,4 @@ else
     [[ "$c1" == one && "$c2" == two ]] && pass "contents-per-device" || fail "contents-per-device" "$c1 $c2"
     [[ "$links" == 1 ]] && pass "no-false-hardlink" || fail "no-false-hardlink" "nlink $links"
 fi
-echo "multidev[$SERVER]: passed=$P failed=$F"
-(( F == 0 ))
+e2e_summary

@@ -9,7 +9,8 @@
 # Prints PASS/FAIL lines. Exit: 0 all passed, 1 something failed, 3 cannot run here.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 REPO="$(cd "$TOOLS/.." && pwd)"
 LOG_DIR=""
 while (( $# )); do
@@ -24,7 +25,7 @@ done
 LOWER="${VIRTFS_CACHE:-/var/cache/virtfs}/trixie"
 
 if [[ -z "${INSIDE:-}" ]]; then
-    [[ "$(id -u)" == 0 ]] || { echo "package: NEEDS: root (chroot, overlay mount)" >&2; exit 3; }
+    need_root package "chroot, overlay mount"
     command -v unshare >/dev/null || { echo "package: NEEDS: unshare (util-linux)" >&2; exit 3; }
     [[ -x "$LOWER/usr/bin/dpkg" ]] || { echo "package: NEEDS: the lab's trixie tree (tools/lab.sh)" >&2; exit 3; }
     WORK="$(mktemp -d /tmp/virtfs-package.XXXXXX)"; chmod 0755 "$WORK"   # the backend user runs the installed copy
@@ -38,9 +39,7 @@ if [[ -z "${INSIDE:-}" ]]; then
 fi
 
 # --- inside the private namespace ---
-P=0 F=0
-pass() { echo "PASS: package $1"; P=$((P + 1)); }
-fail() { echo "FAIL: package $1 ($2)"; F=$((F + 1)); }
+LABEL=package
 ROOT="$WORK/root"
 mkdir -p "$WORK/upper" "$WORK/ovlwork" "$ROOT"
 mount -t overlay overlay -o "lowerdir=$LOWER,upperdir=$WORK/upper,workdir=$WORK/ovlwork" "$ROOT" || {
@@ -85,6 +84,6 @@ umount "$ROOT/proc"
 "$HERE/metrics.sh" --bin "$ROOT/usr/bin" --label "package serve" ${LOG_DIR:+--log-dir "$LOG_DIR"}
 rc=$?
 (( rc == 3 )) && exit 3
-(( rc != 0 )) && F=$((F + 1))
-echo "package: passed=$P failed=$F (serve: exit $rc)"
-(( F == 0 ))
+(( rc != 0 )) && NF=$((NF + 1))
+echo "package: passed=$NP failed=$NF (serve: exit $rc)"
+(( NF == 0 ))

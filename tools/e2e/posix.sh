@@ -8,10 +8,11 @@
 # Exit: 0 all passed, 1 something failed, 3 cannot run here (reason printed, "NEEDS:").
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 # shellcheck source=tools/e2e/hostcheck.sh
 source "$HERE/hostcheck.sh"
-SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=480 BIG=10000
+SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=480 BIG=2000
 while (( $# )); do
     case "$1" in
         --server) SERVER="$2"; shift 2 ;;
@@ -24,36 +25,20 @@ while (( $# )); do
     esac
 done
 [[ "$BIG" =~ ^[0-9]+$ ]] || { echo "posix: --big N" >&2; exit 2; }
-P="posix[$SERVER]"
-NP=0 NF=0
-pass() { echo "PASS: $P $1"; NP=$((NP + 1)); }
-fail() { echo "FAIL: $P $1 ($2)"; NF=$((NF + 1)); }
+LABEL="posix[$SERVER]"
+need_root posix "the lab boots QEMU in a chroot; the helper runs as root"
 
-[[ "$(id -u)" == 0 ]] || { echo "posix: NEEDS: root (the lab boots QEMU in a chroot; the helper runs as root)" >&2; exit 3; }
-
-PARENT="$(mktemp -d /tmp/virtfs-posix.XXXXXX)"
-OWN_LOGS=0
-if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$PARENT/logs"; OWN_LOGS=1; fi
 LOCKER=""
-cleanup() {
-    local rc=$?
-    [[ -n "$LOCKER" ]] && kill "$LOCKER" 2>/dev/null
-    rm -rf "$PARENT"; exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-mkdir -p "$LOG_DIR"
+on_exit() { [[ -z "$LOCKER" ]] || kill "$LOCKER" 2>/dev/null; }
 # Export root 0755 inside a 0700 parent: the unprivileged backend cannot read it by path.
-chmod 0700 "$PARENT"
+e2e_parent virtfs-posix
 E="$PARENT/export"
 mkdir -m 0755 "$E"
 printf 'locked by the host\n' >"$E/hostlocked.txt"; chmod 0666 "$E/hostlocked.txt"
 : >"$E/ns.txt"; touch -a -d @1200000000.123456789 "$E/ns.txt"; touch -m -d @1300000000.987654321 "$E/ns.txt"
 # A host process holds a classic POSIX write lock on the whole file for the run: a server with real
 # locks makes the guest's F_SETLK fail with EAGAIN (docs/semantics.md).
-perl -MFcntl -e 'open(my $f, "+<", $ARGV[0]) or die "$!"; my $l = pack("s s x4 q q i x4", F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLK, $l) or die "lock: $!"; print "locked\n"; $| = 1; sleep 3600' \
-    "$E/hostlocked.txt" >"$LOG_DIR/locker.out" 2>&1 &
+perl "$HERE/hostlock.pl" "$E/hostlocked.txt" >"$LOG_DIR/locker.out" 2>&1 &
 LOCKER=$!
 # Rootless servers (issue 16): the export belongs to the unprivileged user they run as; mapped-xattr keeps the
 # guest's owners and modes in xattrs, which the host checks read (HOSTCHECK_MAPPED, tools/e2e/hostcheck.sh).
@@ -63,30 +48,16 @@ fi
 for _ in $(seq 1 50); do grep -q locked "$LOG_DIR/locker.out" 2>/dev/null && break; sleep 0.1; done
 grep -q locked "$LOG_DIR/locker.out" || { echo "posix: the host lock holder failed: $(cat "$LOG_DIR/locker.out")" >&2; exit 1; }
 
-set +e
-timeout --kill-after=20 "$TIMEOUT" "$TOOLS/vm.sh" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
-    --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/posix.sh" "${VM_ARGS[@]}" \
-    --run "cd / && POSIX_BIG=$BIG exec bash \"\$VIRTFS_JOBDIR/posix.sh\"" >"$LOG_DIR/guest.out" 2>"$LOG_DIR/vm.err"
-RC=$?
-set -e
-kill "$LOCKER" 2>/dev/null; LOCKER=""
-if [[ $RC == 3 ]]; then
-    grep -h 'NEEDS:' "$LOG_DIR/vm.err" >&2 || cat "$LOG_DIR/vm.err" >&2
-    echo "SKIP: $P (cannot run here; see NEEDS above)"
-    exit 3
-fi
 OUT="$LOG_DIR/guest.out"
+# The guest suite's helper programs go into the job dir beside it.
+for f in "$TOOLS"/guest/posix/*; do VM_ARGS+=(--file "$f"); done
+run_guest --bound "$TIMEOUT" "$OUT" "$LOG_DIR/vm.err" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
+    --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/posix.sh" "${VM_ARGS[@]}" \
+    --run "cd / && POSIX_BIG=$BIG exec bash \"\$VIRTFS_JOBDIR/posix.sh\""
+kill "$LOCKER" 2>/dev/null; LOCKER=""
 grep -a '^posix: ' "$OUT" >&2 || true
-while IFS= read -r line; do
-    case "$line" in
-        PASS:*) pass "${line#PASS: }" ;;
-        FAIL:*) NF=$((NF + 1)); echo "FAIL: $P ${line#FAIL: }" ;;
-    esac
-done < <(grep -a -E '^(PASS|FAIL): ' "$OUT" | tr -d '\r' || true)
-if ! grep -aq '^posix: .* passed, .* failed' "$OUT"; then
-    fail guest-suite-completed "vm.sh exit $RC; the guest suite did not finish; see below"
-    { echo "--- vm.sh stderr ---"; tail -n 30 "$LOG_DIR/vm.err"; echo "--- console ---"; tail -n 30 "$OUT"; } >&2
-fi
+guest_results "$OUT"
+guest_completed "$OUT" posix
 if grep -aq '^VIRTFS-MOUNT:ok' "$OUT"; then pass mount; else fail mount "no VIRTFS-MOUNT:ok from the guest"; fi
 if grep -aq '^VIRTFS-UMOUNT:ok' "$OUT"; then pass umount; else fail umount "no VIRTFS-UMOUNT:ok from the guest"; fi
 
@@ -97,5 +68,4 @@ hostcheck_eval "$E" "$OUT" pass fail
 (( NP + NF > 0 )) || fail no-checks-ran "nothing reported"
 
 (( OWN_LOGS )) || echo "posix: logs in $LOG_DIR" >&2
-echo "$P: passed=$NP failed=$NF"
-(( NF == 0 ))
+e2e_summary

@@ -10,7 +10,8 @@
 # Prints PASS/FAIL lines. Exit: 0 all passed, 1 something failed, 3 cannot run here.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 REPO="$(cd "$TOOLS/.." && pwd)"
 CACHE="${VIRTFS_CACHE:-/var/cache/virtfs}"
 BUILD=1 LOG_DIR=""
@@ -22,16 +23,14 @@ while (( $# )); do
         *) echo "reconnect: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "reconnect: NEEDS: root (the helper runs as root)" >&2; exit 3; }
+LABEL=reconnect
+need_root reconnect "the helper runs as root"
 (( BUILD )) && { "$TOOLS/build.sh" >&2 || { echo "reconnect: tools/build.sh failed" >&2; exit 1; }; }
 "$TOOLS/lab.sh" >&2 || { rc=$?; [[ $rc == 3 ]] && exit 3; echo "reconnect: tools/lab.sh failed" >&2; exit 1; }
 id virtfs >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent \
     --shell /usr/sbin/nologin virtfs 2>/dev/null || id virtfs >/dev/null 2>&1 || { echo "reconnect: NEEDS: user virtfs" >&2; exit 3; }
 BUID="$(id -u virtfs)" BGID="$(id -g virtfs)"
 
-P=0 F=0
-pass() { echo "PASS: reconnect $1"; P=$((P + 1)); }
-fail() { echo "FAIL: reconnect $1 ($2)"; F=$((F + 1)); }
 
 WORK="$(mktemp -d /tmp/virtfs-reconnect.XXXXXX)"
 EXPORT="$WORK/private/export"
@@ -142,5 +141,4 @@ else
     fail "once-backend-start" "$(tail -3 "$LOG_DIR/backend-once.log" | tr '\n' ' ')"
 fi
 
-echo "reconnect: passed=$P failed=$F"
-(( F == 0 ))
+e2e_summary

@@ -9,7 +9,8 @@
 # Prints PASS/FAIL lines. Exit: 0 all passed, 1 something failed, 3 cannot run here.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 VM_ARGS=() LOG_DIR=""
 while (( $# )); do
     case "$1" in
@@ -19,10 +20,8 @@ while (( $# )); do
         *) echo "recovery: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "recovery: NEEDS: root (the helper runs as root)" >&2; exit 3; }
-P=0 F=0
-pass() { echo "PASS: recovery $1"; P=$((P + 1)); }
-fail() { echo "FAIL: recovery $1 ($2)"; F=$((F + 1)); }
+LABEL=recovery
+need_root recovery "the helper runs as root"
 
 WORK="$(mktemp -d /tmp/virtfs-recovery.XXXXXX)"
 EXPORT="$WORK/private/export"
@@ -41,7 +40,7 @@ trap cleanup EXIT
 
 # The helper's death is the point of this test: vm.sh must not stop QEMU for it.
 VIRTFS_WATCHDOG_SKIP_HELPER=1 "$TOOLS/vm.sh" --server virtfs --share "$EXPORT" --log-dir "$LOG_DIR" --timeout 400 \
-    "${VM_ARGS[@]}" --file "$TOOLS/guest/recovery.sh" --run 'sh $VIRTFS_JOBDIR/recovery.sh' \
+    "${VM_ARGS[@]}" --file "$TOOLS/guest/lib.sh" --file "$TOOLS/guest/recovery.sh" --run 'sh $VIRTFS_JOBDIR/recovery.sh' \
     >"$WORK/vm.out" 2>"$WORK/vm.err" &
 VM_PID=$!
 
@@ -75,12 +74,9 @@ fi
 vm_rc=0
 wait "$VM_PID" || vm_rc=$?
 VM_PID=""
-tr -d '\r' <"$WORK/vm.out" | grep -E '^(PASS|FAIL): ' | sed 's/^\(PASS\|FAIL\): /\1: recovery /' || true
-P=$((P + $(tr -d '\r' <"$WORK/vm.out" | grep -c '^PASS: ' || true)))
-F=$((F + $(tr -d '\r' <"$WORK/vm.out" | grep -c '^FAIL: ' || true)))
+guest_results "$WORK/vm.out"
 [[ "$vm_rc" == 0 ]] && pass "guest-exit-status" || fail "guest-exit-status" "vm.sh exited $vm_rc"
 if grep -q "helper connection lost\|cannot connect to the proxy helper\|not reachable" "$LOG_DIR/backend.log" 2>/dev/null; then
     pass "backend-logged-loss"; else fail "backend-logged-loss" "no log line about the lost helper"; fi
 if [[ "$(cat "$EXPORT/work/after.txt" 2>/dev/null)" == after ]]; then pass "host-sees-post-restart-write"; else fail "host-sees-post-restart-write" "missing"; fi
-echo "recovery: passed=$P failed=$F"
-(( F == 0 ))
+e2e_summary

@@ -5,7 +5,8 @@
 # Usage: tools/e2e/renames.sh [--server virtfs|builtin] [--no-build]
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 SERVER=virtfs VM_ARGS=() ROUNDS=${ROUNDS:-60}
 while (( $# )); do
     case "$1" in
@@ -15,19 +16,16 @@ while (( $# )); do
         *) echo "renames: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "renames: NEEDS: root" >&2; exit 3; }
+LABEL="renames[$SERVER]"
+need_root renames
 WORK="$(mktemp -d /tmp/virtfs-renames.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/export" && chmod 0755 "$WORK/export"
-rc=0
-"$TOOLS/vm.sh" --server "$SERVER" --share "$WORK/export" --log-dir "$WORK/logs" --timeout 300 "${VM_ARGS[@]}" \
-    --file "$TOOLS/guest/renames.sh" --run "ROUNDS=$ROUNDS sh \$VIRTFS_JOBDIR/renames.sh" >"$WORK/vm.out" 2>"$WORK/vm.err" || rc=$?
-(( rc == 3 )) && { grep NEEDS "$WORK/vm.err" >&2; exit 3; }
-tr -d '\r' <"$WORK/vm.out" | { grep -E '^(PASS|FAIL): ' || true; } | sed -E "s/^(PASS|FAIL): /\1: renames[$SERVER] /"
-nf=$(tr -d '\r' <"$WORK/vm.out" | grep -c '^FAIL: ' || true)
-if (( rc != 0 )); then
-    echo "FAIL: renames[$SERVER] guest-run (vm.sh exit $rc)"; tail -n 20 "$WORK/vm.out" "$WORK/vm.err" "$WORK/logs/backend.log" 2>/dev/null
-    nf=$((nf + 1))
+run_guest "$WORK/vm.out" "$WORK/vm.err" --server "$SERVER" --share "$WORK/export" --log-dir "$WORK/logs" \
+    --timeout 300 "${VM_ARGS[@]}" --file "$TOOLS/guest/renames.sh" --run "ROUNDS=$ROUNDS sh \$VIRTFS_JOBDIR/renames.sh"
+guest_results "$WORK/vm.out"
+if (( VM_RC != 0 )); then
+    fail guest-run "vm.sh exit $VM_RC"; tail -n 20 "$WORK/vm.out" "$WORK/vm.err" "$WORK/logs/backend.log" 2>/dev/null
 fi
 
 # Host side: each file where the guest put it, with what the guest wrote; nothing else in the export.
@@ -44,7 +42,7 @@ for w in 1 2 3; do
     done
 done
 extra=$(find "$WORK/export" -mindepth 1 ! -path "$E" ! -path "$E/a" ! -path "$E/a/sub" ! -path "$E/a/sub/w*" | head -5)
-if (( misplaced == 0 )); then echo "PASS: renames[$SERVER] host-every-file-in-place"; else echo "FAIL: renames[$SERVER] host-every-file-in-place ($misplaced of $((3 * ROUNDS)) missing from r/a/sub)"; nf=$((nf + 1)); fi
-if (( wrong == 0 )); then echo "PASS: renames[$SERVER] host-contents"; else echo "FAIL: renames[$SERVER] host-contents ($wrong files differ)"; nf=$((nf + 1)); fi
-if [[ -z "$extra" ]]; then echo "PASS: renames[$SERVER] host-nothing-elsewhere"; else echo "FAIL: renames[$SERVER] host-nothing-elsewhere ($(echo $extra))"; nf=$((nf + 1)); fi
-(( nf == 0 ))
+(( misplaced == 0 )) && pass host-every-file-in-place || fail host-every-file-in-place "$misplaced of $((3 * ROUNDS)) missing from r/a/sub"
+(( wrong == 0 )) && pass host-contents || fail host-contents "$wrong files differ"
+[[ -z "$extra" ]] && pass host-nothing-elsewhere || fail host-nothing-elsewhere "$(echo $extra)"
+e2e_summary

@@ -12,6 +12,9 @@
 # Prints PASS/FAIL lines. Exit: 0 all passed, 1 something failed, 3 cannot run here.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
+LABEL=service
 REPO="$(cd "$HERE/../.." && pwd)"
 BIN="${VIRTFS_BIN:-$REPO/artifacts/bin}"
 while (( $# )); do
@@ -22,16 +25,13 @@ while (( $# )); do
         *) echo "service: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "service: NEEDS: root (the helper runs as root)" >&2; exit 3; }
+need_root service "the helper runs as root"
 command -v python3 >/dev/null || { echo "service: NEEDS: python3 (the fake NOTIFY_SOCKET)" >&2; exit 3; }
 B="$BIN/vhost-user-9p" H="$BIN/virtfs-proxy-helper"
 [[ -x "$B" && -x "$H" ]] || { echo "FAIL: service executables ($BIN has no vhost-user-9p/virtfs-proxy-helper)"; exit 1; }
 id virtfs >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent \
     --shell /usr/sbin/nologin virtfs 2>/dev/null || true
 U="$(id -u virtfs)" G="$(id -g virtfs)"
-P=0 F=0
-pass() { echo "PASS: service $1"; P=$((P + 1)); }
-fail() { echo "FAIL: service $1 ($2)"; F=$((F + 1)); }
 check() { local name=$1; shift; if "$@"; then pass "$name"; else fail "$name" "${WHY:-check failed}"; fi; WHY=""; }
 
 WORK="$(mktemp -d /tmp/virtfs-service.XXXXXX)"
@@ -83,16 +83,7 @@ check config [ "${cfg/path=\/run\/file.sock/}" != "$cfg" -a "${cfg/size=2G/}" !=
 
 # --- a fake systemd: records what arrives on a datagram socket ------------------------------------------------
 listen_notify() { # address logfile  (address: a path, or @name)
-    python3 - "$1" "$2" <<'PY' &
-import socket, sys
-addr, log = sys.argv[1], sys.argv[2]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind("\0" + addr[1:] if addr.startswith("@") else addr)
-with open(log, "a", buffering=1) as f:
-    f.write("LISTENING\n")
-    while True:
-        f.write(s.recv(4096).decode().replace("\n", " ") + "\n")
-PY
+    python3 "$HERE/notify-listen.py" "$1" "$2" &
     PIDS+=($!)
     local i; for (( i = 0; i < 50; i++ )); do grep -q LISTENING "$2" 2>/dev/null && return 0; sleep 0.1; done
     return 1
@@ -177,5 +168,4 @@ else
 fi
 
 kill -TERM "$HPID" 2>/dev/null
-echo "service: passed=$P failed=$F"
-(( F == 0 ))
+e2e_summary

@@ -4,9 +4,7 @@
 # still seeks to the same entry, and that ls agrees.
 set -u
 N=${BIGDIR_N:-100000}
-P=0 F=0
-pass() { echo "PASS: $1"; P=$((P + 1)); }
-fail() { echo "FAIL: $1 ($2)"; F=$((F + 1)); }
+. "$(dirname "$0")/lib.sh"   # pass, fail, check, expect
 out=$(perl -e '
     my ($dir, $half) = @ARGV;
     opendir(my $d, $dir) or die "opendir: $!";
@@ -28,4 +26,4 @@ c=$(ls /mnt/big | wc -l)
 [ "$c" = "$N" ] && pass "bigdir-ls-count" || fail "bigdir-ls-count" "want $N, got $c"
 v=$(cat "/mnt/big/f$((N - 7))" 2>&1)
 [ "$v" = "$((N - 7))" ] && pass "bigdir-lookup-late-entry" || fail "bigdir-lookup-late-entry" "got '$v'"
-echo "bigdir-guest: passed=$P failed=$F"
+guest_summary bigdir

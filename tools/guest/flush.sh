@@ -2,9 +2,7 @@
 # Guest half of tools/e2e/flush.sh: readers and writers killed while their 9P requests are in flight make the
 # Linux client send Tflush; afterwards every file must read back whole and the mount must still work.
 set -u
-P=0 F=0
-pass() { echo "PASS: $1"; P=$((P + 1)); }
-fail() { echo "FAIL: $1 ($2)"; F=$((F + 1)); }
+. "$(dirname "$0")/lib.sh"   # pass, fail, check, expect
 cd /mnt || exit 1
 dd if=/dev/urandom of=src bs=1M count=16 2>/dev/null
 want=$(sha256sum < src)
@@ -18,4 +16,4 @@ done
 [ "$(sha256sum < src)" = "$want" ] && pass "flush-source-intact" || fail "flush-source-intact" "checksum changed"
 if dd if=src of=copy bs=1M 2>/dev/null && [ "$(sha256sum < copy)" = "$want" ]; then pass "flush-mount-still-works"; else fail "flush-mount-still-works" "copy differs"; fi
 if timeout 60 ls -la >/dev/null 2>&1; then pass "flush-no-hung-requests"; else fail "flush-no-hung-requests" "ls hung"; fi
-echo "flush-guest: passed=$P failed=$F"
+guest_summary flush

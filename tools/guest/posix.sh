@@ -8,40 +8,24 @@
 # The host pre-populates the export with hostlocked.txt, a file it holds a POSIX write lock on
 # during the run (whole file).
 # Usage: posix.sh [MOUNTPOINT]  (default $VIRTFS_MNT or /mnt)
-# Env: POSIX_BIG (entries in the big directory, default 10000). Exit status: number of FAILs (max 100).
+# Env: POSIX_BIG (entries in the big directory, default 2000). Exit status: number of FAILs (max 100).
 set -u
 M="${1:-${VIRTFS_MNT:-/mnt}}"
 W="$M/posix"          # everything this suite creates lives here
 R=posix               # ... and that is its name relative to the export root (HOSTCHECK lines)
-BIG="${POSIX_BIG:-10000}"
+BIG="${POSIX_BIG:-2000}"
 U1=1000 U2=1001
-PASSES=0 FAILS=0
 T=/tmp/posix-tools
 mkdir -p "$T"
-
-pass() { echo "PASS: $1"; PASSES=$((PASSES + 1)); }
-fail() { echo "FAIL: $1 ($2)"; FAILS=$((FAILS + 1)); }
-hostcheck() { echo "HOSTCHECK: $*"; }
-# check NAME CMD...: PASS when CMD succeeds (bounded: a hung request costs one check, not the suite)
-check() {
-    local name=$1 out; shift
-    if out=$(timeout -s KILL 120 "$@" 2>&1); then pass "$name"; else fail "$name" "$(printf '%s' "$out" | tail -n 2 | tr '\n' ' ')"; fi
-}
-expect() { if [[ "$3" == "$2" ]]; then pass "$1"; else fail "$1" "want '$2', got '$3'"; fi; }
+# pass, fail, check, expect, errno_is, hostcheck; a check may take 120 s here (mmap remounts under TCG)
+CHECK_TIMEOUT=120
+. "$(dirname "$0")/lib.sh"
 # as UID CMD...: run CMD as that user with only its own group; asg UID GROUPS CMD...: with extra groups
 # (scripts, not functions: check and timeout run them)
 printf '#!/bin/sh\nu=$1; shift; exec setpriv --reuid="$u" --regid="$u" --clear-groups -- "$@"\n' >"$T/as"
 printf '#!/bin/sh\nu=$1 g=$2; shift 2; exec setpriv --reuid="$u" --regid="$u" --groups="$g" -- "$@"\n' >"$T/asg"
 chmod 0755 "$T/as" "$T/asg" "$T"
 PATH="$T:$PATH"
-# errno_is NAME WANT PERL_EXPR [UID]: the perl expression (false on failure, $! set) must fail with WANT
-# ("ok" when it must succeed).
-errno_is() {
-    local got pre=""
-    [[ -n "${4:-}" ]] && pre="use POSIX (); \$( = $4; \$) = '$4 $4'; POSIX::setuid($4); die 'setuid' unless \$> == $4 && \$) eq '$4 $4';"
-    got=$(timeout -s KILL 60 perl -MErrno -MFcntl -MPOSIX=:errno_h -e "$pre"' my $r = eval { '"$3"' }; if ($@) { print "died: $@" } elsif ($r) { print "ok" } else { print((sort grep { $!{$_} } keys %!)[0] // "errno=" . ($!+0)) }' 2>&1)
-    expect "$1" "$2" "$got"
-}
 now() { date +%s; }
 T_START=$(now)
 # section NAME: a marker with the elapsed time, to see where a slow run spends it
@@ -52,86 +36,10 @@ hnow() { rm -f "$W/.clock" && : >"$W/.clock" && stat -c %Y "$W/.clock"; }
 # stat field of a path, or the error
 st() { stat -c "$1" "$2" 2>&1; }
 
-# --- helper programs ---
-# lk.pl FILE CMD TYPE START LEN [HOLD]: POSIX byte-range locks with fcntl (struct flock, x86_64 layout).
-#   CMD setlk|setlkw|getlk; TYPE r|w|u; prints ok / the errno name / "getlk TYPE PID";
-#   with HOLD: after success prints "ok", keeps the lock HOLD seconds.
-cat >"$T/lk.pl" <<'EOF'
-use strict; use Fcntl; use Errno; use IO::Handle; STDOUT->autoflush(1);
-my ($file, $cmd, $type, $start, $len, $hold) = @ARGV;
-my %t = (r => F_RDLCK, w => F_WRLCK, u => F_UNLCK);
-open(my $fh, '+<', $file) or do { print "open: $!\n"; exit 1 };
-my $fl = pack('s s x4 q q i x4', $t{$type}, 0, $start, $len, 0);
-my $op = $cmd eq 'setlk' ? F_SETLK : $cmd eq 'setlkw' ? F_SETLKW : F_GETLK;
-if (!fcntl($fh, $op, $fl)) { print((sort grep { $!{$_} } keys %!)[0] // "errno=" . ($!+0)); print "\n"; exit 1 }
-if ($cmd eq 'getlk') {
-    my ($ty, undef, undef, undef, $pid) = unpack('s s x4 q q i x4', $fl);
-    my %n = (F_RDLCK, 'r', F_WRLCK, 'w', F_UNLCK, 'u');
-    print "getlk $n{$ty} $pid\n"; exit 0;
-}
-print $hold ? "ok $$\n" : "ok\n";
-sleep $hold if $hold;
-EOF
-# lk2.pl FILE: one process locks [0,10) through one fd and [5,15) through a second fd of the same file
-# (a process never conflicts with itself); children find [0,1) and [12,13) taken; after the parent closes
-# the second fd (POSIX: any close drops the process's locks on the file) a child gets [0,1).
-# Prints the five results.
-cat >"$T/lk2.pl" <<'EOF'
-use strict; use Fcntl; use Errno;
-my $file = shift;
-open(my $one, '+<', $file) or die "open: $!"; open(my $two, '+<', $file) or die "open: $!";
-sub lk { my ($fh, $s, $l) = @_; my $fl = pack('s s x4 q q i x4', F_WRLCK, 0, $s, $l, 0);
-    fcntl($fh, F_SETLK, $fl) ? "ok" : ((sort grep { $!{$_} } keys %!)[0] // "errno=" . ($!+0)) }
-sub child { my ($s, $l) = @_; my $pid = open(my $p, '-|') // die "fork: $!";
-    if (!$pid) { open(my $c, '+<', $file) or die "open: $!"; print lk($c, $s, $l); exit 0 }
-    local $/; my $r = <$p>; close $p; $r }
-my @r = (lk($one, 0, 10), lk($two, 5, 10), child(0, 1), child(12, 1));
-close $two;
-push @r, child(0, 1);
-print "@r\n";
-EOF
-# ts.py PATH ATIME MTIME: utimensat(AT_FDCWD, PATH, times, 0) where each time is SEC[.NSEC], "now"
-# (UTIME_NOW) or "omit" (UTIME_OMIT); prints "ok" or the errno name. ts.py -g PATH: "atime_ns mtime_ns".
-cat >"$T/ts.py" <<'EOF'
-import ctypes, os, sys, errno
-if sys.argv[1] == '-g':
-    s = os.stat(sys.argv[2]); print(s.st_atime_ns, s.st_mtime_ns); sys.exit(0)
-libc = ctypes.CDLL(None, use_errno=True)
-class TS(ctypes.Structure): _fields_ = [('sec', ctypes.c_long), ('nsec', ctypes.c_long)]
-def ts(v):
-    if v == 'now': return TS(0, (1 << 30) - 1)
-    if v == 'omit': return TS(0, (1 << 30) - 2)
-    s, _, n = v.partition('.'); return TS(int(s), int(n or 0))
-times = (TS * 2)(ts(sys.argv[2]), ts(sys.argv[3]))
-if libc.utimensat(-100, sys.argv[1].encode(), times, 0) != 0:
-    print(errno.errorcode[ctypes.get_errno()]); sys.exit(1)
-print('ok')
-EOF
-# mm.py MODE PATH: mmap checks; prints "ok" or what went wrong.
-cat >"$T/mm.py" <<'EOF'
-import mmap, os, sys
-mode, p = sys.argv[1], sys.argv[2]
-def out(b): print('ok' if b else 'mismatch')
-if mode == 'read':            # the file holds 'abc' * 4096: a shared read-only map sees it
-    with open(p, 'rb') as f:
-        m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ); out(m[:6] == b'abcabc' and len(m) == 12288)
-elif mode == 'private':       # MAP_PRIVATE writes never reach the file
-    with open(p, 'r+b') as f:
-        m = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE); m[0:3] = b'XYZ'; m.close()
-    out(open(p, 'rb').read(3) == b'abc')
-elif mode == 'write':         # MAP_SHARED write + msync, then read(2) sees it
-    with open(p, 'r+b') as f:
-        m = mmap.mmap(f.fileno(), 0); m[100:105] = b'HELLO'; m[-5:] = b'WORLD'; m.flush(); m.close()
-    d = open(p, 'rb').read(); out(d[100:105] == b'HELLO' and d[-5:] == b'WORLD')
-elif mode == 'extend':        # grow with ftruncate, then write through a new map
-    with open(p, 'r+b') as f:
-        os.ftruncate(f.fileno(), 65536); m = mmap.mmap(f.fileno(), 65536)
-        m[65536 - 4:] = b'TAIL'; m.flush(); m.close()
-    d = open(p, 'rb').read(); out(len(d) == 65536 and d.endswith(b'TAIL'))
-elif mode == 'sees-write':    # write(2) then an existing map sees it
-    with open(p, 'r+b') as f:
-        m = mmap.mmap(f.fileno(), 0); os.pwrite(f.fileno(), b'PWRITE', 200); out(m[200:206] == b'PWRITE')
-EOF
+# --- helper programs (tools/guest/posix/, in the job dir with this script: tools/e2e/posix.sh passes them) ---
+# lock.pl FILE CMD TYPE START LEN [HOLD]: POSIX byte-range locks; lock-two-fds.pl FILE: a process's locks through
+# two fds; utimensat.py PATH ATIME MTIME | -g PATH: utimensat with UTIME_NOW/UTIME_OMIT; mmap-checks.py MODE PATH.
+H="$(cd "$(dirname "$0")" && pwd)"
 
 echo "posix: mount point $M ($(awk -v m="$M" '$2 == m { print $3 " " $4 }' /proc/mounts)), big=$BIG"
 rm -rf "$W" 2>/dev/null
@@ -225,18 +133,18 @@ touch -m -d @1000000000 "$S/f"
 expect ts-touch-mtime-only "1100000000:1000000000" "$(st %X:%Y "$S/f")"
 # the host set ns.txt to atime 1200000000.123456789, mtime 1300000000.987654321 (v9fs itself sets
 # whole seconds: its superblock keeps the default 1 s time granularity)
-expect ts-nanoseconds-read "1200000000123456789 1300000000987654321" "$(python3 "$T/ts.py" -g "$M/ns.txt" 2>&1)"
-printf 'x' >"$S/g"; python3 "$T/ts.py" "$S/g" 1200000000 1300000000 >/dev/null
+expect ts-nanoseconds-read "1200000000123456789 1300000000987654321" "$(python3 "$H/utimensat.py" -g "$M/ns.txt" 2>&1)"
+printf 'x' >"$S/g"; python3 "$H/utimensat.py" "$S/g" 1200000000 1300000000 >/dev/null
 expect ts-utimensat-set "1200000000:1300000000" "$(st %X:%Y "$S/g")"
 hostcheck mtime $R/ts/g 1300000000
-python3 "$T/ts.py" "$S/f" omit 1400000000 >/dev/null
+python3 "$H/utimensat.py" "$S/f" omit 1400000000 >/dev/null
 expect ts-utime-omit-atime "1100000000:1400000000" "$(st %X:%Y "$S/f")"
-python3 "$T/ts.py" "$S/f" 1500000000 omit >/dev/null
+python3 "$H/utimensat.py" "$S/f" 1500000000 omit >/dev/null
 expect ts-utime-omit-mtime "1500000000:1400000000" "$(st %X:%Y "$S/f")"
-t0=$(hnow); python3 "$T/ts.py" "$S/f" omit now >/dev/null
+t0=$(hnow); python3 "$H/utimensat.py" "$S/f" omit now >/dev/null
 m=$(st %Y "$S/f"); a=$(st %X "$S/f")
 if (( m >= t0 - 2 && m <= $(hnow) + 2 )) && [[ "$a" == 1500000000 ]]; then pass ts-utime-now-mtime; else fail ts-utime-now-mtime "t0=$t0 m=$m a=$a"; fi
-t0=$(hnow); python3 "$T/ts.py" "$S/f" now now >/dev/null
+t0=$(hnow); python3 "$H/utimensat.py" "$S/f" now now >/dev/null
 a=$(st %X "$S/f")
 if (( a >= t0 - 2 && a <= $(hnow) + 2 )); then pass ts-utime-now-both; else fail ts-utime-now-both "t0=$t0 a=$a"; fi
 touch -d @1000000000 "$S/f"; t0=$(hnow)
@@ -499,7 +407,7 @@ expect xattr-owner-user-set ok "$(as $U1 python3 -c 'import os,sys; os.setxattr(
 # ======================= POSIX locks =======================
 section "POSIX locks"
 K="$W/locks"; mkdir -p "$K"; head -c 4096 /dev/zero >"$K/f"; chmod 0666 "$K/f"
-lk() { timeout -s KILL 30 perl "$T/lk.pl" "$@" 2>&1; }
+lk() { timeout -s KILL 30 perl "$H/lock.pl" "$@" 2>&1; }
 # holder: write lock on [0,100) for a while; waits until it reports ok
 t_hold=$(now)
 lk "$K/f" setlk w 0 100 8 >"$T/holder.out" & HOLDER=$!
@@ -520,13 +428,13 @@ expect lock-shared-read ok "$(lk "$K/f" setlk r 0 100)"
 expect lock-read-blocks-write EAGAIN "$(lk "$K/f" setlk w 10 10)"
 wait $READER 2>/dev/null
 expect lock-released-on-exit ok "$(lk "$K/f" setlk w 0 0)"
-expect lock-as-other-user ok "$(as $U1 perl "$T/lk.pl" "$K/f" setlk w 0 0 2>&1)"
+expect lock-as-other-user ok "$(as $U1 perl "$H/lock.pl" "$K/f" setlk w 0 0 2>&1)"
 (timeout 20 flock -x "$K/f" sleep 4 &) ; sleep 1
 check lock-flock-conflict sh -c "! flock -n -x '$K/f' true"
 check lock-flock-wait timeout 20 flock -x "$K/f" true
 check lock-flock-shared sh -c "(flock -s '$K/f' sleep 2 &) ; sleep 0.5; flock -n -s '$K/f' true"
 : >"$K/own"
-expect lock-same-process-two-fds "ok ok EAGAIN EAGAIN ok" "$(perl "$T/lk2.pl" "$K/own" 2>&1)"
+expect lock-same-process-two-fds "ok ok EAGAIN EAGAIN ok" "$(perl "$H/lock-two-fds.pl" "$K/own" 2>&1)"
 # a lock held by a host process (tools/e2e/posix.sh holds [0, EOF) of hostlocked.txt)
 expect lock-conflicts-with-host EAGAIN "$(lk "$M/hostlocked.txt" setlk w 0 0)"
 
@@ -555,8 +463,8 @@ hostcheck size $R/sync/f 10000
 section "mmap on this mount"
 Z="$W/mmap"; mkdir -p "$Z"
 perl -e 'print "abc" x 4096' >"$Z/f"
-expect mmap-shared-read ok "$(python3 "$T/mm.py" read "$Z/f" 2>&1)"
-expect mmap-private-write ok "$(python3 "$T/mm.py" private "$Z/f" 2>&1)"
+expect mmap-shared-read ok "$(python3 "$H/mmap-checks.py" read "$Z/f" 2>&1)"
+expect mmap-private-write ok "$(python3 "$H/mmap-checks.py" private "$Z/f" 2>&1)"
 
 # ======================= fio with verify =======================
 section "fio with verify"
@@ -645,10 +553,10 @@ for mode in mmap loose; do
     pass "cache-$mode-remount"
     C="$W/cache-$mode"; mkdir -p "$C"
     perl -e 'print "abc" x 4096' >"$C/f"
-    expect "cache-$mode-mmap-read" ok "$(python3 "$T/mm.py" read "$C/f" 2>&1)"
-    expect "cache-$mode-mmap-write" ok "$(python3 "$T/mm.py" write "$C/f" 2>&1)"
-    expect "cache-$mode-mmap-sees-write" ok "$(python3 "$T/mm.py" sees-write "$C/f" 2>&1)"
-    cp "$C/f" "$C/g"; expect "cache-$mode-mmap-extend" ok "$(python3 "$T/mm.py" extend "$C/g" 2>&1)"
+    expect "cache-$mode-mmap-read" ok "$(python3 "$H/mmap-checks.py" read "$C/f" 2>&1)"
+    expect "cache-$mode-mmap-write" ok "$(python3 "$H/mmap-checks.py" write "$C/f" 2>&1)"
+    expect "cache-$mode-mmap-sees-write" ok "$(python3 "$H/mmap-checks.py" sees-write "$C/f" 2>&1)"
+    cp "$C/f" "$C/g"; expect "cache-$mode-mmap-extend" ok "$(python3 "$H/mmap-checks.py" extend "$C/g" 2>&1)"
     sum=$(sha256sum <"$C/f" | cut -d' ' -f1)
     hostcheck sha256 "$R/cache-$mode/f" "$sum"
     head -c 1048576 /dev/urandom >"$C/data"; dsum=$(sha256sum <"$C/data" | cut -d' ' -f1)
@@ -712,6 +620,5 @@ grep -q " $M 9p " /proc/mounts || mount -t 9p -o "$OPTS0" "$TAG0" "$M" || fail a
 expect acl-restored-original "$OPTS0" "$(awk -v m="$M" '$2 == m { print $4 }' /proc/mounts)"
 
 section done
-echo "posix: $PASSES passed, $FAILS failed"
-(( FAILS > 100 )) && FAILS=100
-exit "$FAILS"
+guest_summary posix
+guest_exit

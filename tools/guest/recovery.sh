@@ -5,9 +5,7 @@
 # (not a hang, not a wrong answer) while the helper is gone, and the same mount works again afterwards.
 set -u
 cd /mnt || exit 1
-P=0 F=0
-pass() { echo "PASS: $1"; P=$((P + 1)); }
-fail() { echo "FAIL: $1 ($2)"; F=$((F + 1)); }
+. "$(dirname "$0")/lib.sh"   # pass, fail, check, expect
 
 mkdir -p work && echo before > work/before.txt || { fail setup "cannot write"; exit 1; }
 exec 3<>work/open-across.txt   # held open across the helper's death
@@ -57,5 +55,5 @@ if [ "$(head -1 work/open-across.txt)" = start ] && grep -q end work/open-across
     pass "held-file-intact"; else fail "held-file-intact" "$(cat work/open-across.txt 2>&1 | tr '\n' ' ')"; fi
 # No request may be left hanging: a full walk of the tree finishes.
 if timeout 60 find /mnt -xdev >/dev/null 2>&1; then pass "no-hung-requests"; else fail "no-hung-requests" "find did not finish"; fi
-echo "recovery-guest: passed=$P failed=$F"
-[ "$F" = 0 ]
+guest_summary recovery
+[ "$FAILS" = 0 ]

@@ -5,9 +5,7 @@
 # creates from fids below the renamed directory racing the rename. Every operation must work; where each file
 # landed is checked on the host afterwards (the e2e half).
 set -u
-P=0 F=0
-pass() { echo "PASS: $1"; P=$((P + 1)); }
-fail() { echo "FAIL: $1 ($2)"; F=$((F + 1)); }
+. "$(dirname "$0")/lib.sh"   # pass, fail, check, expect
 ROUNDS=${ROUNDS:-150}
 cd /mnt || exit 1
 rm -rf r && mkdir -p r/a/sub || { echo "FAIL: renames-setup (mkdir)"; exit 1; }
@@ -53,4 +51,4 @@ errors=$(cat "$S"/errors.* 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
 [ "$errors" -eq 0 ] && pass "renames-guest-ops-under-renames" || fail "renames-guest-ops-under-renames" "$errors failed operations"
 count=$(ls /mnt/r/a/sub | wc -l)
 [ "$count" -eq $((3 * ROUNDS)) ] && pass "renames-guest-sees-every-file" || fail "renames-guest-sees-every-file" "$count of $((3 * ROUNDS))"
-echo "renames-guest: passed=$P failed=$F"
+guest_summary renames

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Host side of the issue-2 acceptance suite: prepares an export, boots a guest on it with
-# tools/vm.sh, runs tools/guest/slice.sh there, then verifies on the host what the guest reported
-# (HOSTCHECK lines) and what only the host can see (ownership, checksums, modes).
+# Host side of the basics suite (issue 2's acceptance: the file operations every user makes): prepares an
+# export, boots a guest on it with tools/vm.sh, runs tools/guest/basics.sh there, then verifies on the host what
+# the guest reported (HOSTCHECK lines) and what only the host can see (ownership, checksums, modes, the backend's
+# confinement).
 #
-# Usage: tools/e2e/slice.sh [--server virtfs|builtin|virtiofsd|virtfs-rootless|builtin-mapped] [--log-dir DIR] [--no-build] [--timeout SEC]
-# Prints "PASS: slice[SERVER] name" / "FAIL: slice[SERVER] name (detail)" lines, then a summary.
+# Usage: tools/e2e/basics.sh [--server virtfs|builtin|virtiofsd|virtfs-rootless|builtin-mapped] [--log-dir DIR] [--no-build] [--timeout SEC]
+# Prints "PASS: basics[SERVER] name" / "FAIL: basics[SERVER] name (detail)" lines, then a summary.
 # Exit: 0 all passed, 1 something failed, 3 cannot run here (reason printed, "NEEDS:").
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 # shellcheck source=tools/e2e/hostcheck.sh
 source "$HERE/hostcheck.sh"
 SERVER=virtfs LOG_DIR="" VM_ARGS=() TIMEOUT=300
@@ -19,28 +21,16 @@ while (( $# )); do
         --no-build) VM_ARGS+=(--no-build); shift ;;
         --timeout) TIMEOUT="$2"; shift 2 ;;
         -h|--help) sed -n '2,9p' "${BASH_SOURCE[0]}"; exit 0 ;;
-        *) echo "slice: unknown option $1" >&2; exit 2 ;;
+        *) echo "basics: unknown option $1" >&2; exit 2 ;;
     esac
 done
-P="slice[$SERVER]"
-NP=0 NF=0
-pass() { echo "PASS: $P $1"; NP=$((NP + 1)); }
-fail() { echo "FAIL: $P $1 ($2)"; NF=$((NF + 1)); }
+LABEL="basics[$SERVER]"
+need_root basics "the lab boots QEMU in a chroot; the helper runs as root"
 
-[[ "$(id -u)" == 0 ]] || { echo "slice: NEEDS: root (the lab boots QEMU in a chroot; the helper runs as root)" >&2; exit 3; }
-
-PARENT="$(mktemp -d /tmp/virtfs-e2e.XXXXXX)"
-OWN_LOGS=0
-if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$PARENT/logs"; OWN_LOGS=1; fi
-cleanup() { local rc=$?; rm -rf "$PARENT"; exit $rc; }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-mkdir -p "$LOG_DIR"
 # The export root is 0755 (guest users must get in: the guest checks the root's mode itself) inside
 # a 0700 parent, so the unprivileged backend (user virtfs) cannot read the export by path: it must go
 # through the helper.
-chmod 0700 "$PARENT"
+e2e_parent virtfs-e2e
 E="$PARENT/export"
 mkdir -m 0755 "$E"
 printf 'hello from the host' >"$E/hello.txt"
@@ -60,28 +50,12 @@ if [[ "$SERVER" == virtfs-rootless || "$SERVER" == builtin-mapped ]]; then
 fi
 
 # --- run the guest suite ---
-set +e
-timeout --kill-after=20 "$TIMEOUT" "$TOOLS/vm.sh" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
-    --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/slice.sh" "${VM_ARGS[@]}" \
-    --run 'bash "$VIRTFS_JOBDIR/slice.sh"' >"$LOG_DIR/guest.out" 2>"$LOG_DIR/vm.err"
-RC=$?
-set -e
-if [[ $RC == 3 ]]; then
-    grep -h 'NEEDS:' "$LOG_DIR/vm.err" >&2 || cat "$LOG_DIR/vm.err" >&2
-    echo "SKIP: $P (cannot run here; see NEEDS above)"
-    exit 3
-fi
 OUT="$LOG_DIR/guest.out"
-while IFS= read -r line; do
-    case "$line" in
-        PASS:*) pass "${line#PASS: }" ;;
-        FAIL:*) NF=$((NF + 1)); echo "FAIL: $P ${line#FAIL: }" ;;
-    esac
-done < <(grep -a -E '^(PASS|FAIL): ' "$OUT" || true)
-if ! grep -aq '^slice: .* passed, .* failed' "$OUT"; then
-    fail guest-suite-completed "vm.sh exit $RC; the guest suite did not finish; see below"
-    { echo "--- vm.sh stderr ---"; tail -n 30 "$LOG_DIR/vm.err"; echo "--- console ---"; tail -n 30 "$OUT"; } >&2
-fi
+run_guest --bound "$TIMEOUT" "$OUT" "$LOG_DIR/vm.err" --server "$SERVER" --share "$E" --log-dir "$LOG_DIR" \
+    --timeout $(( TIMEOUT - 30 )) --file "$TOOLS/guest/basics.sh" "${VM_ARGS[@]}" \
+    --run 'bash "$VIRTFS_JOBDIR/basics.sh"'
+guest_results "$OUT"
+guest_completed "$OUT" basics
 if grep -aq '^VIRTFS-MOUNT:ok' "$OUT"; then pass mount; else fail mount "no VIRTFS-MOUNT:ok from the guest"; fi
 if grep -aq '^VIRTFS-UMOUNT:ok' "$OUT"; then pass umount; else fail umount "no VIRTFS-UMOUNT:ok from the guest"; fi
 
@@ -137,6 +111,5 @@ if [[ "$SERVER" == virtfs || "$SERVER" == virtfs-qemuhelper || "$SERVER" == virt
 fi
 (( NP + NF > 0 )) || fail no-checks-ran "nothing reported"
 
-(( OWN_LOGS )) || echo "slice: logs in $LOG_DIR" >&2
-echo "$P: passed=$NP failed=$NF"
-(( NF == 0 ))
+(( OWN_LOGS )) || echo "basics: logs in $LOG_DIR" >&2
+e2e_summary
