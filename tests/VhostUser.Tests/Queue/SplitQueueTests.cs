@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace VirtFs.VhostUser.Tests;
+namespace VirtFs.VhostUser.Tests.Queue;
 
 public sealed class SplitQueueTests : IDisposable
 {

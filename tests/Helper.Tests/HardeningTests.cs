@@ -3,7 +3,7 @@ using System.Text;
 using Tmds.Linux;
 using VirtFs.ProxyFs;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Helper.Tests;
 
 /// <summary>Attacks and kernel-semantics checks against the real helper.</summary>
 public sealed class HardeningTests : IDisposable
