@@ -32,13 +32,13 @@ public sealed class DisconnectTests : IDisposable
         public int QueueCount => 1;
         public ReadOnlyMemory<byte> Config => new byte[2];
 
-        public void HandleRequest(VirtqRequest request)
+        public void HandleRequest(DescriptorChain request)
         {
             Interlocked.Increment(ref Received);
             new Thread(() => Answer(request)) { IsBackground = true }.Start();
         }
 
-        private unsafe void Answer(VirtqRequest request)
+        private unsafe void Answer(DescriptorChain request)
         {
             Release.Wait();
             Volatile.Write(ref LateCopies, request.CopyToWritable(0, "LATE"u8));
