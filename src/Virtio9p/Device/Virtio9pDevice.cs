@@ -75,9 +75,6 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     public int QueueCount => 1;
     public ReadOnlyMemory<byte> Config { get; }
 
-    /// <summary>config_size for QEMU's vhost-user-test-device: le16 length + the tag.</summary>
-    public int ConfigSize => Config.Length;
-
     public void HandleRequest(DescriptorChain request)
     {
         // Peek type, tag and the first field (fid or, for Tflush, oldtag) in ring order (see TagTracker); a
