@@ -12,7 +12,9 @@ using VirtFs.Virtio9p.Server;
 namespace VirtFs.Virtio9p.Device;
 
 /// <summary>
-/// The virtio-9p device (virtio spec 5.16... "9P transport", device id 9): feature MOUNT_TAG, config space
+/// The virtio-9p device (device id 9, "9P transport" in the virtio 1.2 device ID table, which has no device
+/// section for it: QEMU's hw/9pfs/virtio-9p-device.c and Linux's net/9p/trans_virtio.c are the reference):
+/// feature MOUNT_TAG, config space
 /// holding the tag, one request queue. The queue thread peeks at each request's header: what cannot block
 /// (data I/O and getattr on open fids, clunk) it serves itself, with one notification per drained batch;
 /// the rest goes to a pool of workers, which serve requests in parallel and complete them out of order, so a
