@@ -246,8 +246,8 @@ internal sealed unsafe class Operations
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
         if (r < 0) return r;
-        if (req.Int0 <= 1) return -Errno.EINVAL;
-        int max = Math.Min(req.Int0 - 1, ProxyLimits.MaxReplyStringLength);
+        if (req.BufferSize <= 1) return -Errno.EINVAL;
+        int max = Math.Min(req.BufferSize - 1, ProxyLimits.MaxReplyStringLength);
         fixed (byte* p = &path[offset])
         fixed (byte* d = _data)
         {
@@ -261,7 +261,7 @@ internal sealed unsafe class Operations
     public int Chmod(in PathRequest req)
     {
         if (!ExportReach.Exposed) // SAFETY (the lambda): p is NUL-terminated and pinned by OnePath.
-            return OnePath(req, static (byte* p, in PathRequest q) => chmod(p, (mode_t)(ushort)(q.Int0 & 0xFFFF)));
+            return OnePath(req, static (byte* p, in PathRequest q) => chmod(p, (mode_t)(ushort)(q.Mode & 0xFFFF)));
         // Exposed export (ExportReach): checked and changed on one inode (O_PATH, fstat, then chmod through
         // /proc/self/fd) so a file swapped in meanwhile is not the one changed. A privileged mode only on a
         // directory; nothing on a device node (a 0666 node would open from the host path).
@@ -274,8 +274,8 @@ internal sealed unsafe class Operations
         using (pathFd)
         {
             if (ExportReach.IsDevice(mode)) return -Errno.EPERM;
-            if ((mode & 0xF000u) != 0x4000u && ExportReach.PrivilegedMode((uint)req.Int0)) return -Errno.EPERM;
-            return ProcSelfFd.Chmod(pathFd!, (uint)req.Int0 & 0xFFFF);
+            if ((mode & 0xF000u) != 0x4000u && ExportReach.PrivilegedMode((uint)req.Mode)) return -Errno.EPERM;
+            return ProcSelfFd.Chmod(pathFd!, (uint)req.Mode & 0xFFFF);
         }
     }
 
@@ -307,7 +307,7 @@ internal sealed unsafe class Operations
     public int Chown(in PathRequest req)
     {
         if (!ExportReach.Exposed) // SAFETY (the lambda): p is NUL-terminated and pinned by OnePath.
-            return OnePath(req, static (byte* p, in PathRequest q) => lchown(p, unchecked((uint)q.Int0), unchecked((uint)q.Int1)));
+            return OnePath(req, static (byte* p, in PathRequest q) => lchown(p, unchecked((uint)q.Uid), unchecked((uint)q.Gid)));
         // Exposed export (ExportReach): a device node chowned to the uid would open from the host path.
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
@@ -323,7 +323,7 @@ internal sealed unsafe class Operations
             {
                 // SAFETY: empty string literal, pinned; file keeps the fd open. AT_EMPTY_PATH acts on the inode
                 // itself (a symlink included, as lchown).
-                return fchownat(file.Fd, empty, unchecked((uint)req.Int0), unchecked((uint)req.Int1),
+                return fchownat(file.Fd, empty, unchecked((uint)req.Uid), unchecked((uint)req.Gid),
                     AT_EMPTY_PATH) < 0 ? -errno : 0;
             }
         }
@@ -334,7 +334,7 @@ internal sealed unsafe class Operations
     /// request, enough to tie up every connection); the non-blocking open answers EWOULDBLOCK instead.</summary>
     public int Truncate(in PathRequest req)
     {
-        if (req.Long0 < 0) return -Errno.EINVAL;
+        if (req.Length < 0) return -Errno.EINVAL;
         int r = _path1.Set(req.Path, out var path);
         if (r < 0) return r;
         using var cwd = LongPaths.Enter(path, out int offset, out r);
@@ -345,7 +345,7 @@ internal sealed unsafe class Operations
         using (fd)
         {
             using var file = new FdUse(fd!);
-            return ftruncate(file.Fd, req.Long0) < 0 ? -errno : 0;
+            return ftruncate(file.Fd, req.Length) < 0 ? -errno : 0;
         }
     }
 
@@ -355,8 +355,8 @@ internal sealed unsafe class Operations
     {
         // SAFETY: p is NUL-terminated and pinned by OnePath; ts is two timespecs on this frame, as utimensat reads.
         timespec* ts = stackalloc timespec[2];
-        ts[0].tv_sec = q.Long0; ts[0].tv_nsec = (long_t)q.Long1;
-        ts[1].tv_sec = q.Long2; ts[1].tv_nsec = (long_t)q.Long3;
+        ts[0].tv_sec = q.AtimeSec; ts[0].tv_nsec = (long_t)q.AtimeNsec;
+        ts[1].tv_sec = q.MtimeSec; ts[1].tv_nsec = (long_t)q.MtimeNsec;
         return utimensat(AT_FDCWD, p, ts, AT_SYMLINK_NOFOLLOW);
     });
 

@@ -17,7 +17,7 @@ internal sealed class Connection : IDisposable
     private readonly IVirtioDevice _device;
     private readonly ILogger _logger;
     private readonly MemoryTable _memory = new();
-    private readonly VirtQueue[] _queues;
+    private readonly Vring[] _queues;
     private readonly ulong _offeredFeatures;
     private readonly byte[] _payload = new byte[VhostUserLimits.MaxPayload];
     private readonly byte[] _reply = new byte[MessageHeader.Length + ConfigHeader.Length + VhostUserLimits.MaxConfigSize];
@@ -34,10 +34,10 @@ internal sealed class Connection : IDisposable
         _logger = logger;
         _offeredFeatures = device.DeviceFeatures | VirtioFeatures.Version1 | VirtioFeatures.RingIndirectDesc
             | VirtioFeatures.RingEventIdx | VirtioFeatures.VhostUserProtocolFeatures;
-        _queues = new VirtQueue[device.QueueCount];
+        _queues = new Vring[device.QueueCount];
         for (int i = 0; i < _queues.Length; i++)
         {
-            _queues[i] = new VirtQueue(i, device, _memory, logger);
+            _queues[i] = new Vring(i, device, _memory, logger);
         }
     }
 
@@ -83,7 +83,7 @@ internal sealed class Connection : IDisposable
             {
                 // SIGTERM with the front-end still connected (issue 17): take no new requests, let those in flight
                 // reach the used ring and the guest, bounded so a request stuck on the host cannot hold up the exit.
-                foreach (VirtQueue q in _queues)
+                foreach (Vring q in _queues)
                 {
                     q.Drain(DrainTimeout);
                 }
@@ -308,7 +308,7 @@ internal sealed class Connection : IDisposable
         return 0;
     }
 
-    private VirtQueue Queue(uint index)
+    private Vring Queue(uint index)
     {
         if (index >= (uint)_queues.Length)
         {
@@ -319,7 +319,7 @@ internal sealed class Connection : IDisposable
 
     private ulong SetVringNum(VringState s)
     {
-        VirtQueue q = Queue(s.Index);
+        Vring q = Queue(s.Index);
         if (!s.IsValidSize())
         {
             throw new VhostUserProtocolException(VhostUserError.InvalidVringState, $"vring {s.Index} size {s.Num}");
@@ -329,7 +329,7 @@ internal sealed class Connection : IDisposable
 
     private ulong SetVringBase(VringState s)
     {
-        VirtQueue q = Queue(s.Index);
+        Vring q = Queue(s.Index);
         if (!s.IsValidBase())
         {
             throw new VhostUserProtocolException(VhostUserError.InvalidVringState, $"vring {s.Index} base {s.Num}");
@@ -339,7 +339,7 @@ internal sealed class Connection : IDisposable
 
     private ulong SetVringAddr(VringAddress a)
     {
-        VirtQueue q = Queue(a.Index);
+        Vring q = Queue(a.Index);
         if (!a.IsValid())
         {
             throw new VhostUserProtocolException(VhostUserError.InvalidVringAddress, $"vring {a.Index} addresses {a}");
@@ -349,7 +349,7 @@ internal sealed class Connection : IDisposable
 
     private void GetVringBase(in MessageHeader h, VringState s)
     {
-        VirtQueue q = Queue(s.Index);
+        Vring q = Queue(s.Index);
         ushort next = q.Stop();
         NotifyStopped();
         Span<byte> b = stackalloc byte[VringState.Length];
@@ -363,7 +363,7 @@ internal sealed class Connection : IDisposable
         {
             throw new VhostUserProtocolException(VhostUserError.InvalidVringState, $"{type} payload 0x{v.Value:x}");
         }
-        VirtQueue q = Queue(v.Index);
+        Vring q = Queue(v.Index);
         if (v.NoFd != (fds.Count == 0))
         {
             throw new VhostUserProtocolException(VhostUserError.UnexpectedFileDescriptors, $"{type}: no-fd flag {v.NoFd} with {fds.Count} fds");
@@ -410,7 +410,7 @@ internal sealed class Connection : IDisposable
 
     private ulong SetVringEnable(VringState s)
     {
-        VirtQueue q = Queue(s.Index);
+        Vring q = Queue(s.Index);
         if (!s.IsValidEnable())
         {
             throw new VhostUserProtocolException(VhostUserError.InvalidVringState, $"SET_VRING_ENABLE {s.Num}");
@@ -462,7 +462,7 @@ internal sealed class Connection : IDisposable
 
     private void ResetQueues()
     {
-        foreach (VirtQueue q in _queues)
+        foreach (Vring q in _queues)
         {
             q.Reset();
         }
@@ -499,7 +499,7 @@ internal sealed class Connection : IDisposable
     private void StopEverything()
     {
         int abandoned = 0;
-        foreach (VirtQueue q in _queues)
+        foreach (Vring q in _queues)
         {
             abandoned += q.Abandon();
         }
@@ -509,7 +509,7 @@ internal sealed class Connection : IDisposable
             _logger.LogInformation("vhost-user: {Count} requests were in flight; their replies are dropped and they write no guest memory", abandoned);
         }
         NotifyStopped();
-        foreach (VirtQueue q in _queues)
+        foreach (Vring q in _queues)
         {
             q.Dispose(); // closes kick/call/err fds and ends the notifier threads
         }

@@ -2,7 +2,7 @@ namespace VirtFs.VhostUser;
 
 /// <summary>
 /// What a virtio device implementation provides to the vhost-user backend. The backend owns the
-/// front-end socket, guest memory and the rings; the device only sees <see cref="VirtqRequest"/>s.
+/// front-end socket, guest memory and the rings; the device only sees <see cref="DescriptorChain"/>s.
 /// </summary>
 public interface IVirtioDevice
 {
@@ -20,9 +20,9 @@ public interface IVirtioDevice
 
     /// <summary>
     /// Called on the queue thread for each available descriptor chain. Must not block. Ownership passes to the
-    /// device, which calls <see cref="VirtqRequest.Complete"/> exactly once, from any thread, possibly out of order.
+    /// device, which calls <see cref="DescriptorChain.Complete"/> exactly once, from any thread, possibly out of order.
     /// </summary>
-    void HandleRequest(VirtqRequest request);
+    void HandleRequest(DescriptorChain request);
 
     /// <summary>The front-end stopped or reset the device (GET_VRING_BASE / RESET / disconnect). Default: nothing.</summary>
     void OnStopped() { }

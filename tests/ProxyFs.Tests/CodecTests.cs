@@ -72,12 +72,12 @@ public class CodecTests
         var (h, body) = Split(buf, n);
         Assert.Equal((uint)ProxyRequestType.Utime, h.Type);
         var u = PathRequest.Decode(ProxyRequestType.Utime, body);
-        Assert.Equal((1L, 2L, 3L, 4L), (u.Long0, u.Long1, u.Long2, u.Long3));
+        Assert.Equal((1L, 2L, 3L, 4L), (u.AtimeSec, u.AtimeNsec, u.MtimeSec, u.MtimeNsec));
 
         n = ProxyRequestEncoder.Chown(buf, "p"u8, uint.MaxValue, 5);
         (_, body) = Split(buf, n);
         var c = PathRequest.Decode(ProxyRequestType.Chown, body);
-        Assert.Equal((-1, 5), (c.Int0, c.Int1));
+        Assert.Equal((-1, 5), (c.Uid, c.Gid));
 
         n = ProxyRequestEncoder.TwoStrings(buf, ProxyRequestType.Rename, "a"u8, "bb"u8);
         (_, body) = Split(buf, n);
@@ -86,7 +86,7 @@ public class CodecTests
 
         n = ProxyRequestEncoder.Truncate(buf, "p"u8, 1L << 40);
         (_, body) = Split(buf, n);
-        Assert.Equal(1L << 40, PathRequest.Decode(ProxyRequestType.Truncate, body).Long0);
+        Assert.Equal(1L << 40, PathRequest.Decode(ProxyRequestType.Truncate, body).Length);
     }
 
     [Fact]

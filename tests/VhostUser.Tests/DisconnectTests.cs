@@ -17,6 +17,17 @@ public sealed class DisconnectTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    /// <summary>True when <paramref name="task"/> ends within <paramref name="limit"/>; its exception, if any, is thrown.</summary>
+    private static async Task<bool> EndsWithin(Task task, TimeSpan limit)
+    {
+        if (await Task.WhenAny(task, Task.Delay(limit)) != task)
+        {
+            return false;
+        }
+        await task;
+        return true;
+    }
+
     /// <summary>Parks every request until <see cref="Release"/> is set, then answers it the two ways a device can
     /// write guest memory: a copy into the reply, and a pread from a file straight into the reply's iovecs.</summary>
     private sealed class StallingDevice(string dataFile) : IVirtioDevice, IDisposable
@@ -32,13 +43,13 @@ public sealed class DisconnectTests : IDisposable
         public int QueueCount => 1;
         public ReadOnlyMemory<byte> Config => new byte[2];
 
-        public void HandleRequest(VirtqRequest request)
+        public void HandleRequest(DescriptorChain request)
         {
             Interlocked.Increment(ref Received);
             new Thread(() => Answer(request)) { IsBackground = true }.Start();
         }
 
-        private unsafe void Answer(VirtqRequest request)
+        private unsafe void Answer(DescriptorChain request)
         {
             Release.Wait();
             Volatile.Write(ref LateCopies, request.CopyToWritable(0, "LATE"u8));
@@ -69,7 +80,7 @@ public sealed class DisconnectTests : IDisposable
     }
 
     [Fact]
-    public void FrontEndKilledMidRequestLeavesItsMemoryAloneAndTheNextFrontEndStartsFresh()
+    public async Task FrontEndKilledMidRequestLeavesItsMemoryAloneAndTheNextFrontEndStartsFresh()
     {
         string dataFile = Path.Combine(_dir, "data");
         File.WriteAllBytes(dataFile, Enumerable.Repeat((byte)'X', 256).ToArray());
@@ -159,12 +170,12 @@ public sealed class DisconnectTests : IDisposable
             close(kick);
             close(call);
         }
-        Assert.True(run.Wait(TimeSpan.FromSeconds(10)));
+        Assert.True(await EndsWithin(run, TimeSpan.FromSeconds(10)));
         Assert.False(File.Exists(path));
     }
 
     [Fact]
-    public void WithoutKeepListeningTheServerReturnsAfterTheFrontEndLeavesEvenWithRequestsStuck()
+    public async Task WithoutKeepListeningTheServerReturnsAfterTheFrontEndLeavesEvenWithRequestsStuck()
     {
         string dataFile = Path.Combine(_dir, "data1");
         File.WriteAllBytes(dataFile, new byte[64]);
@@ -184,7 +195,7 @@ public sealed class DisconnectTests : IDisposable
             TestFrontEnd.Kick(kick);
             Assert.True(FdCensus.Eventually(() => Volatile.Read(ref device.Received) == 1));
             fe.Dispose();
-            Assert.True(run.Wait(TimeSpan.FromSeconds(10)), "server still waiting for a stuck request");
+            Assert.True(await EndsWithin(run, TimeSpan.FromSeconds(10)), "server still waiting for a stuck request");
             Assert.True(device.Disposed);
             Assert.False(File.Exists(path));
             Assert.Equal(1, FdCensus.MemfdMappings(name));

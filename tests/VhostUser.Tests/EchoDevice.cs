@@ -10,7 +10,7 @@ internal sealed class EchoDevice : IVirtioDevice
     public int Stopped;
     public int Handled;
 
-    public void HandleRequest(VirtqRequest request)
+    public void HandleRequest(DescriptorChain request)
     {
         Interlocked.Increment(ref Handled);
         if (CompleteOnThreadPool)
@@ -23,7 +23,7 @@ internal sealed class EchoDevice : IVirtioDevice
         }
     }
 
-    private static void Echo(VirtqRequest request)
+    private static void Echo(DescriptorChain request)
     {
         var buffer = new byte[request.ReadableLength];
         int n = request.CopyFromReadable(0, buffer);

@@ -58,7 +58,7 @@ internal sealed unsafe class MockDriver
         {
             int index = _nextFree++ % Size;
             bool last = i == buffers.Length - 1;
-            ushort flags = (ushort)((buffers[i].Write ? SplitQueue.DescFlagWrite : 0) | (last ? 0 : SplitQueue.DescFlagNext));
+            ushort flags = (ushort)((buffers[i].Write ? SplitRing.DescFlagWrite : 0) | (last ? 0 : SplitRing.DescFlagNext));
             WriteDescriptor(DescGpa, index, buffers[i].Addr, buffers[i].Len, flags, (ushort)(last ? 0 : (_nextFree % Size)));
         }
         return (ushort)(head % Size);
@@ -70,11 +70,11 @@ internal sealed unsafe class MockDriver
         for (int i = 0; i < buffers.Length; i++)
         {
             bool last = i == buffers.Length - 1;
-            ushort flags = (ushort)((buffers[i].Write ? SplitQueue.DescFlagWrite : 0) | (last ? 0 : SplitQueue.DescFlagNext));
+            ushort flags = (ushort)((buffers[i].Write ? SplitRing.DescFlagWrite : 0) | (last ? 0 : SplitRing.DescFlagNext));
             WriteDescriptor(tableGpa, i, buffers[i].Addr, buffers[i].Len, flags, (ushort)(last ? 0 : i + 1));
         }
         int head = _nextFree++ % Size;
-        WriteDescriptor(DescGpa, head, tableGpa, (uint)(16 * buffers.Length), SplitQueue.DescFlagIndirect, 0);
+        WriteDescriptor(DescGpa, head, tableGpa, (uint)(16 * buffers.Length), SplitRing.DescFlagIndirect, 0);
         return (ushort)head;
     }
 

@@ -15,13 +15,13 @@ public sealed class ServerStopTests : IDisposable
     /// <summary>Holds every request until released, then echoes it from another thread.</summary>
     private sealed class HoldingDevice : IVirtioDevice
     {
-        private readonly List<VirtqRequest> _held = new();
+        private readonly List<DescriptorChain> _held = new();
         public ulong DeviceFeatures => 0;
         public int QueueCount => 1;
         public ReadOnlyMemory<byte> Config => new byte[2];
         public int Count { get { lock (_held) { return _held.Count; } } }
 
-        public void HandleRequest(VirtqRequest request)
+        public void HandleRequest(DescriptorChain request)
         {
             lock (_held)
             {
@@ -33,7 +33,7 @@ public sealed class ServerStopTests : IDisposable
         {
             lock (_held)
             {
-                foreach (VirtqRequest r in _held)
+                foreach (DescriptorChain r in _held)
                 {
                     r.Complete(r.CopyToWritable(0, "done"u8));
                 }
@@ -150,7 +150,7 @@ public sealed class ServerStopTests : IDisposable
         public ReadOnlyMemory<byte> Config => new byte[2];
         public int Taken;
 
-        public void HandleRequest(VirtqRequest request)
+        public void HandleRequest(DescriptorChain request)
         {
             int n = Interlocked.Increment(ref Taken);
             Task.Delay(20 + n * 37 % 300).ContinueWith(_ =>
@@ -299,7 +299,7 @@ public sealed class ServerStopTests : IDisposable
         public volatile int Returned;
         public int MostInside;
 
-        public void HandleRequest(VirtqRequest request)
+        public void HandleRequest(DescriptorChain request)
         {
             int inside = Interlocked.Increment(ref _inside);
             InterlockedMax(ref MostInside, inside);
@@ -361,7 +361,7 @@ public sealed class ServerStopTests : IDisposable
             }
             Assert.Equal(2, device.Count);
 
-            device.ReleaseAllAfter(VirtQueue.StopTimeout + TimeSpan.FromSeconds(1));
+            device.ReleaseAllAfter(Vring.StopTimeout + TimeSpan.FromSeconds(1));
             fe.SendState(VhostUserRequestType.GetVringBase, TestFrontEnd.Version, 0, 0);
             var reply = fe.Receive(timeoutMs: 20000);
             Assert.True(reply is not null, "GET_VRING_BASE not answered");
@@ -388,7 +388,7 @@ public sealed class ServerStopTests : IDisposable
     [Fact]
     public async Task GetVringBaseWaitsForAQueueThreadStuckInTheDevice()
     {
-        var device = new SlowInlineDevice(VirtQueue.StopTimeout + TimeSpan.FromSeconds(1));
+        var device = new SlowInlineDevice(Vring.StopTimeout + TimeSpan.FromSeconds(1));
         string path = Path.Combine(_dir, "stuck.sock");
         using var cts = new CancellationTokenSource();
         Task run = new VhostUserServer(path, device, _logger).RunAsync(cts.Token);

@@ -8,7 +8,8 @@ using Xunit.Abstractions;
 
 namespace VirtFs.VhostUser.Tests;
 
-/// <summary>Drives a real <see cref="VhostUserServer"/> over a real unix socket, as QEMU 11.1 would (FACTS.md).</summary>
+/// <summary>Drives a real <see cref="VhostUserServer"/> over a real unix socket, in the order QEMU 11.1's
+/// vhost-user-test-device-pci sends its messages (GET_FEATURES ... SET_VRING_ENABLE, then GET_VRING_BASE to stop).</summary>
 public sealed class ServerTests : IDisposable
 {
     private const ulong Gpa = 0;

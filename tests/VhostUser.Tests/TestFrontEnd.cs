@@ -98,7 +98,7 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         Send(type, flags, p);
     }
 
-    /// <summary>QEMU 11.1's opening (FACTS.md): features, protocol features with REPLY_ACK, then SET_FEATURES.</summary>
+    /// <summary>QEMU 11.1's opening (as traced behind vhost-user-test-device-pci): features, protocol features with REPLY_ACK, then SET_FEATURES.</summary>
     public void Negotiate(ulong features = VirtioFeatures.Version1 | VirtioFeatures.RingIndirectDesc
         | VirtioFeatures.VhostUserProtocolFeatures | 1)
     {

@@ -94,17 +94,31 @@ public readonly ref struct PathRequest
     public readonly ReadOnlySpan<byte> Path;
     /// <summary>Second string: link/rename new path, or the xattr name of lremovexattr.</summary>
     public readonly ReadOnlySpan<byte> Second;
-    /// <summary>readlink size, chmod mode, chown uid.</summary>
-    public readonly int Int0;
-    /// <summary>chown gid.</summary>
-    public readonly int Int1;
-    /// <summary>truncate size; utime atime sec.</summary>
-    public readonly long Long0;
-    /// <summary>utime atime nsec, mtime sec, mtime nsec.</summary>
-    public readonly long Long1, Long2, Long3;
+
+    // The fixed fields after the path, in wire order; which ones a request has depends on its type, so they are
+    // stored once and read through the names below.
+    private readonly int _int0, _int1;
+    private readonly long _long0, _long1, _long2, _long3;
+
+    /// <summary>readlink: the size of the client's buffer (room for the target and its NUL).</summary>
+    public int BufferSize => _int0;
+    /// <summary>chmod: the new mode (permission and file type bits as the client sent them).</summary>
+    public int Mode => _int0;
+    /// <summary>chown: the new owner (-1 leaves it).</summary>
+    public int Uid => _int0;
+    /// <summary>chown: the new group (-1 leaves it).</summary>
+    public int Gid => _int1;
+    /// <summary>truncate: the new length.</summary>
+    public long Length => _long0;
+    /// <summary>utime: access time, seconds and nanoseconds (passed to utimensat as they are).</summary>
+    public long AtimeSec => _long0;
+    public long AtimeNsec => _long1;
+    /// <summary>utime: modification time, seconds and nanoseconds.</summary>
+    public long MtimeSec => _long2;
+    public long MtimeNsec => _long3;
 
     private PathRequest(ReadOnlySpan<byte> path, ReadOnlySpan<byte> second, int i0, int i1, long l0, long l1, long l2, long l3)
-    { Path = path; Second = second; Int0 = i0; Int1 = i1; Long0 = l0; Long1 = l1; Long2 = l2; Long3 = l3; }
+    { Path = path; Second = second; _int0 = i0; _int1 = i1; _long0 = l0; _long1 = l1; _long2 = l2; _long3 = l3; }
 
     public static PathRequest Decode(ProxyRequestType type, ReadOnlySpan<byte> body)
     {

@@ -66,10 +66,4 @@ internal static class RequestRules
             throw new VhostUserProtocolException(VhostUserError.MissingFileDescriptor, $"{h.Type} with {fdCount} fds");
         }
     }
-
-    /// <summary>Requests that always get a reply payload (so REPLY_ACK adds nothing).</summary>
-    public static bool HasReply(VhostUserRequestType t) => t is VhostUserRequestType.GetFeatures
-        or VhostUserRequestType.GetProtocolFeatures or VhostUserRequestType.GetQueueNum
-        or VhostUserRequestType.GetVringBase or VhostUserRequestType.GetConfig
-        or VhostUserRequestType.GetMaxMemSlots or VhostUserRequestType.GetStatus;
 }

@@ -12,7 +12,9 @@ using VirtFs.Virtio9p.Server;
 namespace VirtFs.Virtio9p.Device;
 
 /// <summary>
-/// The virtio-9p device (virtio spec 5.16... "9P transport", device id 9): feature MOUNT_TAG, config space
+/// The virtio-9p device (device id 9, "9P transport" in the virtio 1.2 device ID table, which has no device
+/// section for it: QEMU's hw/9pfs/virtio-9p-device.c and Linux's net/9p/trans_virtio.c are the reference):
+/// feature MOUNT_TAG, config space
 /// holding the tag, one request queue. The queue thread peeks at each request's header: what cannot block
 /// (data I/O and getattr on open fids, clunk) it serves itself, with one notification per drained batch;
 /// the rest goes to a pool of workers, which serve requests in parallel and complete them out of order, so a
@@ -31,9 +33,9 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     private readonly ILogger _logger;
     /// <summary>Requests with the tag peeked in ring order: the worker ends exactly what was begun, whatever
     /// a hostile guest writes into the buffer meanwhile.</summary>
-    private readonly BlockingCollection<(VirtqRequest Request, int Tag, long Enqueued)> _queue = new(new ConcurrentQueue<(VirtqRequest, int, long)>());
+    private readonly BlockingCollection<(DescriptorChain Request, int Tag, long Enqueued)> _queue = new(new ConcurrentQueue<(DescriptorChain, int, long)>());
     private readonly RequestStatistics _statistics = new();
-    private readonly TagTracker<VirtqRequest> _tags = new();
+    private readonly TagTracker<DescriptorChain> _tags = new();
     private readonly Thread[] _workers;
     /// <summary>Serve requests that cannot block on the queue thread (see <see cref="P9Server.IsNonBlocking"/>).</summary>
     private readonly bool _serveInline;
@@ -75,10 +77,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     public int QueueCount => 1;
     public ReadOnlyMemory<byte> Config { get; }
 
-    /// <summary>config_size for QEMU's vhost-user-test-device: le16 length + the tag.</summary>
-    public int ConfigSize => Config.Length;
-
-    public void HandleRequest(VirtqRequest request)
+    public void HandleRequest(DescriptorChain request)
     {
         // Peek type, tag and the first field (fid or, for Tflush, oldtag) in ring order (see TagTracker); a
         // flush is decided here, a request that cannot block is served here, everything else queued.
@@ -133,7 +132,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     {
         var buffers = new WorkerBuffers();
         var exchange = new VirtqExchange();
-        foreach ((VirtqRequest request, int tracked, long enqueued) in _queue.GetConsumingEnumerable())
+        foreach ((DescriptorChain request, int tracked, long enqueued) in _queue.GetConsumingEnumerable())
         {
             if (request.FrontEndGone)
             {
@@ -148,7 +147,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     }
 
     /// <summary>Serves one request with the calling thread's buffers, completes it and ends its tag.</summary>
-    private void Serve(VirtqRequest request, int tracked, long enqueued, WorkerBuffers buffers, VirtqExchange exchange)
+    private void Serve(DescriptorChain request, int tracked, long enqueued, WorkerBuffers buffers, VirtqExchange exchange)
     {
         Span<byte> type = stackalloc byte[1];
         int written = 0;
@@ -190,10 +189,10 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         {
             return;
         }
-        List<VirtqRequest>? due = _tags.End((ushort)tracked);
+        List<DescriptorChain>? due = _tags.End((ushort)tracked);
         if (due is not null)
         {
-            foreach (VirtqRequest flush in due)
+            foreach (DescriptorChain flush in due)
             {
                 CompleteFlush(flush);
             }
@@ -201,7 +200,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     }
 
     /// <summary>Rflush: size[4] type[1] tag[2], the flush's own tag.</summary>
-    private void CompleteFlush(VirtqRequest flush)
+    private void CompleteFlush(DescriptorChain flush)
     {
         long now = Stopwatch.GetTimestamp();
         _statistics.Record((byte)P9MessageType.Tflush, now, now, now);

@@ -8,13 +8,13 @@ namespace VirtFs.Virtio9p.Device;
 /// so serving a request allocates nothing.</summary>
 internal sealed class VirtqExchange : IP9Exchange
 {
-    private VirtqRequest? _request;
+    private DescriptorChain? _request;
 
-    public void Bind(VirtqRequest request) => _request = request;
+    public void Bind(DescriptorChain request) => _request = request;
 
     public void Unbind() => _request = null;
 
-    private VirtqRequest Request => _request ?? throw new InvalidOperationException("exchange not bound");
+    private DescriptorChain Request => _request ?? throw new InvalidOperationException("exchange not bound");
 
     public int RequestLength => Request.ReadableLength;
     public int ReplyCapacity => Request.WritableLength;

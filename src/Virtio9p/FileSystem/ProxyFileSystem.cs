@@ -38,16 +38,16 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
     }
 
     public int Mkdir(ReadOnlySpan<byte> path, uint mode, uint uid, uint gid) =>
-        Invoke(new PathArgs(path, default, mode, uid, gid), static (c, a) => c.Mkdir(a.Path, a.A, a.B, a.C));
+        Invoke(new PathArgs(path) { Mode = mode, Uid = uid, Gid = gid }, static (c, a) => c.Mkdir(a.Path, a.Mode, a.Uid, a.Gid));
 
     public int Mknod(ReadOnlySpan<byte> path, uint mode, ulong rdev, uint uid, uint gid) =>
-        Invoke(new PathArgs(path, default, mode, uid, gid) { X = (long)rdev }, static (c, a) => c.Mknod(a.Path, a.A, (ulong)a.X, a.B, a.C));
+        Invoke(new PathArgs(path) { Mode = mode, Device = rdev, Uid = uid, Gid = gid }, static (c, a) => c.Mknod(a.Path, a.Mode, a.Device, a.Uid, a.Gid));
 
     public int Symlink(ReadOnlySpan<byte> target, ReadOnlySpan<byte> linkPath, uint uid, uint gid) =>
-        Invoke(new PathArgs(linkPath, target, 0, uid, gid), static (c, a) => c.Symlink(a.Other, a.Path, a.B, a.C));
+        Invoke(new PathArgs(linkPath) { Second = target, Uid = uid, Gid = gid }, static (c, a) => c.Symlink(a.Second, a.Path, a.Uid, a.Gid));
 
     public int Link(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath) =>
-        Invoke(new PathArgs(oldPath, newPath), static (c, a) => c.Link(a.Path, a.Other));
+        Invoke(new PathArgs(oldPath) { Second = newPath }, static (c, a) => c.Link(a.Path, a.Second));
 
     public int Lstat(ReadOnlySpan<byte> path, out FileStat attributes)
     {
@@ -88,35 +88,35 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
     }
 
     public int Chmod(ReadOnlySpan<byte> path, uint mode) =>
-        Invoke(new PathArgs(path, default, mode), static (c, a) => c.Chmod(a.Path, a.A));
+        Invoke(new PathArgs(path) { Mode = mode }, static (c, a) => c.Chmod(a.Path, a.Mode));
 
     public int Chown(ReadOnlySpan<byte> path, uint uid, uint gid) =>
-        Invoke(new PathArgs(path, default, uid, gid), static (c, a) => c.Chown(a.Path, a.A, a.B));
+        Invoke(new PathArgs(path) { Uid = uid, Gid = gid }, static (c, a) => c.Chown(a.Path, a.Uid, a.Gid));
 
     public int Truncate(ReadOnlySpan<byte> path, long size) =>
-        Invoke(new PathArgs(path) { X = size }, static (c, a) => c.Truncate(a.Path, a.X));
+        Invoke(new PathArgs(path) { Length = size }, static (c, a) => c.Truncate(a.Path, a.Length));
 
     public int Utime(ReadOnlySpan<byte> path, long atimeSec, long atimeNsec, long mtimeSec, long mtimeNsec) =>
-        Invoke(new PathArgs(path) { X = atimeSec, Y = atimeNsec, Z = mtimeSec, W = mtimeNsec },
-            static (c, a) => c.Utime(a.Path, a.X, a.Y, a.Z, a.W));
+        Invoke(new PathArgs(path) { AtimeSec = atimeSec, AtimeNsec = atimeNsec, MtimeSec = mtimeSec, MtimeNsec = mtimeNsec },
+            static (c, a) => c.Utime(a.Path, a.AtimeSec, a.AtimeNsec, a.MtimeSec, a.MtimeNsec));
 
     public int Rename(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath) =>
-        Invoke(new PathArgs(oldPath, newPath), static (c, a) => c.Rename(a.Path, a.Other));
+        Invoke(new PathArgs(oldPath) { Second = newPath }, static (c, a) => c.Rename(a.Path, a.Second));
 
     public int Remove(ReadOnlySpan<byte> path) =>
         Invoke(new PathArgs(path), static (c, a) => c.Remove(a.Path));
 
     public int GetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, Span<byte> value) =>
-        Invoke(new PathArgs(path, name) { Buffer = value }, static (c, a) => c.GetXattr(a.Path, a.Other, a.Buffer));
+        Invoke(new PathArgs(path) { Second = name, Buffer = value }, static (c, a) => c.GetXattr(a.Path, a.Second, a.Buffer));
 
     public int ListXattr(ReadOnlySpan<byte> path, Span<byte> list) =>
         Invoke(new PathArgs(path) { Buffer = list }, static (c, a) => c.ListXattr(a.Path, a.Buffer));
 
     public int SetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags) =>
-        Invoke(new PathArgs(path, name, (uint)flags) { Buffer = MemoryMarshalSpan(value) }, static (c, a) => c.SetXattr(a.Path, a.Other, a.Buffer, (int)a.A));
+        Invoke(new PathArgs(path) { Second = name, Buffer = MemoryMarshalSpan(value), XattrFlags = flags }, static (c, a) => c.SetXattr(a.Path, a.Second, a.Buffer, a.XattrFlags));
 
     public int RemoveXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name) =>
-        Invoke(new PathArgs(path, name), static (c, a) => c.RemoveXattr(a.Path, a.Other));
+        Invoke(new PathArgs(path) { Second = name }, static (c, a) => c.RemoveXattr(a.Path, a.Second));
 
     /// <summary>Runs one request on a pooled connection. Static lambdas and a by-value ref struct of
     /// arguments: nothing is allocated per call.</summary>
@@ -132,16 +132,29 @@ public sealed class ProxyFileSystem(ProxyClientPool pool, ILogger logger) : IFil
         catch (ProxyConnectionException e) { return Lost(e); }
     }
 
-    /// <summary>The arguments of a path operation, passed through <see cref="Invoke"/> without a closure.</summary>
-    private readonly ref struct PathArgs(ReadOnlySpan<byte> path, ReadOnlySpan<byte> other = default, uint a = 0, uint b = 0, uint c = 0)
+    /// <summary>The arguments of a path operation, passed through <see cref="Invoke"/> without a closure.
+    /// Each operation sets the fields it sends and leaves the rest at zero.</summary>
+    private readonly ref struct PathArgs(ReadOnlySpan<byte> path)
     {
         public readonly ReadOnlySpan<byte> Path = path;
-        public readonly ReadOnlySpan<byte> Other = other;
-        public readonly uint A = a, B = b, C = c;
-        public long X { get; init; }
-        public long Y { get; init; }
-        public long Z { get; init; }
-        public long W { get; init; }
+        /// <summary>The second path (link and rename: the new path; symlink: the target) or an xattr name.</summary>
+        public ReadOnlySpan<byte> Second { get; init; }
+        /// <summary>mkdir, mknod, chmod.</summary>
+        public uint Mode { get; init; }
+        /// <summary>The owner a create (mkdir, mknod, symlink) or chown asks for.</summary>
+        public uint Uid { get; init; }
+        public uint Gid { get; init; }
+        /// <summary>mknod: the device number.</summary>
+        public ulong Device { get; init; }
+        /// <summary>truncate: the new length.</summary>
+        public long Length { get; init; }
+        /// <summary>utime: the two timestamps.</summary>
+        public long AtimeSec { get; init; }
+        public long AtimeNsec { get; init; }
+        public long MtimeSec { get; init; }
+        public long MtimeNsec { get; init; }
+        /// <summary>setxattr: XATTR_CREATE / XATTR_REPLACE.</summary>
+        public int XattrFlags { get; init; }
         /// <summary>A reply buffer (readlink, getxattr) or, read-only, a value to send (setxattr).</summary>
         public Span<byte> Buffer { get; init; }
     }

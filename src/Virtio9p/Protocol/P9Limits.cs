@@ -13,9 +13,6 @@ public static class P9Limits
     /// <summary>Twrite header: size[4] type[1] tag[2] fid[4] offset[8] count[4]; the data follows.</summary>
     public const int WriteRequestHeaderSize = 23;
 
-    /// <summary>P9_IOHDRSZ: the client sizes read/write counts as msize minus this.</summary>
-    public const int IoHeaderSize = 24;
-
     /// <summary>The largest msize we accept. The Linux virtio transport caps itself at 512000
     /// (trans_virtio.c, VIRTQUEUE_DEFAULT_NUM pages); a little headroom for other clients, and a bound on
     /// per-worker buffers.</summary>

@@ -11,7 +11,7 @@ public sealed partial class P9Server
     /// <summary>
     /// Treaddir: fid[4] offset[8] count[4] -> count[4] { qid[13] offset[8] type[1] name[s] }*. Reads the
     /// directory fd the helper gave us at Tlopen with getdents64. Offsets are the host's d_off cookies, which
-    /// stay valid for seeking back (FACTS: the client passes the d_off of the last entry it consumed).
+    /// stay valid for seeking back (the Linux client's next Treaddir passes the d_off of the last entry it consumed).
     /// </summary>
     private unsafe int Readdir(ref Call call)
     {

@@ -18,7 +18,7 @@ public sealed partial class P9Server
     /// Real byte-range locks on the host (QEMU answers SUCCESS without locking), taken through the fd of the
     /// lock owner (<see cref="LockOwners"/>), so guest processes conflict with each other and with host
     /// users of the file but never with themselves. Never waits: a conflict answers BLOCKED and the Linux
-    /// client polls (FACTS), so a blocking lock cannot stall other requests.
+    /// client, even for F_SETLKW, sends the request again until it is granted, so a blocking lock cannot stall other requests.
     /// </summary>
     private int Lock(ref Call call)
     {

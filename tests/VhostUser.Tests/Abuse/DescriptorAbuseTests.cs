@@ -85,44 +85,44 @@ public sealed class DescriptorAbuseTests : IDisposable
                 _qemu.Submit(Driver.AddChain((D, 0xFFFF_FFFF, false), (reply, 0xFFFF_FFFF, true)));
                 break;
             case "loop in the descriptor table":
-                Driver.WriteDescriptor(Driver.DescGpa, 0, D, 16, SplitQueue.DescFlagNext, 1);
-                Driver.WriteDescriptor(Driver.DescGpa, 1, reply, 16, SplitQueue.DescFlagNext | SplitQueue.DescFlagWrite, 1);
+                Driver.WriteDescriptor(Driver.DescGpa, 0, D, 16, SplitRing.DescFlagNext, 1);
+                Driver.WriteDescriptor(Driver.DescGpa, 1, reply, 16, SplitRing.DescFlagNext | SplitRing.DescFlagWrite, 1);
                 _qemu.Submit(0);
                 break;
             case "self loop in an indirect table":
             {
                 ulong table = D + 0x2000;
                 ushort head = Driver.AddIndirect(table, (D, 16, false), (reply, 16, true));
-                Driver.WriteDescriptor(table, 1, reply, 16, SplitQueue.DescFlagNext | SplitQueue.DescFlagWrite, 1);
+                Driver.WriteDescriptor(table, 1, reply, 16, SplitRing.DescFlagNext | SplitRing.DescFlagWrite, 1);
                 _qemu.Submit(head);
                 break;
             }
             case "indirect table larger than the queue limit":
-                Driver.WriteDescriptor(Driver.DescGpa, 0, D + 0x2000, 16 * (SplitQueue.MaxIndirectDescriptors + 1), SplitQueue.DescFlagIndirect, 0);
+                Driver.WriteDescriptor(Driver.DescGpa, 0, D + 0x2000, 16 * (SplitRing.MaxIndirectDescriptors + 1), SplitRing.DescFlagIndirect, 0);
                 _qemu.Submit(0);
                 break;
             case "nested indirect table":
             {
                 ulong table = D + 0x2000;
                 ushort head = Driver.AddIndirect(table, (D, 16, false), (reply, 16, true));
-                Driver.WriteDescriptor(table, 1, D + 0x3000, 16, SplitQueue.DescFlagIndirect, 0);
+                Driver.WriteDescriptor(table, 1, D + 0x3000, 16, SplitRing.DescFlagIndirect, 0);
                 _qemu.Submit(head);
                 break;
             }
             case "indirect table of 17 bytes":
-                Driver.WriteDescriptor(Driver.DescGpa, 0, D + 0x2000, 17, SplitQueue.DescFlagIndirect, 0);
+                Driver.WriteDescriptor(Driver.DescGpa, 0, D + 0x2000, 17, SplitRing.DescFlagIndirect, 0);
                 _qemu.Submit(0);
                 break;
             case "indirect table of 0 bytes":
-                Driver.WriteDescriptor(Driver.DescGpa, 0, D + 0x2000, 0, SplitQueue.DescFlagIndirect, 0);
+                Driver.WriteDescriptor(Driver.DescGpa, 0, D + 0x2000, 0, SplitRing.DescFlagIndirect, 0);
                 _qemu.Submit(0);
                 break;
             case "indirect table with NEXT":
-                Driver.WriteDescriptor(Driver.DescGpa, 0, D + 0x2000, 32, SplitQueue.DescFlagIndirect | SplitQueue.DescFlagNext, 1);
+                Driver.WriteDescriptor(Driver.DescGpa, 0, D + 0x2000, 32, SplitRing.DescFlagIndirect | SplitRing.DescFlagNext, 1);
                 _qemu.Submit(0);
                 break;
             case "indirect table outside memory":
-                Driver.WriteDescriptor(Driver.DescGpa, 0, 0x4000_0000, 32, SplitQueue.DescFlagIndirect, 0);
+                Driver.WriteDescriptor(Driver.DescGpa, 0, 0x4000_0000, 32, SplitRing.DescFlagIndirect, 0);
                 _qemu.Submit(0);
                 break;
             case "readable after writable":
@@ -132,7 +132,7 @@ public sealed class DescriptorAbuseTests : IDisposable
                 _qemu.Submit(QueueSize);
                 break;
             case "next out of range":
-                Driver.WriteDescriptor(Driver.DescGpa, 0, D, 16, SplitQueue.DescFlagNext, QueueSize);
+                Driver.WriteDescriptor(Driver.DescGpa, 0, D, 16, SplitRing.DescFlagNext, QueueSize);
                 _qemu.Submit(0);
                 break;
             case "avail index a queue and one ahead":

@@ -271,10 +271,10 @@ internal sealed unsafe class RingClient
         for (int i = 0; i < buffers.Length; i++)
         {
             bool last = i == buffers.Length - 1;
-            ushort flags = (ushort)((buffers[i].Write ? SplitQueue.DescFlagWrite : 0) | (last ? 0 : SplitQueue.DescFlagNext));
+            ushort flags = (ushort)((buffers[i].Write ? SplitRing.DescFlagWrite : 0) | (last ? 0 : SplitRing.DescFlagNext));
             _driver.WriteDescriptor(tableGpa, i, buffers[i].Addr, buffers[i].Len, flags, (ushort)(last ? 0 : i + 1));
         }
-        _driver.WriteDescriptor(_driver.DescGpa, slot, tableGpa, (uint)(16 * buffers.Length), SplitQueue.DescFlagIndirect, 0);
+        _driver.WriteDescriptor(_driver.DescGpa, slot, tableGpa, (uint)(16 * buffers.Length), SplitRing.DescFlagIndirect, 0);
     }
 
     private void Publish(ushort head)

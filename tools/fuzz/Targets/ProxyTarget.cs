@@ -104,10 +104,11 @@ internal sealed class ProxyTarget : IFuzzTarget
                 {
                     ProxyRequestType.Link or ProxyRequestType.Rename or ProxyRequestType.RemoveXattr =>
                         ProxyRequestEncoder.TwoStrings(_encoded, type, r.Path, r.Second),
-                    ProxyRequestType.Chmod or ProxyRequestType.Readlink => ProxyRequestEncoder.PathInt(_encoded, type, r.Path, r.Int0),
-                    ProxyRequestType.Chown => ProxyRequestEncoder.Chown(_encoded, r.Path, (uint)r.Int0, (uint)r.Int1),
-                    ProxyRequestType.Truncate => ProxyRequestEncoder.Truncate(_encoded, r.Path, r.Long0),
-                    ProxyRequestType.Utime => ProxyRequestEncoder.Utime(_encoded, r.Path, r.Long0, r.Long1, r.Long2, r.Long3),
+                    ProxyRequestType.Chmod => ProxyRequestEncoder.PathInt(_encoded, type, r.Path, r.Mode),
+                    ProxyRequestType.Readlink => ProxyRequestEncoder.PathInt(_encoded, type, r.Path, r.BufferSize),
+                    ProxyRequestType.Chown => ProxyRequestEncoder.Chown(_encoded, r.Path, (uint)r.Uid, (uint)r.Gid),
+                    ProxyRequestType.Truncate => ProxyRequestEncoder.Truncate(_encoded, r.Path, r.Length),
+                    ProxyRequestType.Utime => ProxyRequestEncoder.Utime(_encoded, r.Path, r.AtimeSec, r.AtimeNsec, r.MtimeSec, r.MtimeNsec),
                     _ => ProxyRequestEncoder.PathOnly(_encoded, type, r.Path),
                 });
                 break;

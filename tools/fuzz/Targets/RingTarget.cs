@@ -6,7 +6,7 @@ using static Tmds.Linux.LibC;
 namespace VirtFs.Fuzz.Targets;
 
 /// <summary>
-/// The descriptor-chain walker (<see cref="SplitQueue"/>) over guest memory the input fills byte for byte. Guest
+/// The descriptor-chain walker (<see cref="SplitRing"/>) over guest memory the input fills byte for byte. Guest
 /// memory is two 32 KiB memfd regions, back to back in guest-physical space (0x0 and 0x8000) but far apart in the
 /// front-end's address space, so chains may cross a region edge. The split ring of 1..256 entries sits at fixed
 /// places: descriptor table at 0x0, avail ring at 0x1000, used ring at 0x2000.
@@ -26,9 +26,9 @@ internal sealed unsafe class RingTarget : IFuzzTarget
     private const ulong DescGpa = 0x0, AvailGpa = 0x1000, UsedGpa = 0x2000;
     private readonly GuestMemory _memory;
     private readonly nint _hostA, _hostB;
-    private readonly VirtqRequest _request = new();
+    private readonly DescriptorChain _request = new();
     private readonly byte[] _scratch = new byte[1 << 20];
-    private readonly iovec[] _iovecs = GC.AllocateArray<iovec>(SplitQueue.MaxSegments, pinned: true);
+    private readonly iovec[] _iovecs = GC.AllocateArray<iovec>(SplitRing.MaxSegments, pinned: true);
 
     public RingTarget()
     {
@@ -80,7 +80,7 @@ internal sealed unsafe class RingTarget : IFuzzTarget
         }
 
         var address = new VringAddress(0, 0, UserA + DescGpa, UserA + UsedGpa, UserA + AvailGpa, 0);
-        QueueError e = SplitQueue.TryCreate(_memory, address, size, 0, eventIdx, indirect, null, out SplitQueue? queue);
+        QueueError e = SplitRing.TryCreate(_memory, address, size, 0, eventIdx, indirect, null, out SplitRing? queue);
         if (e != QueueError.None)
         {
             throw new FuzzFindingException($"fixture ring of {size} refused: {e}");
@@ -127,7 +127,7 @@ internal sealed unsafe class RingTarget : IFuzzTarget
         }
         if (n < 0)
         {
-            throw new FuzzFindingException($"a chain has more segments than {SplitQueue.MaxSegments}");
+            throw new FuzzFindingException($"a chain has more segments than {SplitRing.MaxSegments}");
         }
         long total = 0;
         for (int i = 0; i < n; i++)

@@ -206,7 +206,7 @@ internal sealed unsafe class VhostUserTarget : IFuzzTarget
         public int QueueCount => 1;
         public ReadOnlyMemory<byte> Config { get; } = new byte[] { 4, 0, (byte)'f', (byte)'u', (byte)'z', (byte)'z' };
 
-        public void HandleRequest(VirtqRequest request)
+        public void HandleRequest(DescriptorChain request)
         {
             lock (_buffer)
             {

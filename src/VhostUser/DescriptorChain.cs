@@ -6,7 +6,7 @@ namespace VirtFs.VhostUser;
 /// One available descriptor chain, already validated and translated into host pointers into guest memory.
 /// Pooled: a device must not touch it after <see cref="Complete"/>.
 /// </summary>
-public sealed class VirtqRequest
+public sealed class DescriptorChain
 {
     /// <summary>A contiguous piece of a chain in host memory (a descriptor, or part of one split at a region edge).</summary>
     internal struct Segment
@@ -22,7 +22,7 @@ public sealed class VirtqRequest
     private int _state; // 0 = free (in pool), 1 = owned by device, 2 = completing
     private bool _direct; // inside TryBeginDirectAccess (only the thread serving the request touches it)
 
-    internal IRequestCompleter? Completer;
+    internal IChainCompleter? Completer;
     internal GuestMemory? Memory;
     internal ushort Head;
     internal int Epoch;
@@ -48,7 +48,7 @@ public sealed class VirtqRequest
     internal int WritableSegmentCount => _writableCount;
 
     /// <summary>Segments a pooled request keeps room for: a full 512000-byte zero-copy message is ~130 pages, so
-    /// the Linux client never needs more; a chain of up to <c>SplitQueue.MaxSegments</c> grows the arrays for its
+    /// the Linux client never needs more; a chain of up to <c>SplitRing.MaxSegments</c> grows the arrays for its
     /// own lifetime only, and the pool never keeps more than queue size x this many segments.</summary>
     internal const int PooledSegmentCapacity = 256;
 
@@ -258,16 +258,16 @@ public sealed class VirtqRequest
         }
         if (_direct)
         {
-            throw new InvalidOperationException("VirtqRequest completed inside a direct access");
+            throw new InvalidOperationException("DescriptorChain completed inside a direct access");
         }
         if (Interlocked.CompareExchange(ref _state, 2, 1) != 1)
         {
-            throw new InvalidOperationException("VirtqRequest completed twice or used after completion");
+            throw new InvalidOperationException("DescriptorChain completed twice or used after completion");
         }
-        IRequestCompleter? completer = Completer;
+        IChainCompleter? completer = Completer;
         if (completer is null)
         {
-            throw new InvalidOperationException("VirtqRequest has no owning queue");
+            throw new InvalidOperationException("DescriptorChain has no owning queue");
         }
         completer.Complete(this, (uint)bytesWritten);
     }
@@ -276,13 +276,7 @@ public sealed class VirtqRequest
     {
         if (Volatile.Read(ref _state) != 1)
         {
-            throw new InvalidOperationException("VirtqRequest used after Complete");
+            throw new InvalidOperationException("DescriptorChain used after Complete");
         }
     }
-}
-
-/// <summary>The queue that hands a request out takes it back here.</summary>
-internal interface IRequestCompleter
-{
-    void Complete(VirtqRequest request, uint bytesWritten);
 }

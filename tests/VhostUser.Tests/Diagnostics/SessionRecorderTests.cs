@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using VirtFs.VhostUser.Diagnostics;
 
-namespace VirtFs.VhostUser.Tests;
+namespace VirtFs.VhostUser.Tests.Diagnostics;
 
 /// <summary>VIRTFS_RECORD (docs/fuzzing.md): every message the front-end sends lands in the file, header and
 /// payload, with its fd count, in the order received: the seed corpus of the vhost-user fuzz target.</summary>

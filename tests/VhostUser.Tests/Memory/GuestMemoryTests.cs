@@ -1,4 +1,4 @@
-namespace VirtFs.VhostUser.Tests;
+namespace VirtFs.VhostUser.Tests.Memory;
 
 public sealed class GuestMemoryTests
 {

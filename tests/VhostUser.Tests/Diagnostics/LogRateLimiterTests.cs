@@ -1,7 +1,7 @@
 using Microsoft.Extensions.Logging;
 using VirtFs.VhostUser.Diagnostics;
 
-namespace VirtFs.VhostUser.Tests;
+namespace VirtFs.VhostUser.Tests.Diagnostics;
 
 public sealed class LogRateLimiterTests
 {

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 using VirtFs.Helper.Interop;
 using VirtFs.Interop;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Helper.Tests;
 
 /// <summary>The C structs the root helper mirrors, as the helper compiles them (the shared layer's files are
 /// compiled into each assembly, so this checks the helper's copy).</summary>

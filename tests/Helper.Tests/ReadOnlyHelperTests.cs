@@ -1,7 +1,7 @@
 using Tmds.Linux;
 using static VirtFs.ProxyFs.Protocol.Errno;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Helper.Tests;
 
 /// <summary>virtfs-proxy-helper -r: the helper itself refuses every change (issue 17), whatever its client asks.</summary>
 public sealed class ReadOnlyHelperTests : IDisposable

@@ -1,8 +1,8 @@
 using System.Text;
 
-namespace VirtFs.VhostUser.Tests;
+namespace VirtFs.VhostUser.Tests.Queue;
 
-public sealed class SplitQueueTests : IDisposable
+public sealed class SplitRingTests : IDisposable
 {
     private const ulong Base = 0x10_0000;
     private const ulong UserBase = 0x7f00_0000_0000;
@@ -10,7 +10,7 @@ public sealed class SplitQueueTests : IDisposable
     private readonly GuestMemory _memory;
     private readonly MockDriver _driver;
 
-    public SplitQueueTests()
+    public SplitRingTests()
     {
         _memory = _ram.MapForBackend();
         _driver = MockDriver.Create(_ram, 16);
@@ -22,17 +22,17 @@ public sealed class SplitQueueTests : IDisposable
         _ram.Dispose();
     }
 
-    private SplitQueue NewQueue(bool eventIdx = false, bool indirect = true, GuestMemory? memory = null, MockDriver? driver = null)
+    private SplitRing NewQueue(bool eventIdx = false, bool indirect = true, GuestMemory? memory = null, MockDriver? driver = null)
     {
         driver ??= _driver;
-        QueueError e = SplitQueue.TryCreate(memory ?? _memory, driver.Address(), driver.Size, 0, eventIdx, indirect, null, out SplitQueue? q);
+        QueueError e = SplitRing.TryCreate(memory ?? _memory, driver.Address(), driver.Size, 0, eventIdx, indirect, null, out SplitRing? q);
         Assert.Equal(QueueError.None, e);
         return q!;
     }
 
-    private static VirtqRequest Pop(SplitQueue q, QueueError expected = QueueError.None)
+    private static DescriptorChain Pop(SplitRing q, QueueError expected = QueueError.None)
     {
-        var r = new VirtqRequest();
+        var r = new DescriptorChain();
         QueueError e = q.TryPop(r, out bool popped);
         Assert.Equal(expected, e);
         if (expected == QueueError.None)
@@ -46,8 +46,8 @@ public sealed class SplitQueueTests : IDisposable
     [Fact]
     public void EmptyRingPopsNothing()
     {
-        SplitQueue q = NewQueue();
-        Assert.Equal(QueueError.None, q.TryPop(new VirtqRequest(), out bool popped));
+        SplitRing q = NewQueue();
+        Assert.Equal(QueueError.None, q.TryPop(new DescriptorChain(), out bool popped));
         Assert.False(popped);
     }
 
@@ -60,8 +60,8 @@ public sealed class SplitQueueTests : IDisposable
         ushort head = _driver.AddChain((data, 6, false), (data + 100, 5, false), (data + 200, 3, true), (data + 300, 10, true));
         _driver.Publish(head);
 
-        SplitQueue q = NewQueue();
-        VirtqRequest r = Pop(q);
+        SplitRing q = NewQueue();
+        DescriptorChain r = Pop(q);
         Assert.Equal(head, r.Head);
         Assert.Equal(11, r.ReadableLength);
         Assert.Equal(13, r.WritableLength);
@@ -92,8 +92,8 @@ public sealed class SplitQueueTests : IDisposable
     {
         ushort head = _driver.AddChain((_driver.DataGpa, 8, true));
         _driver.Publish(head);
-        SplitQueue q = NewQueue();
-        VirtqRequest r = Pop(q);
+        SplitRing q = NewQueue();
+        DescriptorChain r = Pop(q);
         q.AddUsed(r.Head, 5);
         Assert.Equal(1, _driver.UsedIdx);
         Assert.Equal((head, 5u), _driver.Used(0));
@@ -106,7 +106,7 @@ public sealed class SplitQueueTests : IDisposable
         ulong table = data + 0x1000;
         ushort head = _driver.AddIndirect(table, (data, 4, false), (data + 64, 8, true), (data + 128, 8, true));
         _driver.Publish(head);
-        VirtqRequest r = Pop(NewQueue());
+        DescriptorChain r = Pop(NewQueue());
         Assert.Equal(4, r.ReadableLength);
         Assert.Equal(16, r.WritableLength);
     }
@@ -124,8 +124,8 @@ public sealed class SplitQueueTests : IDisposable
     {
         ulong data = _driver.DataGpa;
         ulong table = data + 0x1000;
-        _driver.WriteDescriptor(table, 0, data + 0x2000, 16, SplitQueue.DescFlagIndirect, 0);
-        _driver.WriteDescriptor(_driver.DescGpa, 0, table, 16, SplitQueue.DescFlagIndirect, 0);
+        _driver.WriteDescriptor(table, 0, data + 0x2000, 16, SplitRing.DescFlagIndirect, 0);
+        _driver.WriteDescriptor(_driver.DescGpa, 0, table, 16, SplitRing.DescFlagIndirect, 0);
         _driver.Publish(0);
         Pop(NewQueue(), QueueError.IndirectNested);
     }
@@ -137,7 +137,7 @@ public sealed class SplitQueueTests : IDisposable
     [InlineData(16u * 1025)]
     public void IndirectWithBadLengthIsRefused(uint length)
     {
-        _driver.WriteDescriptor(_driver.DescGpa, 0, _driver.DataGpa, length, SplitQueue.DescFlagIndirect, 0);
+        _driver.WriteDescriptor(_driver.DescGpa, 0, _driver.DataGpa, length, SplitRing.DescFlagIndirect, 0);
         _driver.Publish(0);
         Pop(NewQueue(), QueueError.IndirectBadLength);
     }
@@ -145,7 +145,7 @@ public sealed class SplitQueueTests : IDisposable
     [Fact]
     public void IndirectWithNextIsRefused()
     {
-        _driver.WriteDescriptor(_driver.DescGpa, 0, _driver.DataGpa, 16, SplitQueue.DescFlagIndirect | SplitQueue.DescFlagNext, 1);
+        _driver.WriteDescriptor(_driver.DescGpa, 0, _driver.DataGpa, 16, SplitRing.DescFlagIndirect | SplitRing.DescFlagNext, 1);
         _driver.Publish(0);
         Pop(NewQueue(), QueueError.IndirectWithNext);
     }
@@ -153,7 +153,7 @@ public sealed class SplitQueueTests : IDisposable
     [Fact]
     public void IndirectTableOutsideMemoryIsRefused()
     {
-        _driver.WriteDescriptor(_driver.DescGpa, 0, Base + (1 << 20) - 16, 32, SplitQueue.DescFlagIndirect, 0);
+        _driver.WriteDescriptor(_driver.DescGpa, 0, Base + (1 << 20) - 16, 32, SplitRing.DescFlagIndirect, 0);
         _driver.Publish(0);
         Pop(NewQueue(), QueueError.IndirectAddressInvalid);
     }
@@ -161,8 +161,8 @@ public sealed class SplitQueueTests : IDisposable
     [Fact]
     public void LoopEndsWithChainTooLong()
     {
-        _driver.WriteDescriptor(_driver.DescGpa, 0, _driver.DataGpa, 4, SplitQueue.DescFlagNext, 1);
-        _driver.WriteDescriptor(_driver.DescGpa, 1, _driver.DataGpa, 4, SplitQueue.DescFlagNext, 0);
+        _driver.WriteDescriptor(_driver.DescGpa, 0, _driver.DataGpa, 4, SplitRing.DescFlagNext, 1);
+        _driver.WriteDescriptor(_driver.DescGpa, 1, _driver.DataGpa, 4, SplitRing.DescFlagNext, 0);
         _driver.Publish(0);
         Pop(NewQueue(), QueueError.ChainTooLong);
     }
@@ -171,9 +171,9 @@ public sealed class SplitQueueTests : IDisposable
     public void SelfLoopInIndirectTableEnds()
     {
         ulong table = _driver.DataGpa + 0x1000;
-        _driver.WriteDescriptor(table, 0, _driver.DataGpa, 4, SplitQueue.DescFlagNext, 1);
-        _driver.WriteDescriptor(table, 1, _driver.DataGpa, 4, SplitQueue.DescFlagNext, 1);
-        _driver.WriteDescriptor(_driver.DescGpa, 0, table, 32, SplitQueue.DescFlagIndirect, 0);
+        _driver.WriteDescriptor(table, 0, _driver.DataGpa, 4, SplitRing.DescFlagNext, 1);
+        _driver.WriteDescriptor(table, 1, _driver.DataGpa, 4, SplitRing.DescFlagNext, 1);
+        _driver.WriteDescriptor(_driver.DescGpa, 0, table, 32, SplitRing.DescFlagIndirect, 0);
         _driver.Publish(0);
         Pop(NewQueue(), QueueError.ChainTooLong);
     }
@@ -181,7 +181,7 @@ public sealed class SplitQueueTests : IDisposable
     [Fact]
     public void NextOutOfRangeIsRefused()
     {
-        _driver.WriteDescriptor(_driver.DescGpa, 0, _driver.DataGpa, 4, SplitQueue.DescFlagNext, 16);
+        _driver.WriteDescriptor(_driver.DescGpa, 0, _driver.DataGpa, 4, SplitRing.DescFlagNext, 16);
         _driver.Publish(0);
         Pop(NewQueue(), QueueError.NextOutOfRange);
     }
@@ -231,9 +231,9 @@ public sealed class SplitQueueTests : IDisposable
     public void RingOutsideMemoryIsRefused()
     {
         var bad = new VringAddress(0, 0, UserBase + (1 << 20) - 16, _driver.Address().Used, _driver.Address().Avail, 0);
-        Assert.Equal(QueueError.RingAddressInvalid, SplitQueue.TryCreate(_memory, bad, 16, 0, false, false, null, out _));
+        Assert.Equal(QueueError.RingAddressInvalid, SplitRing.TryCreate(_memory, bad, 16, 0, false, false, null, out _));
         var misaligned = _driver.Address() with { Desc = _driver.Address().Desc + 8 };
-        Assert.Equal(QueueError.RingAddressInvalid, SplitQueue.TryCreate(_memory, misaligned, 16, 0, false, false, null, out _));
+        Assert.Equal(QueueError.RingAddressInvalid, SplitRing.TryCreate(_memory, misaligned, 16, 0, false, false, null, out _));
     }
 
     [Fact]
@@ -247,7 +247,7 @@ public sealed class SplitQueueTests : IDisposable
             Encoding.ASCII.GetBytes("abcd").CopyTo(_ram.Span(start, 4));
             Encoding.ASCII.GetBytes("efgh").CopyTo(second.Span(Base + (1 << 20), 4));
             _driver.Publish(_driver.AddChain((start, 8, false)));
-            VirtqRequest r = Pop(NewQueue(memory: memory));
+            DescriptorChain r = Pop(NewQueue(memory: memory));
             Assert.Equal(2, r.ReadableSegmentCount);
             var b = new byte[8];
             Assert.Equal(8, r.CopyFromReadable(0, b));
@@ -268,12 +268,12 @@ public sealed class SplitQueueTests : IDisposable
     [InlineData(65535, 2, 65534, true)] // wrap-around
     [InlineData(1, 1, 1, false)]   // nothing new
     public void NeedEventMath(int eventIdx, int newIdx, int oldIdx, bool expected) =>
-        Assert.Equal(expected, SplitQueue.NeedEvent((ushort)eventIdx, (ushort)newIdx, (ushort)oldIdx));
+        Assert.Equal(expected, SplitRing.NeedEvent((ushort)eventIdx, (ushort)newIdx, (ushort)oldIdx));
 
     [Fact]
     public void EventIdxSuppressesUntilUsedEvent()
     {
-        SplitQueue q = NewQueue(eventIdx: true);
+        SplitRing q = NewQueue(eventIdx: true);
         for (int i = 0; i < 4; i++)
         {
             _driver.Publish(_driver.AddChain((_driver.DataGpa, 4, true)));
@@ -293,11 +293,11 @@ public sealed class SplitQueueTests : IDisposable
     [Fact]
     public void NoInterruptFlagHonouredWithoutEventIdx()
     {
-        SplitQueue q = NewQueue(eventIdx: false);
+        SplitRing q = NewQueue(eventIdx: false);
         _driver.Publish(_driver.AddChain((_driver.DataGpa, 4, true)));
-        VirtqRequest r = Pop(q);
+        DescriptorChain r = Pop(q);
         q.AddUsed(r.Head, 0);
-        _driver.SetAvailFlags(SplitQueue.AvailFlagNoInterrupt);
+        _driver.SetAvailFlags(SplitRing.AvailFlagNoInterrupt);
         Assert.False(q.ShouldNotify());
         _driver.SetAvailFlags(0);
         Assert.True(q.ShouldNotify());
@@ -306,7 +306,7 @@ public sealed class SplitQueueTests : IDisposable
     [Fact]
     public void EnableNotificationWritesAvailEventAndRechecks()
     {
-        SplitQueue q = NewQueue(eventIdx: true);
+        SplitRing q = NewQueue(eventIdx: true);
         _driver.Publish(_driver.AddChain((_driver.DataGpa, 4, true)));
         Pop(q);
         Assert.False(q.EnableNotification());

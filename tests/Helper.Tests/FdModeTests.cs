@@ -1,7 +1,8 @@
 using System.Diagnostics;
 using Tmds.Linux;
+using VirtFs.ProxyFs;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Helper.Tests;
 
 /// <summary>-f mode: the helper serves one inherited socket (one end of a socketpair) and exits when it closes.</summary>
 public sealed class FdModeTests

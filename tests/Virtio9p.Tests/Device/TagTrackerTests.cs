@@ -1,6 +1,6 @@
 using VirtFs.Virtio9p.Device;
 
-namespace VirtFs.Virtio9p.Tests.Server;
+namespace VirtFs.Virtio9p.Tests.Device;
 
 public class TagTrackerTests
 {

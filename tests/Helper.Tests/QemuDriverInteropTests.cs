@@ -1,9 +1,10 @@
 using System.Net.Sockets;
 using System.Text;
 using VirtFs.Helper;
+using VirtFs.ProxyFs;
 using VirtFs.ProxyFs.Protocol;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Helper.Tests;
 
 /// <summary>
 /// Our helper against what QEMU 7.2's proxy driver (hw/9pfs/9p-proxy.c) really sends, byte for byte, as seen

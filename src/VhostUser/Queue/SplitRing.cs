@@ -10,7 +10,7 @@ namespace VirtFs.VhostUser;
 /// (<see cref="AddUsed"/>, <see cref="ShouldNotify"/>) must be called under the owner's used-ring lock.
 /// The <see cref="GuestMemory"/> the pointers came from must be held alive by the caller.
 /// </summary>
-internal sealed unsafe class SplitQueue
+internal sealed unsafe class SplitRing
 {
     public const ushort DescFlagNext = 1;
     public const ushort DescFlagWrite = 2;
@@ -37,7 +37,7 @@ internal sealed unsafe class SplitQueue
     private ushort _signalledUsed;
     private bool _signalledValid;
 
-    private SplitQueue(GuestMemory memory, nint desc, nint avail, nint used, ushort size, bool eventIdx, bool indirect)
+    private SplitRing(GuestMemory memory, nint desc, nint avail, nint used, ushort size, bool eventIdx, bool indirect)
     {
         _memory = memory;
         _desc = (byte*)desc;
@@ -64,7 +64,7 @@ internal sealed unsafe class SplitQueue
     /// <paramref name="previous"/> is given (memory table changed under a running queue) its indexes carry over.
     /// </summary>
     public static QueueError TryCreate(GuestMemory memory, in VringAddress address, int size, ushort lastAvail,
-        bool eventIdx, bool indirect, SplitQueue? previous, out SplitQueue? queue)
+        bool eventIdx, bool indirect, SplitRing? previous, out SplitRing? queue)
     {
         queue = null;
         if (size <= 0 || size > VhostUserLimits.MaxQueueSize || (size & (size - 1)) != 0 || !address.IsValid())
@@ -77,7 +77,7 @@ internal sealed unsafe class SplitQueue
         {
             return QueueError.RingAddressInvalid;
         }
-        var q = new SplitQueue(memory, desc, avail, used, (ushort)size, eventIdx, indirect);
+        var q = new SplitRing(memory, desc, avail, used, (ushort)size, eventIdx, indirect);
         if (previous is not null)
         {
             q._lastAvail = previous._lastAvail;
@@ -108,7 +108,7 @@ internal sealed unsafe class SplitQueue
     /// Takes the next available chain into <paramref name="request"/>. Returns None with popped=false when the
     /// ring is empty. On error the queue must be considered broken; nothing was consumed.
     /// </summary>
-    public QueueError TryPop(VirtqRequest request, out bool popped)
+    public QueueError TryPop(DescriptorChain request, out bool popped)
     {
         popped = false;
         ushort availIdx = ReadAvailIdx();
@@ -157,7 +157,7 @@ internal sealed unsafe class SplitQueue
     }
 
     /// <summary>virtio 1.2, 2.7.5 (chains), 2.7.5.3 (indirect). ttl bounds the walk so a loop ends.</summary>
-    private QueueError ReadChain(ushort head, VirtqRequest request)
+    private QueueError ReadChain(ushort head, DescriptorChain request)
     {
         byte* table = _desc;
         int tableSize = _size;

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Tests.Support;
 
 /// <summary>
 /// Finds QEMU 7.2's virtfs-proxy-helper: $QEMU72_PROXY_HELPER, the bookworm lab (tools/lab-bookworm.sh,

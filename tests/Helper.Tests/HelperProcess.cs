@@ -1,6 +1,7 @@
 using System.Diagnostics;
+using VirtFs.ProxyFs;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Helper.Tests;
 
 /// <summary>Runs the real helper ($PROXY_HELPER_BINARY, else the apphost built next to us, else `dotnet virtfs-proxy-helper.dll`)
 /// on a temporary export, with -n so its log goes to stderr.</summary>

@@ -1,8 +1,9 @@
 using System.Diagnostics;
 using System.Net.Sockets;
+using VirtFs.ProxyFs;
 using VirtFs.ProxyFs.Protocol;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Helper.Tests;
 
 /// <summary>
 /// Byte-level comparison of our helper's replies with QEMU 7.2's helper's (see QemuHelperInteropTests for where

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using static Tmds.Linux.LibC;
 
-namespace VirtFs.VhostUser.Tests;
+namespace VirtFs.VhostUser.Tests.Queue;
 
 /// <summary>Issue 13 items 4 and 2: the call and err eventfds the front-end hands us, replaced at runtime or
 /// turned against us.</summary>

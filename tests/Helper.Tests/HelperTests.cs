@@ -4,7 +4,7 @@ using Tmds.Linux;
 using VirtFs.ProxyFs;
 using VirtFs.ProxyFs.Protocol;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Helper.Tests;
 
 /// <summary>Component tests: the real helper as root in a temporary export, driven by ProxyClient.</summary>
 public sealed class HelperTests : IDisposable

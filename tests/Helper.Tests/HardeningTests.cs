@@ -4,7 +4,7 @@ using Tmds.Linux;
 using VirtFs.ProxyFs;
 using static VirtFs.ProxyFs.Protocol.Errno;
 
-namespace VirtFs.ProxyFs.Tests;
+namespace VirtFs.Helper.Tests;
 
 /// <summary>Attacks and kernel-semantics checks against the real helper.</summary>
 public sealed class HardeningTests : IDisposable
