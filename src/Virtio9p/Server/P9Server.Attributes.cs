@@ -63,7 +63,6 @@ public sealed partial class P9Server
         reply.WriteUInt64(time.Nanoseconds);
     }
 
-    /// <summary>An open fid is stat'ed through its fd (it keeps working after unlink); others by path.</summary>
     /// <summary>The inode generation of an open fid's file (ext2/3/4, btrfs, xfs keep one; tmpfs answers
     /// ENOTTY, and then the gen bit stays clear).</summary>
     private static unsafe bool ReadGeneration(Fid fid, out ulong generation)
@@ -85,6 +84,8 @@ public sealed partial class P9Server
         return true;
     }
 
+    /// <summary>An open fid is stat'ed through its fd (it keeps working after unlink); others by path, or from
+    /// the walk that just made them.</summary>
     private int StatFid(Fid fid, out FileStat attributes)
     {
         SafeFileHandle? handle = fid.Handle;
@@ -92,6 +93,10 @@ public sealed partial class P9Server
         {
             int result = StatHandle(handle, out attributes);
             return result < 0 ? result : _fs.MapOpenStat(handle, ref attributes);
+        }
+        if (TryWalkAttributes(fid, consume: true, out attributes))
+        {
+            return 0; // the first Tgetattr after the walk that made the fid (P9Server.WalkAttributes.cs)
         }
         return _fs.Lstat(fid.Path, out attributes);
     }

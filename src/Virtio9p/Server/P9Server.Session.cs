@@ -101,7 +101,12 @@ public sealed partial class P9Server
         int result;
         lock (fid.Sync)
         {
-            result = fid.Kind == FidKind.XattrWrite ? CommitXattr(fid) : 0;
+            result = 0;
+            if (fid.Kind == FidKind.XattrWrite)
+            {
+                result = CommitXattr(fid);
+                CountChange(); // the xattr changed the file's ctime
+            }
         }
         fid.Put();
         return result < 0 ? result : call.Empty(P9MessageType.Rclunk);

@@ -30,6 +30,9 @@ public sealed partial class P9Server
             return -Errno.EINVAL; // newfid must not be in use (walk(5))
         }
 
+        // Read before the first lstat: a change served after this makes the kept attributes stale.
+        long changes = Volatile.Read(ref _changes);
+        FileStat last = default;
         P9Writer reply = call.StartReply(P9MessageType.Rwalk);
         Span<byte> countSlot = reply.Reserve(2);
         byte[] path = fid.Path;
@@ -61,6 +64,7 @@ public sealed partial class P9Server
                 break;
             }
             reply.WriteQid(_qids.ToQid(attributes));
+            last = attributes;
             path = next;
             walked++;
         }
@@ -81,13 +85,22 @@ public sealed partial class P9Server
                     }
                     fid.Path = path;
                 }
+                if (count > 0)
+                {
+                    KeepWalkAttributes(fid, changes, last);
+                }
             }
             else
             {
-                int added = AddFid(ref call, new Fid(newFidId, path, fid.Uid));
+                var newFid = new Fid(newFidId, path, fid.Uid);
+                int added = AddFid(ref call, newFid);
                 if (added < 0)
                 {
                     return added;
+                }
+                if (count > 0)
+                {
+                    KeepWalkAttributes(newFid, changes, last);
                 }
             }
         }

@@ -154,6 +154,10 @@ public sealed partial class P9Server
         finally
         {
             call.PutFids();
+            if (ChangesFiles(type))
+            {
+                CountChange();
+            }
         }
 
         if (result < 0)
@@ -173,7 +177,8 @@ public sealed partial class P9Server
     /// the helper or on anything the guest controls, so the queue thread may serve it itself (virtiofsd's
     /// default; each thread hop costs a wake-up): data I/O and getattr on an open fid (one preadv, pwritev or
     /// statx on the fd the helper gave us; the helper refuses to open special files, so it is a regular file or
-    /// directory), xattr buffer reads and writes, and a clunk that commits no xattr. Everything else (helper
+    /// directory), the first getattr on a path fid right after its walk (answered from the walk's attributes,
+    /// see P9Server.WalkAttributes.cs), xattr buffer reads and writes, and a clunk that commits no xattr. Everything else (helper
     /// round trips, fsync, directory reads, locks) goes to the workers. A fid that changes kind after this
     /// look is still served correctly, only on this thread.
     /// </summary>
@@ -196,7 +201,9 @@ public sealed partial class P9Server
         return type switch
         {
             P9MessageType.Tread or P9MessageType.Twrite => kind is FidKind.OpenFile or FidKind.XattrRead or FidKind.XattrWrite,
-            P9MessageType.Tgetattr => kind is FidKind.OpenFile or FidKind.OpenDirectory,
+            // A path fid only right after its walk, answered from the walk's attributes (no helper).
+            P9MessageType.Tgetattr => kind is FidKind.OpenFile or FidKind.OpenDirectory ||
+                (kind == FidKind.Path && TryWalkAttributes(fid, consume: false, out _)),
             _ => kind != FidKind.XattrWrite,
         };
     }

@@ -5,7 +5,7 @@ using VirtFs.DeviceBench;
 // tools/bench/device.sh: the backend's request path alone, no guest. See RingClient and Floor.
 const string Usage = """
     usage: VirtFs.DeviceBench chart --in ratios.tsv --out chart.png
-           VirtFs.DeviceBench [--seconds S] [--depths 1,16,128] [--rows read4k,read512k,write4k,write512k,getattr,walk]
+           VirtFs.DeviceBench [--seconds S] [--depths 1,16,128] [--rows read4k,read512k,write4k,write512k,getattr,walk,lookup]
                               [--helper PATH] [--workers N] [--dir DIR] [--markdown FILE] [--modes inline,pool]
       --modes         inline: the queue thread serves what cannot block (the default); pool: every request goes
                       to a worker (the design before issue 14); both run interleaved, row by row, for a fair A/B
@@ -17,7 +17,7 @@ if (args.Length > 0 && args[0] == "chart")
 }
 double seconds = 1.0;
 int[] depths = [1, 16, 128];
-string[] rows = ["read4k", "read512k", "write4k", "write512k", "getattr", "walk"];
+string[] rows = ["read4k", "read512k", "write4k", "write512k", "getattr", "walk", "lookup"];
 string? helper = null, markdown = null, baseDir = null;
 int workers = 16;
 string[] modes = ["inline"];
@@ -91,6 +91,8 @@ try
             "write512k" => (Workload.Write, LargeIo, "Twrite 496 KiB"),
             "getattr" => (Workload.Getattr, 0, "Tgetattr (open fid)"),
             "walk" => (Workload.WalkClunk, 0, "Twalk+Tclunk (1 name)"),
+            // Counted per request (3 per lookup); the floor is one statx by name per request.
+            "lookup" => (Workload.Lookup, 0, "lookup: Twalk+Tgetattr+Tclunk"),
             _ => throw new ArgumentException($"unknown row {row}"),
         };
         (double floor, double floorCpu) = Floor.Measure(workload, export, "data", size, FileSize, seconds);

@@ -13,6 +13,8 @@ internal enum Workload
     Write,
     Getattr,
     WalkClunk,
+    /// <summary>A Linux lookup (v9fs_vfs_lookup): Twalk of one name, Tgetattr on the new fid, Tclunk.</summary>
+    Lookup,
 }
 
 /// <summary>One measured row: the backend's side of a closed loop at a fixed queue depth.</summary>
@@ -46,6 +48,7 @@ internal sealed unsafe class RingClient
     private ushort _lastUsed;
     private ushort _published;
     private readonly bool[] _walkNext; // WalkClunk: true when the slot's next message is the walk
+    private readonly int[] _lookupStep; // Lookup: the slot's next message, 0 walk, 1 getattr, 2 clunk
 
     public RingClient(GuestRam ram, MockDriver driver, int kick, int call, int maxDepth)
     {
@@ -57,6 +60,7 @@ internal sealed unsafe class RingClient
         _slotsGpa = driver.DataGpa;
         _payloadGpa = _slotsGpa + (ulong)(maxDepth + 1) * SlotSize;
         _walkNext = new bool[maxDepth + 1];
+        _lookupStep = new int[maxDepth + 1];
         if (_payloadGpa + MaxPayload > ram.GuestPhysAddr + ram.Size)
         {
             throw new InvalidOperationException("guest RAM too small for the slots and the payload area");
@@ -103,6 +107,7 @@ internal sealed unsafe class RingClient
         for (int s = 0; s < depth; s++)
         {
             _walkNext[s] = true;
+            _lookupStep[s] = 0;
             Prepare(workload, s, size, fid, rootFid, ref next, fileSize);
             Publish((ushort)s);
         }
@@ -127,12 +132,12 @@ internal sealed unsafe class RingClient
         // Drain what is still in flight (not counted) so the next row starts with an empty ring.
         int drained = 0;
         WaitForCompletions(ref drained, depth, null);
-        if (workload == Workload.WalkClunk)
+        if (workload is Workload.WalkClunk or Workload.Lookup)
         {
             Span<byte> clunk = stackalloc byte[11];
             for (int s = 0; s < depth; s++)
             {
-                if (!_walkNext[s])
+                if (workload == Workload.WalkClunk ? !_walkNext[s] : _lookupStep[s] != 0)
                 {
                     Header(clunk, 11, Tclunk, (ushort)s);
                     BinaryPrimitives.WriteUInt32LittleEndian(clunk[7..], 1000 + (uint)s);
@@ -250,6 +255,37 @@ internal sealed unsafe class RingClient
                     table[n++] = (requestGpa, 11, false);
                 }
                 _walkNext[slot] = !_walkNext[slot];
+                table[n++] = (replyGpa, PageSize, true);
+                break;
+            }
+            case Workload.Lookup:
+            {
+                uint newFid = 1000 + (uint)slot;
+                int step = _lookupStep[slot];
+                if (step == 0)
+                {
+                    int length = Header(request, 7 + 10 + 2 + 4, Twalk, tag);
+                    BinaryPrimitives.WriteUInt32LittleEndian(request[length..], rootFid);
+                    BinaryPrimitives.WriteUInt32LittleEndian(request[(length + 4)..], newFid);
+                    BinaryPrimitives.WriteUInt16LittleEndian(request[(length + 8)..], 1);
+                    BinaryPrimitives.WriteUInt16LittleEndian(request[(length + 10)..], 4);
+                    "data"u8.CopyTo(request[(length + 12)..]);
+                    table[n++] = (requestGpa, 7 + 10 + 2 + 4, false);
+                }
+                else if (step == 1)
+                {
+                    int length = Header(request, 19, Tgetattr, tag);
+                    BinaryPrimitives.WriteUInt32LittleEndian(request[length..], newFid);
+                    BinaryPrimitives.WriteUInt64LittleEndian(request[(length + 4)..], 0x7ff); // P9_STATS_BASIC, as lookup asks
+                    table[n++] = (requestGpa, 19, false);
+                }
+                else
+                {
+                    int length = Header(request, 11, Tclunk, tag);
+                    BinaryPrimitives.WriteUInt32LittleEndian(request[length..], newFid);
+                    table[n++] = (requestGpa, 11, false);
+                }
+                _lookupStep[slot] = (step + 1) % 3;
                 table[n++] = (replyGpa, PageSize, true);
                 break;
             }

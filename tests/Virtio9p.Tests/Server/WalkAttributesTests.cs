@@ -1,0 +1,133 @@
+using Microsoft.Win32.SafeHandles;
+using VirtFs.Virtio9p.Protocol;
+using VirtFs.Virtio9p.FileSystem;
+using T = VirtFs.Virtio9p.Protocol.P9MessageType;
+
+namespace VirtFs.Virtio9p.Tests.Server;
+
+/// <summary>The first Tgetattr after a walk answers from the walk's lstat (issue 14: one helper round trip per
+/// lookup instead of two), and only while nothing can have changed the file meanwhile.</summary>
+public sealed class WalkAttributesTests : IDisposable
+{
+    private const uint Root = 0;
+    private const ulong Basic = 0x7ff;
+    private readonly string _dir;
+    private readonly LocalFileSystem _local;
+    private readonly CountingFileSystem _fs;
+    private readonly P9TestClient _client;
+
+    public WalkAttributesTests()
+    {
+        _dir = Directory.CreateTempSubdirectory("walkattr-").FullName;
+        _local = new LocalFileSystem(_dir);
+        _fs = new CountingFileSystem(_local);
+        _client = new P9TestClient(_fs);
+        _client.Handshake(Root);
+        File.WriteAllBytes(Path.Combine(_dir, "f"), new byte[10]);
+    }
+
+    public void Dispose()
+    {
+        _local.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    /// <summary>Rgetattr's size field (valid, qid, mode, uid, gid, nlink, rdev, then size).</summary>
+    private ulong SizeOf(uint fid)
+    {
+        var reply = _client.Call(T.Tgetattr, b => b.U32(fid).U64(Basic)).Expect(T.Rgetattr);
+        reply.U64(); reply.Qid(); reply.U32(); reply.U32(); reply.U32(); reply.U64(); reply.U64();
+        return reply.U64();
+    }
+
+    [Fact]
+    public void The_first_getattr_after_a_walk_asks_the_host_nothing_and_the_next_one_does()
+    {
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        int afterWalk = _fs.Lstats;
+        Assert.True(_client.Server.IsNonBlocking(T.Tgetattr, 1)); // served on the queue thread
+        Assert.Equal(10UL, SizeOf(1));
+        Assert.Equal(afterWalk, _fs.Lstats);
+
+        Assert.False(_client.Server.IsNonBlocking(T.Tgetattr, 1)); // used once
+        Assert.Equal(10UL, SizeOf(1));
+        Assert.Equal(afterWalk + 1, _fs.Lstats);
+    }
+
+    [Fact]
+    public void A_change_served_between_walk_and_getattr_is_seen()
+    {
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        _client.Walk(Root, 2, "f").Expect(T.Rwalk);
+        // Tsetattr size 100 through the other fid: fid[4] valid[4] mode uid gid size[8] atime[16] mtime[16].
+        _client.Call(T.Tsetattr, b => b.U32(2).U32(0x8).U32(0).U32(0).U32(0).U64(100).U64(0).U64(0).U64(0).U64(0))
+            .Expect(T.Rsetattr);
+        Assert.False(_client.Server.IsNonBlocking(T.Tgetattr, 1));
+        Assert.Equal(100UL, SizeOf(1));
+    }
+
+    [Fact]
+    public void A_host_change_is_seen_once_the_walk_is_older_than_its_lifetime()
+    {
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        File.WriteAllBytes(Path.Combine(_dir, "f"), new byte[20]); // not through the server
+        Thread.Sleep(TimeSpan.FromMilliseconds(50)); // 5x the lifetime
+        Assert.Equal(20UL, SizeOf(1));
+    }
+
+    [Fact]
+    public void A_reused_fid_number_gets_nothing_from_the_old_walk()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "d"));
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        _client.Call(T.Tclunk, b => b.U32(1)).Expect(T.Rclunk);
+        _client.Walk(Root, 1).Expect(T.Rwalk); // a clone: no name walked, nothing kept
+        int before = _fs.Lstats;
+        var reply = _client.Call(T.Tgetattr, b => b.U32(1).U64(Basic)).Expect(T.Rgetattr);
+        reply.U64();
+        Assert.Equal(Qid.TypeDir, reply.Qid().Type); // the root, not the old walk's file
+        Assert.Equal(before + 1, _fs.Lstats);
+    }
+
+    [Fact]
+    public void An_opened_fid_is_stated_through_its_fd_not_the_walk()
+    {
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        _client.Call(T.Tlopen, b => b.U32(1).U32(2)).Expect(T.Rlopen); // O_RDWR
+        File.WriteAllBytes(Path.Combine(_dir, "f"), new byte[30]); // same inode, truncated and rewritten
+        Assert.Equal(30UL, SizeOf(1));
+    }
+
+    /// <summary>Counts lstat calls (a helper round trip each in production) and passes everything on.</summary>
+    private sealed class CountingFileSystem(IFileSystem inner) : IFileSystem
+    {
+        private int _lstats;
+        public int Lstats => Volatile.Read(ref _lstats);
+
+        public int Lstat(ReadOnlySpan<byte> path, out FileStat attributes)
+        {
+            Interlocked.Increment(ref _lstats);
+            return inner.Lstat(path, out attributes);
+        }
+        public int Open(ReadOnlySpan<byte> path, int flags, out SafeFileHandle? fd) => inner.Open(path, flags, out fd);
+        public int Create(ReadOnlySpan<byte> path, int flags, uint mode, uint uid, uint gid, out SafeFileHandle? fd) => inner.Create(path, flags, mode, uid, gid, out fd);
+        public int Mkdir(ReadOnlySpan<byte> path, uint mode, uint uid, uint gid) => inner.Mkdir(path, mode, uid, gid);
+        public int Mknod(ReadOnlySpan<byte> path, uint mode, ulong rdev, uint uid, uint gid) => inner.Mknod(path, mode, rdev, uid, gid);
+        public int Symlink(ReadOnlySpan<byte> target, ReadOnlySpan<byte> linkPath, uint uid, uint gid) => inner.Symlink(target, linkPath, uid, gid);
+        public int Link(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath) => inner.Link(oldPath, newPath);
+        public int Readlink(ReadOnlySpan<byte> path, Span<byte> buffer) => inner.Readlink(path, buffer);
+        public int Statfs(ReadOnlySpan<byte> path, out FileSystemStats stats) => inner.Statfs(path, out stats);
+        public int Chmod(ReadOnlySpan<byte> path, uint mode) => inner.Chmod(path, mode);
+        public int Chown(ReadOnlySpan<byte> path, uint uid, uint gid) => inner.Chown(path, uid, gid);
+        public int Truncate(ReadOnlySpan<byte> path, long size) => inner.Truncate(path, size);
+        public int Utime(ReadOnlySpan<byte> path, long atimeSec, long atimeNsec, long mtimeSec, long mtimeNsec) => inner.Utime(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+        public int Rename(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath) => inner.Rename(oldPath, newPath);
+        public int Remove(ReadOnlySpan<byte> path) => inner.Remove(path);
+        public int GetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, Span<byte> value) => inner.GetXattr(path, name, value);
+        public int ListXattr(ReadOnlySpan<byte> path, Span<byte> list) => inner.ListXattr(path, list);
+        public int SetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags) => inner.SetXattr(path, name, value, flags);
+        public int RemoveXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name) => inner.RemoveXattr(path, name);
+        public int MapOpenStat(SafeFileHandle handle, ref FileStat attributes) => inner.MapOpenStat(handle, ref attributes);
+        public bool HidesHostFileTypes => inner.HidesHostFileTypes;
+    }
+}
