@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using VirtFs.Virtio9p.FileSystem;
+using VirtFs.Virtio9p.Tests.FileSystem;
 using VirtFs.Virtio9p.Server;
 using T = VirtFs.Virtio9p.Protocol.P9MessageType;
 
@@ -238,32 +239,14 @@ public sealed class SessionBudgetTests : IDisposable
     }
 
     /// <summary>Reports every inode above 2^48, so each file needs an overflow qid number.</summary>
-    private sealed class HugeInodes(IFileSystem inner) : IFileSystem
+    private sealed class HugeInodes(IFileSystem inner) : ForwardingFileSystem(inner)
     {
-        public int Lstat(ReadOnlySpan<byte> path, out FileStat attributes)
+        public override int Lstat(ReadOnlySpan<byte> path, out FileStat attributes)
         {
-            int result = inner.Lstat(path, out attributes);
+            int result = Inner.Lstat(path, out attributes);
             attributes = attributes with { Inode = attributes.Inode | (1UL << 60) };
             return result;
         }
 
-        public int Open(ReadOnlySpan<byte> path, int flags, out Microsoft.Win32.SafeHandles.SafeFileHandle? fd) => inner.Open(path, flags, out fd);
-        public int Create(ReadOnlySpan<byte> path, int flags, uint mode, uint uid, uint gid, out Microsoft.Win32.SafeHandles.SafeFileHandle? fd) => inner.Create(path, flags, mode, uid, gid, out fd);
-        public int Mkdir(ReadOnlySpan<byte> path, uint mode, uint uid, uint gid) => inner.Mkdir(path, mode, uid, gid);
-        public int Mknod(ReadOnlySpan<byte> path, uint mode, ulong rdev, uint uid, uint gid) => inner.Mknod(path, mode, rdev, uid, gid);
-        public int Symlink(ReadOnlySpan<byte> target, ReadOnlySpan<byte> linkPath, uint uid, uint gid) => inner.Symlink(target, linkPath, uid, gid);
-        public int Link(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath) => inner.Link(oldPath, newPath);
-        public int Readlink(ReadOnlySpan<byte> path, Span<byte> buffer) => inner.Readlink(path, buffer);
-        public int Statfs(ReadOnlySpan<byte> path, out FileSystemStats stats) => inner.Statfs(path, out stats);
-        public int Chmod(ReadOnlySpan<byte> path, uint mode) => inner.Chmod(path, mode);
-        public int Chown(ReadOnlySpan<byte> path, uint uid, uint gid) => inner.Chown(path, uid, gid);
-        public int Truncate(ReadOnlySpan<byte> path, long size) => inner.Truncate(path, size);
-        public int Utime(ReadOnlySpan<byte> path, long atimeSec, long atimeNsec, long mtimeSec, long mtimeNsec) => inner.Utime(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec);
-        public int Rename(ReadOnlySpan<byte> oldPath, ReadOnlySpan<byte> newPath) => inner.Rename(oldPath, newPath);
-        public int Remove(ReadOnlySpan<byte> path) => inner.Remove(path);
-        public int GetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, Span<byte> value) => inner.GetXattr(path, name, value);
-        public int ListXattr(ReadOnlySpan<byte> path, Span<byte> list) => inner.ListXattr(path, list);
-        public int SetXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value, int flags) => inner.SetXattr(path, name, value, flags);
-        public int RemoveXattr(ReadOnlySpan<byte> path, ReadOnlySpan<byte> name) => inner.RemoveXattr(path, name);
     }
 }
