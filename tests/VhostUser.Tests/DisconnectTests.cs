@@ -105,7 +105,7 @@ public sealed class DisconnectTests : IDisposable
         {
             var fe = TestFrontEnd.Connect(path);
             MockDriver driver = ServerStopTests.SetUpMemory(fe, ram);
-            ServerStopTests.SetUpRing(fe, driver, kick, call);
+            fe.StartVring(driver, kick, call);
             for (int i = 0; i < 3; i++)
             {
                 driver.Publish(driver.AddChain((driver.DataGpa + (ulong)i * 0x100, 64, true)));
@@ -146,7 +146,7 @@ public sealed class DisconnectTests : IDisposable
             using var ram2 = new GuestRam(1 << 20, 0, UserAddr, name: name + "b");
             using TestFrontEnd fe2 = TestFrontEnd.Connect(path);
             MockDriver driver2 = ServerStopTests.SetUpMemory(fe2, ram2);
-            ServerStopTests.SetUpRing(fe2, driver2, kick, call);
+            fe2.StartVring(driver2, kick, call);
             driver2.Publish(driver2.AddChain((driver2.DataGpa, 64, true)));
             TestFrontEnd.Kick(kick);
             Assert.True(FdCensus.Eventually(() => devices.Count == 2 && Volatile.Read(ref devices[1].Received) == 1));
@@ -190,7 +190,7 @@ public sealed class DisconnectTests : IDisposable
         {
             var fe = TestFrontEnd.Connect(path);
             MockDriver driver = ServerStopTests.SetUpMemory(fe, ram);
-            ServerStopTests.SetUpRing(fe, driver, kick, call);
+            fe.StartVring(driver, kick, call);
             driver.Publish(driver.AddChain((driver.DataGpa, 64, true)));
             TestFrontEnd.Kick(kick);
             Assert.True(FdCensus.Eventually(() => Volatile.Read(ref device.Received) == 1));

@@ -42,22 +42,6 @@ public sealed class ServerStopTests : IDisposable
         });
     }
 
-    internal static void SetUpRing(TestFrontEnd fe, MockDriver driver, int kick, int call)
-    {
-        fe.SendState(VhostUserRequestType.SetVringNum, TestFrontEnd.NeedReply, 0, driver.Size);
-        fe.ExpectAck(VhostUserRequestType.SetVringNum);
-        var addr = new byte[40];
-        driver.Address().Write(addr);
-        fe.Send(VhostUserRequestType.SetVringAddr, TestFrontEnd.NeedReply, addr);
-        fe.ExpectAck(VhostUserRequestType.SetVringAddr);
-        fe.SendU64(VhostUserRequestType.SetVringKick, TestFrontEnd.NeedReply, 0, kick);
-        fe.ExpectAck(VhostUserRequestType.SetVringKick);
-        fe.SendU64(VhostUserRequestType.SetVringCall, TestFrontEnd.NeedReply, 0, call);
-        fe.ExpectAck(VhostUserRequestType.SetVringCall);
-        fe.SendState(VhostUserRequestType.SetVringEnable, TestFrontEnd.NeedReply, 0, 1);
-        fe.ExpectAck(VhostUserRequestType.SetVringEnable);
-    }
-
     [Fact]
     public async Task GetVringBaseWaitsForInFlightThenRingRestarts()
     {
@@ -78,7 +62,7 @@ public sealed class ServerStopTests : IDisposable
             fe.Send(VhostUserRequestType.AddMemReg, TestFrontEnd.NeedReply, memReg, ram.Fd);
             fe.ExpectAck(VhostUserRequestType.AddMemReg);
             MockDriver driver = MockDriver.Create(ram, 8);
-            SetUpRing(fe, driver, kick, call);
+            fe.StartVring(driver, kick, call);
 
             for (int i = 0; i < 3; i++)
             {
@@ -101,9 +85,7 @@ public sealed class ServerStopTests : IDisposable
             Assert.Equal("done", Encoding.ASCII.GetString(ram.Span(driver.DataGpa, 4)));
 
             // Restart from base 3 (as after a driver restart), with one more request.
-            fe.SendState(VhostUserRequestType.SetVringBase, TestFrontEnd.NeedReply, 0, 3);
-            fe.ExpectAck(VhostUserRequestType.SetVringBase);
-            SetUpRing(fe, driver, kick, call);
+            fe.StartVring(driver, kick, call, baseIndex: 3);
             TestFrontEnd.WaitSignalled(call, 0); // forget the notification for the first three
             driver.Publish(driver.AddChain((driver.DataGpa + 0x400, 4, true)));
             TestFrontEnd.Kick(kick);
@@ -191,7 +173,7 @@ public sealed class ServerStopTests : IDisposable
             fe.Send(VhostUserRequestType.AddMemReg, TestFrontEnd.NeedReply, memReg, ram.Fd);
             fe.ExpectAck(VhostUserRequestType.AddMemReg);
             MockDriver driver = MockDriver.Create(ram, 32); // two descriptors per request
-            SetUpRing(fe, driver, kick, call);
+            fe.StartVring(driver, kick, call);
 
             const int Requests = 12;
             for (int i = 0; i < Requests; i++)
@@ -247,7 +229,7 @@ public sealed class ServerStopTests : IDisposable
             fe.Send(VhostUserRequestType.AddMemReg, TestFrontEnd.NeedReply, memReg, ram.Fd);
             fe.ExpectAck(VhostUserRequestType.AddMemReg);
             MockDriver driver = MockDriver.Create(ram, 16);
-            SetUpRing(fe, driver, kick, call);
+            fe.StartVring(driver, kick, call);
 
             ushort expected = 0;
             for (int wave = 0; wave < 40; wave++)
@@ -348,7 +330,7 @@ public sealed class ServerStopTests : IDisposable
         try
         {
             MockDriver driver = SetUpMemory(fe, ram);
-            SetUpRing(fe, driver, kick, call);
+            fe.StartVring(driver, kick, call);
             for (int i = 0; i < 2; i++)
             {
                 driver.Publish(driver.AddChain((driver.DataGpa + (ulong)i * 64, 4, true)));
@@ -398,7 +380,7 @@ public sealed class ServerStopTests : IDisposable
         try
         {
             MockDriver driver = SetUpMemory(fe, ram);
-            SetUpRing(fe, driver, kick, call);
+            fe.StartVring(driver, kick, call);
             driver.Publish(driver.AddChain((driver.DataGpa, 4, true)));
             TestFrontEnd.Kick(kick);
             DateTime deadline = DateTime.UtcNow.AddSeconds(5);
@@ -416,9 +398,7 @@ public sealed class ServerStopTests : IDisposable
             Assert.Equal(1, driver.UsedIdx);
 
             // Restarted on the same ring: one queue thread, the next request served once.
-            fe.SendState(VhostUserRequestType.SetVringBase, TestFrontEnd.NeedReply, 0, 1);
-            fe.ExpectAck(VhostUserRequestType.SetVringBase);
-            SetUpRing(fe, driver, kick, call);
+            fe.StartVring(driver, kick, call, baseIndex: 1);
             driver.Publish(driver.AddChain((driver.DataGpa + 64, 4, true)));
             TestFrontEnd.Kick(kick);
             deadline = DateTime.UtcNow.AddSeconds(15);

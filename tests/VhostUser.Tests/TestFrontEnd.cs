@@ -122,12 +122,14 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         return ExpectU64(VhostUserRequestType.AddMemReg);
     }
 
-    /// <summary>SET_VRING_NUM, _BASE, _ADDR, _CALL, _KICK and _ENABLE for <paramref name="driver"/>'s ring, each acked.</summary>
-    public void StartVring(MockDriver driver, int kick, int call, uint index = 0)
+    /// <summary>SET_VRING_NUM, _BASE, _ADDR, _CALL, (_ERR when <paramref name="err"/> is an eventfd), _KICK and
+    /// _ENABLE for <paramref name="driver"/>'s ring, each acked: the ring set-up every test and the bench share.
+    /// <paramref name="baseIndex"/>: where the ring restarts (the GET_VRING_BASE answer after a stop).</summary>
+    public void StartVring(MockDriver driver, int kick, int call, uint index = 0, int err = -1, uint baseIndex = 0)
     {
         SendState(VhostUserRequestType.SetVringNum, NeedReply, index, driver.Size);
         ExpectAck(VhostUserRequestType.SetVringNum);
-        SendState(VhostUserRequestType.SetVringBase, NeedReply, index, 0);
+        SendState(VhostUserRequestType.SetVringBase, NeedReply, index, baseIndex);
         ExpectAck(VhostUserRequestType.SetVringBase);
         var addr = new byte[VringAddress.Length];
         driver.Address(index).Write(addr);
@@ -135,6 +137,11 @@ internal sealed unsafe class TestFrontEnd : IDisposable
         ExpectAck(VhostUserRequestType.SetVringAddr);
         SendU64(VhostUserRequestType.SetVringCall, NeedReply, index, call);
         ExpectAck(VhostUserRequestType.SetVringCall);
+        if (err >= 0)
+        {
+            SendU64(VhostUserRequestType.SetVringErr, NeedReply, index, err);
+            ExpectAck(VhostUserRequestType.SetVringErr);
+        }
         SendU64(VhostUserRequestType.SetVringKick, NeedReply, index, kick);
         ExpectAck(VhostUserRequestType.SetVringKick);
         SendState(VhostUserRequestType.SetVringEnable, NeedReply, index, 1);

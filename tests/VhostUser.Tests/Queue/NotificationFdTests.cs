@@ -55,16 +55,7 @@ public sealed unsafe class NotificationFdTests : IDisposable
         fe.Send(VhostUserRequestType.AddMemReg, TestFrontEnd.NeedReply, memReg, ram.Fd);
         fe.ExpectAck(VhostUserRequestType.AddMemReg);
         MockDriver driver = MockDriver.Create(ram, 64);
-        fe.SendState(VhostUserRequestType.SetVringNum, TestFrontEnd.Version, 0, 64);
-        fe.SendState(VhostUserRequestType.SetVringBase, TestFrontEnd.Version, 0, 0);
-        var addr = new byte[40];
-        driver.Address().Write(addr);
-        fe.Send(VhostUserRequestType.SetVringAddr, TestFrontEnd.Version, addr);
-        fe.SendU64(VhostUserRequestType.SetVringCall, TestFrontEnd.Version, 0, call);
-        fe.SendU64(VhostUserRequestType.SetVringErr, TestFrontEnd.Version, 0, err);
-        fe.SendU64(VhostUserRequestType.SetVringKick, TestFrontEnd.Version, 0, kick);
-        fe.SendState(VhostUserRequestType.SetVringEnable, TestFrontEnd.NeedReply, 0, 1);
-        fe.ExpectAck(VhostUserRequestType.SetVringEnable);
+        fe.StartVring(driver, kick, call, err: err);
         return new Session { FrontEnd = fe, Cts = cts, Run = run, Ram = ram, Driver = driver, Call = call, Err = err, Kick = kick };
     }
 

@@ -90,20 +90,7 @@ internal sealed class BenchBackend : IDisposable
         fe.Send(VhostUserRequestType.AddMemReg, TestFrontEnd.NeedReply, memReg, Ram.Fd);
         fe.ExpectAck(VhostUserRequestType.AddMemReg);
         Driver = MockDriver.Create(Ram, QueueSize);
-        fe.SendState(VhostUserRequestType.SetVringNum, TestFrontEnd.NeedReply, 0, QueueSize);
-        fe.ExpectAck(VhostUserRequestType.SetVringNum);
-        fe.SendState(VhostUserRequestType.SetVringBase, TestFrontEnd.NeedReply, 0, 0);
-        fe.ExpectAck(VhostUserRequestType.SetVringBase);
-        var addr = new byte[40];
-        Driver.Address().Write(addr);
-        fe.Send(VhostUserRequestType.SetVringAddr, TestFrontEnd.NeedReply, addr);
-        fe.ExpectAck(VhostUserRequestType.SetVringAddr);
-        fe.SendU64(VhostUserRequestType.SetVringCall, TestFrontEnd.NeedReply, 0, _call);
-        fe.ExpectAck(VhostUserRequestType.SetVringCall);
-        fe.SendU64(VhostUserRequestType.SetVringKick, TestFrontEnd.NeedReply, 0, _kick);
-        fe.ExpectAck(VhostUserRequestType.SetVringKick);
-        fe.SendState(VhostUserRequestType.SetVringEnable, TestFrontEnd.NeedReply, 0, 1);
-        fe.ExpectAck(VhostUserRequestType.SetVringEnable);
+        fe.StartVring(Driver, _kick, _call);
         Client = new RingClient(Ram, Driver, _kick, _call, maxDepth);
     }
 
