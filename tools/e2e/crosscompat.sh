@@ -9,7 +9,7 @@
 # Prints "PASS: crosscompat[FROM-to-TO] name" / "FAIL: ..." lines. Exit 0 all passed, 1 a failure, 3 cannot run here.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+source "$HERE/lib.sh"
 LOG_DIR="" VM_ARGS=() TIMEOUT=400
 while (( $# )); do
     case "$1" in
@@ -20,20 +20,8 @@ while (( $# )); do
         *) echo "crosscompat: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "crosscompat: NEEDS: root (the lab boots QEMU in a chroot)" >&2; exit 3; }
-NP=0 NF=0
-pass() { echo "PASS: crosscompat[$1] $2"; NP=$((NP + 1)); }
-fail() { echo "FAIL: crosscompat[$1] $2 ($3)"; NF=$((NF + 1)); }
-
-PARENT="$(mktemp -d /tmp/virtfs-cross.XXXXXX)"
-OWN_LOGS=0
-if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$PARENT/logs"; OWN_LOGS=1; fi
-cleanup() { local rc=$?; rm -rf "$PARENT"; exit $rc; }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-mkdir -p "$LOG_DIR"
-chmod 0700 "$PARENT"
+need_root crosscompat "the lab boots QEMU in a chroot"
+e2e_parent virtfs-cross
 
 # The tree, made as guest root (9p access=user: the server is asked to give each object its owner).
 MAKE='set -e; mkdir t; cd t
@@ -62,18 +50,19 @@ run_vm() { # SERVER EXPORT NAME CMD
 
 direction() { # FROM TO
     local from=$1 to=$2 label="$1-to-$2" e="$PARENT/$1-to-$2" rc
+    LABEL="crosscompat[$label]"
     mkdir -m 0755 "$e"; chown virtfs:virtfs "$e"
     set +e
     run_vm "$from" "$e" "$label-make" "( $MAKE ) && ( $LIST )"; rc=$?
     set -e
     if (( rc == 3 )); then grep -h 'NEEDS:' "$LOG_DIR/$label-make.err" >&2; exit 3; fi
-    grep -aq '^MADE' "$LOG_DIR/$label-make.out" && pass "$label" "tree-made-on-$from" \
-        || { fail "$label" "tree-made-on-$from" "vm.sh exit $rc; see $LOG_DIR/$label-make.*"; tail -n 20 "$LOG_DIR/$label-make.out" >&2; return; }
+    grep -aq '^MADE' "$LOG_DIR/$label-make.out" && pass "tree-made-on-$from" \
+        || { fail "tree-made-on-$from" "vm.sh exit $rc; see $LOG_DIR/$label-make.*"; tail -n 20 "$LOG_DIR/$label-make.out" >&2; return; }
     set +e
     run_vm "$to" "$e" "$label-read" "$LIST"; rc=$?
     set -e
-    grep -aq '^LISTED' "$LOG_DIR/$label-read.out" && pass "$label" "tree-listed-on-$to" \
-        || { fail "$label" "tree-listed-on-$to" "vm.sh exit $rc"; tail -n 20 "$LOG_DIR/$label-read.out" >&2; return; }
+    grep -aq '^LISTED' "$LOG_DIR/$label-read.out" && pass "tree-listed-on-$to" \
+        || { fail "tree-listed-on-$to" "vm.sh exit $rc"; tail -n 20 "$LOG_DIR/$label-read.out" >&2; return; }
     local a="$LOG_DIR/$label-make.list" b="$LOG_DIR/$label-read.list"
     sed -n '/^\.\//p; /^content-through-link:/p' "$LOG_DIR/$label-make.out" | tr -d '\r' >"$a"
     sed -n '/^\.\//p; /^content-through-link:/p' "$LOG_DIR/$label-read.out" | tr -d '\r' >"$b"
@@ -81,31 +70,31 @@ direction() { # FROM TO
     local name want got
     for name in d d/f hard chr blk fifo link dangling; do
         want="$(grep -a "^\./$name type=" "$a" || true)"; got="$(grep -a "^\./$name type=" "$b" || true)"
-        if [[ -n "$want" && "$want" == "$got" ]]; then pass "$label" "same-$name"
-        else fail "$label" "same-$name" "$from: '$want' / $to: '$got'"; fi
+        if [[ -n "$want" && "$want" == "$got" ]]; then pass "same-$name"
+        else fail "same-$name" "$from: '$want' / $to: '$got'"; fi
     done
     for name in link dangling; do
         want="$(grep -a "^\./$name -> " "$a" || true)"; got="$(grep -a "^\./$name -> " "$b" || true)"
-        [[ -n "$want" && "$want" == "$got" ]] && pass "$label" "same-target-$name" || fail "$label" "same-target-$name" "'$want' / '$got'"
+        [[ -n "$want" && "$want" == "$got" ]] && pass "same-target-$name" || fail "same-target-$name" "'$want' / '$got'"
     done
     want="$(grep -a '^content-through-link:' "$a" || true)"; got="$(grep -a '^content-through-link:' "$b" || true)"
-    [[ "$want" == "content-through-link: hello" && "$want" == "$got" ]] && pass "$label" "content-through-link" \
-        || fail "$label" "content-through-link" "'$want' / '$got'"
+    [[ "$want" == "content-through-link: hello" && "$want" == "$got" ]] && pass "content-through-link" \
+        || fail "content-through-link" "'$want' / '$got'"
     # What each made on the host: nothing special, nothing with the guest's owner, the guest's view in xattrs.
     local special
     special="$(find "$e/t" ! -type f ! -type d -printf '%p %y\n' | head -n 3)"
-    [[ -z "$special" ]] && pass "$label" "host-holds-only-files-and-dirs" || fail "$label" "host-holds-only-files-and-dirs" "$special"
+    [[ -z "$special" ]] && pass "host-holds-only-files-and-dirs" || fail "host-holds-only-files-and-dirs" "$special"
     local owners
     owners="$(find "$e/t" -printf '%u\n' | sort -u | tr '\n' ' ')"
-    [[ "$owners" == "virtfs " ]] && pass "$label" "host-owner-is-the-serving-user" || fail "$label" "host-owner-is-the-serving-user" "$owners"
+    [[ "$owners" == "virtfs " ]] && pass "host-owner-is-the-serving-user" || fail "host-owner-is-the-serving-user" "$owners"
     local stored
     stored="$(python3 -c 'import os,struct,sys; print(oct(struct.unpack("<I", os.getxattr(sys.argv[1], "user.virtfs.mode"))[0]))' "$e/t/chr" 2>&1)"
-    [[ "$stored" == 0o20620 ]] && pass "$label" "host-xattr-format" || fail "$label" "host-xattr-format" "user.virtfs.mode of chr: $stored"
+    [[ "$stored" == 0o20620 ]] && pass "host-xattr-format" || fail "host-xattr-format" "user.virtfs.mode of chr: $stored"
 }
 
 direction builtin-mapped virtfs-rootless
 direction virtfs-rootless builtin-mapped
 
 (( OWN_LOGS )) || echo "crosscompat: logs in $LOG_DIR" >&2
-echo "crosscompat: passed=$NP failed=$NF"
-(( NF == 0 ))
+LABEL=crosscompat
+e2e_summary

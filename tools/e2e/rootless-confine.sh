@@ -12,7 +12,7 @@
 # Prints "PASS: confine[virtfs-rootless] name" / "FAIL: ..." lines. Exit 0 all passed, 1 a failure, 3 cannot run here.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
+source "$HERE/lib.sh"
 LOG_DIR="" VM_ARGS=() TIMEOUT=450 MODEL=mapped-xattr
 while (( $# )); do
     case "$1" in
@@ -24,26 +24,15 @@ while (( $# )); do
         *) echo "rootless-confine: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "rootless-confine: NEEDS: root (the lab boots QEMU in a chroot)" >&2; exit 3; }
-P="confine[virtfs-rootless-$MODEL]"
-NP=0 NF=0
-pass() { echo "PASS: $P $1"; NP=$((NP + 1)); }
-fail() { echo "FAIL: $P $1 ($2)"; NF=$((NF + 1)); }
-
-PARENT="$(mktemp -d /tmp/virtfs-confine.XXXXXX)"
-OWN_LOGS=0 SWAPPER="" WATCHER=""
-if [[ -z "$LOG_DIR" ]]; then LOG_DIR="$PARENT/logs"; OWN_LOGS=1; fi
-cleanup() {
-    local rc=$?
+need_root rootless-confine "the lab boots QEMU in a chroot"
+LABEL="confine[virtfs-rootless-$MODEL]"
+SWAPPER="" WATCHER=""
+on_exit() { # (e2e_parent's cleanup calls it)
     [[ -n "$SWAPPER" ]] && kill "$SWAPPER" 2>/dev/null
     [[ -n "$WATCHER" ]] && kill "$WATCHER" 2>/dev/null
     wait 2>/dev/null || true
-    rm -rf "$PARENT"; exit $rc
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-mkdir -p "$LOG_DIR"
+e2e_parent virtfs-confine
 chmod 0711 "$PARENT"   # the serving user may pass through to the outside: only the backend's confinement stops it
 E="$PARENT/export" O="$PARENT/outside"
 mkdir -m 0755 "$E" "$O"
@@ -60,22 +49,7 @@ chmod 0666 "$E/hostfifo" "$E/hostzero"
 OUTSIDE_BEFORE="$(cd "$O" && find . -printf '%p %s %m\n' | sort)"
 
 # Host side: swap d <-> symlink to the outside in a loop while the guest runs.
-python3 - "$E" "$O" "$LOG_DIR/swaps" <<'PY' &
-import os, sys, time
-e, o, counter = sys.argv[1:]
-d, parked, n = os.path.join(e, "d"), os.path.join(e, "d.parked"), 0
-while True:
-    try:
-        os.rename(d, parked); os.symlink(o, d)
-        time.sleep(0.002)
-        os.unlink(d); os.rename(parked, d)
-    except OSError:
-        pass
-    n += 1
-    if n % 200 == 0:
-        open(counter, "w").write("%d\n" % n)
-    time.sleep(0.002)
-PY
+python3 "$HERE/confine/swapper.py" "$E" "$O" "$LOG_DIR/swaps" &
 SWAPPER=$!
 # Host side: watch the backend's open fds for the fifo and the device node (the pid from vm.sh's status file).
 ( set +e; pid=""; echo "waiting for the backend" >"$LOG_DIR/fdwatch"
@@ -161,5 +135,4 @@ grep -q $'^Seccomp:\t2$' "$st" 2>/dev/null && grep -q $'^CapEff:\t00000000000000
     && pass backend-confined || fail backend-confined "see $st"
 
 (( OWN_LOGS )) || echo "rootless-confine: logs in $LOG_DIR" >&2
-echo "$P: passed=$NP failed=$NF"
-(( NF == 0 ))
+e2e_summary
