@@ -9,13 +9,13 @@ namespace VirtFs.Helper;
 
 /// <summary>
 /// One function per proxy request, each the counterpart of a branch in QEMU 7.2's virtfs-proxy-helper.c
-/// process_requests. The process is chrooted with cwd "/", so absolute and relative paths name the same thing
+/// process_requests. The process has pivot_root'ed into the export (its root) with cwd "/", so absolute and relative paths name the same thing
 /// and ".." stops at the export root. Every result is 0/positive or -errno; replies are built by the caller.
 /// Policies (docs/proxy-protocol.md): lstat/lchown/utimensat/link/rename/remove/xattrs never follow a final
-/// symlink; chmod and truncate follow it as QEMU's helper does (the target is inside the chroot); open/create
-/// never open, let alone hand out, anything but a regular file or directory (CVE-2023-2861). The root is a
-/// detached nosuid,nodev,noexec copy of the export's mounts (<see cref="Sandbox"/>), and every fd handed out
-/// inherits that.
+/// symlink; chmod and truncate follow it as QEMU's helper does (the target is inside the export root); open/create
+/// never open, let alone hand out, anything but a regular file or directory (CVE-2023-2861). The root is the
+/// export, bound onto itself in a private mount namespace and flagged nosuid,nodev,noexec on every mount below it
+/// (<see cref="Sandbox"/>), and every fd handed out inherits that.
 /// </summary>
 internal sealed unsafe class Operations
 {
@@ -498,7 +498,7 @@ internal sealed unsafe class Operations
         }
     }
 
-    /// <summary>Whether the filesystem at "/" (the export, after chroot) supports FS_IOC_GETVERSION.</summary>
+    /// <summary>Whether the filesystem at "/" (the export, after pivot_root) supports FS_IOC_GETVERSION.</summary>
     public static bool ProbeGetVersion()
     {
         StatFs b;

@@ -4,7 +4,7 @@ using VirtFs.Helper;
 using VirtFs.Helper.Interop;
 
 // virtfs-proxy-helper: QEMU 7.2's proxy-FS helper, rewritten. Order: options, export check, daemon,
-// socket, sandbox (fds, chroot, umask, groups, no_new_privs, capabilities), serve.
+// socket, sandbox (fds, a private mount namespace with pivot_root into the export, umask, groups, no_new_privs, capabilities), serve.
 
 const string DaemonChildEnv = "VIRTFS_PROXY_HELPER_DAEMON_CHILD";
 

@@ -3,7 +3,7 @@ namespace VirtFs.ProxyFs.Protocol;
 /// <summary>
 /// Replies as virtfs-proxy-helper.c builds them. send_status / send_response: header {T_SUCCESS or T_ERROR, size}
 /// then the body; errors are always T_ERROR with one int, the negative errno. Open/create answer with a bare int
-/// (see <see cref="ProxyFdTransport"/>). Each encoder returns the whole message length.
+/// (see Transport/FdReply.cs). Each encoder returns the whole message length.
 /// </summary>
 public static class ProxyReplyEncoder
 {

@@ -84,8 +84,9 @@ public static class SeccompFilter
         // are argument-checked below.
         ("munmap", 11), ("madvise", 28), ("mremap", 25), ("brk", 12),
         ("mincore", 27), ("msync", 26), ("membarrier", 324),
-        // The vhost-user listening socket (made after confinement: unlink a stale path, bind, listen, accept the
-        // front-end) and reconnecting to the helper when it restarts. socket() itself is argument-checked below.
+        // The vhost-user socket: accept on the one bound before confinement; with --connect or a re-listen after
+        // the front-end left, made after it (unlink a stale path, bind, listen); reconnecting to the helper when it
+        // restarts. socket() itself is argument-checked below.
         ("accept4", 288), ("bind", 49), ("listen", 50), ("connect", 42), ("unlink", 87), ("unlinkat", 263),
         ("shutdown", 48), ("getsockname", 51), ("getpeername", 52), ("getsockopt", 55), ("setsockopt", 54),
         ("socketpair", 53),

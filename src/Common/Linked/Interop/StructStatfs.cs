@@ -4,7 +4,7 @@ namespace VirtFs.Interop;
 
 /// <summary>struct statfs on 64-bit Linux (asm-generic/statfs.h, __statfs_word = long): 120 bytes, every field a
 /// long except f_fsid (two ints). Mirrored for statfs(2) and fstatfs(2) (Sys.Statfs, Sys.Fstatfs); the layout
-/// tests are in tests/Virtio9p.Tests/FileSystem/LocalFileSystemTests.cs and tests/ProxyFs.Tests/HelperLayoutTests.cs.</summary>
+/// tests are in tests/Virtio9p.Tests/FileSystem/LocalFileSystemTests.cs and tests/Helper.Tests/HelperLayoutTests.cs.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct StatFs
 {
