@@ -91,7 +91,9 @@ kill_qemu_under_load() { # socket label
     pass "$label-qemu-killed"
     wait "$vm" 2>/dev/null || true
 }
-memfd_maps() { grep -c '/memfd:' "/proc/$1/maps" 2>/dev/null || true; }
+# Mappings of guest memory: every memfd mapping but the .NET runtime's own (its diagnostics server keeps
+# /memfd:dotnet_ipc_created mapped; QEMU's memory-backend-memfd maps as /memfd:memory-backend-memfd).
+memfd_maps() { grep '/memfd:' "/proc/$1/maps" 2>/dev/null | grep -vc '/memfd:dotnet' || true; }
 
 # --- 1. --keep-listening: the same backend serves a second QEMU ---
 if start_backend "$RUN/keep.sock" "$LOG_DIR/backend-keep.log" --keep-listening; then
