@@ -87,6 +87,7 @@ kill_qemu_under_load() { # socket label
         [[ "$(cat "/proc/$p/comm" 2>/dev/null)" == qemu-system-* ]] && qemu=$p
     done
     if [[ -z "$qemu" ]]; then fail "$label-qemu-killed" "QEMU not found"; wait "$vm" || true; return 1; fi
+    MAPPED_BEFORE=$(memfd_maps "$BACKEND")   # the guest memory the backend maps while it serves
     kill -KILL "$qemu"
     pass "$label-qemu-killed"
     wait "$vm" 2>/dev/null || true
@@ -103,6 +104,8 @@ if start_backend "$RUN/keep.sock" "$LOG_DIR/backend-keep.log" --keep-listening; 
         if kill -0 "$KEEP" 2>/dev/null; then pass "keep-backend-alive"; else fail "keep-backend-alive" "backend exited"; fi
         if [[ -S "$RUN/keep.sock" ]] && grep -q "waiting for the next front-end" "$LOG_DIR/backend-keep.log"; then
             pass "keep-listening-again"; else fail "keep-listening-again" "no socket or no log line"; fi
+        # (the count must see the guest memory while it is served, or the check below could not fail)
+        if (( MAPPED_BEFORE > 0 )); then pass "keep-guest-memory-seen-while-served"; else fail "keep-guest-memory-seen-while-served" "no memfd mapping counted while QEMU ran"; fi
         n=$(memfd_maps "$KEEP")
         if [[ "$n" == 0 ]]; then pass "keep-guest-memory-unmapped"; else fail "keep-guest-memory-unmapped" "$n memfd mappings left"; fi
         if grep -q "ERR\|FTL\|server failed" "$LOG_DIR/backend-keep.log"; then
