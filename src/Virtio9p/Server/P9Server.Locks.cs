@@ -11,20 +11,27 @@ public sealed partial class P9Server
     // P9_LOCK_TYPE_* match F_RDLCK/F_WRLCK/F_UNLCK; P9_LOCK_SUCCESS/BLOCKED/ERROR.
     private const byte LockRead = 0, LockWrite = 1, LockUnlock = 2;
     private const byte StatusSuccess = 0, StatusBlocked = 1, StatusError = 2;
+
+    /// <summary>P9_LOCK_FLAGS_BLOCK (include/net/9p/9p.h).</summary>
+    private const uint LockFlagBlock = 1;
+
+    /// <summary>Pauses between the tries of a blocking Tlock that conflicts (see <see cref="Lock"/>): 310 ms in all.</summary>
+    private static readonly int[] BlockedRetryDelaysMs = [5, 10, 15, 40, 80, 160];
     private const int MaxClientIdLength = 256;
 
     /// <summary>
     /// Tlock: fid[4] type[1] flags[4] start[8] length[8] proc_id[4] client_id[s] -> status[1].
     /// Real byte-range locks on the host (QEMU answers SUCCESS without locking), taken through the fd of the
     /// lock owner (<see cref="LockOwners"/>), so guest processes conflict with each other and with host
-    /// users of the file but never with themselves. Never waits: a conflict answers BLOCKED and the Linux
-    /// client, even for F_SETLKW, sends the request again until it is granted, so a blocking lock cannot stall other requests.
+    /// users of the file but never with themselves. Never parks: a conflict answers BLOCKED (a blocking request after a
+    /// few short tries, below) and the Linux client, for F_SETLKW, sends the request again until it is granted, so a
+    /// blocking lock cannot stall other requests.
     /// </summary>
     private int Lock(ref Call call)
     {
         uint fidId = call.Body.ReadUInt32();
         byte type = call.Body.ReadByte();
-        call.Body.ReadUInt32(); // flags: P9_LOCK_FLAGS_BLOCK only tells us the client will retry
+        uint flags = call.Body.ReadUInt32(); // P9_LOCK_FLAGS_BLOCK: an F_SETLKW the client retries
         ulong start = call.Body.ReadUInt64();
         ulong length = call.Body.ReadUInt64();
         uint procId = call.Body.ReadUInt32();
@@ -39,47 +46,61 @@ public sealed partial class P9Server
         {
             return -Errno.ENOENT;
         }
+        // A blocking lock that conflicts is tried again a few times, briefly, before BLOCKED. Why: when a guest process
+        // releases a lock, the Linux client wakes the guest's local waiter before its own unlock Tlock has reached us,
+        // so the waiter's Tlock can arrive first; on BLOCKED the client sleeps its lock timeout (30 s by default)
+        // before asking again, and F_SETLKW would take 30 s after a release. Bounded (about 0.3 s), never on the
+        // queue thread (Tlock is not IsNonBlocking), and never holding fid.Sync while it sleeps.
+        bool blocking = (flags & LockFlagBlock) != 0;
         byte status;
-        lock (fid.Sync)
+        for (int attempt = 0; ; attempt++)
         {
-            int found = OwnerKey(fid, procId, clientId, out LockOwnerKey key);
-            if (found < 0)
+            lock (fid.Sync)
             {
-                return found;
-            }
-            bool full = false;
-            // An unlock finds the owner without referencing it from this fid (an owner that never locked holds
-            // nothing: no fd to open for it), so it borrows the fd; a lock references the owner through the fid,
-            // which this request holds.
-            SafeFileHandle? handle = type == LockUnlock
-                ? _lockOwners.FindAndAddRef(key)
-                : _lockOwners.Acquire(fid, key, () => OpenOwnerHandle(fid), out full);
-            if (handle is null && type != LockUnlock)
-            {
-                return full ? -Errno.ENOLCK : -Errno.EBADF;
-            }
-            int errno = 0;
-            if (handle is not null)
-            {
-                var request = new flock { l_type = type, l_whence = 0, l_start = (long)start, l_len = (long)length };
-                try
+                int found = OwnerKey(fid, procId, clientId, out LockOwnerKey key);
+                if (found < 0)
                 {
-                    errno = ApplyLock(handle, LibC.F_OFD_SETLK, ref request);
+                    return found;
                 }
-                finally
+                bool full = false;
+                // An unlock finds the owner without referencing it from this fid (an owner that never locked holds
+                // nothing: no fd to open for it), so it borrows the fd; a lock references the owner through the fid,
+                // which this request holds.
+                SafeFileHandle? handle = type == LockUnlock
+                    ? _lockOwners.FindAndAddRef(key)
+                    : _lockOwners.Acquire(fid, key, () => OpenOwnerHandle(fid), out full);
+                if (handle is null && type != LockUnlock)
                 {
-                    if (type == LockUnlock)
+                    return full ? -Errno.ENOLCK : -Errno.EBADF;
+                }
+                int errno = 0;
+                if (handle is not null)
+                {
+                    var request = new flock { l_type = type, l_whence = 0, l_start = (long)start, l_len = (long)length };
+                    try
                     {
-                        handle.DangerousRelease();
+                        errno = ApplyLock(handle, LibC.F_OFD_SETLK, ref request);
+                    }
+                    finally
+                    {
+                        if (type == LockUnlock)
+                        {
+                            handle.DangerousRelease();
+                        }
                     }
                 }
+                status = errno switch
+                {
+                    0 => StatusSuccess,
+                    Errno.EAGAIN or Errno.EACCES => StatusBlocked,
+                    _ => StatusError,
+                };
             }
-            status = errno switch
+            if (status != StatusBlocked || !blocking || attempt == BlockedRetryDelaysMs.Length)
             {
-                0 => StatusSuccess,
-                Errno.EAGAIN or Errno.EACCES => StatusBlocked,
-                _ => StatusError,
-            };
+                break;
+            }
+            Thread.Sleep(BlockedRetryDelaysMs[attempt]);
         }
         P9Writer reply = call.StartReply(P9MessageType.Rlock);
         reply.WriteByte(status);

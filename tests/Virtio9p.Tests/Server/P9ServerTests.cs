@@ -338,6 +338,35 @@ public sealed class P9ServerTests : IDisposable
             b => b.U32(fid).U8(type).U32(1).U64(0).U64(0).U32(proc).Str("guest")).Expect(T.Rlock);
     }
 
+    /// <summary>The Linux client wakes a local F_SETLKW waiter before its unlock Tlock reaches the server; a blocking
+    /// Tlock that meets the lock just before its release must be granted, not answered BLOCKED (the client would
+    /// sleep 30 s before asking again). Non-blocking requests and locks still held answer BLOCKED promptly.</summary>
+    [Fact]
+    public async Task A_blocking_lock_released_meanwhile_is_granted_not_answered_blocked()
+    {
+        string path = Path.Combine(_dir, "g");
+        File.WriteAllText(path, "x");
+        _client.Walk(Root, 1, "g").Expect(T.Rwalk);
+        _client.Call(T.Tlopen, b => b.U32(1).U32(2)).Expect(T.Rlopen);
+        // The conflicting lock: a host process's POSIX record lock (they conflict with the server's OFD locks).
+        using var host = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
+        host.Lock(0, 1);
+        Assert.Equal(1, Lock(flags: 0)); // non-blocking: BLOCKED
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(1, Lock(flags: 1)); // blocking, still held: BLOCKED after the short tries
+        Assert.True(clock.ElapsedMilliseconds < 3000, $"{clock.ElapsedMilliseconds} ms");
+        Task release = Task.Run(async () =>
+        {
+            await Task.Delay(30);
+            host.Unlock(0, 1);
+        });
+        Assert.Equal(0, Lock(flags: 1)); // released meanwhile: granted
+        await release;
+
+        byte Lock(uint flags) => _client.Call(T.Tlock,
+            b => b.U32(1).U8(1).U32(flags).U64(0).U64(0).U32(42).Str("guest")).Expect(T.Rlock).U8();
+    }
+
     [Fact]
     public void Locks_belong_to_the_guest_process_not_to_the_fid()
     {
