@@ -17,13 +17,7 @@ public sealed class DifferentialTests
     {
 
         using var ours = HelperProcess.StartNamed();
-        string root = Directory.CreateTempSubdirectory("proxy-diff-").FullName;
-        string export = Path.Combine(root, "export");
-        Directory.CreateDirectory(export);
-        string sock = Path.Combine(root, "s.sock");
-        var psi = Qemu72Helper.StartInfo("-n", "-p", export, "-s", sock, "-u", "0", "-g", "0");
-        using var p = Process.Start(psi)!;
-        p.BeginErrorReadLine();
+        using Process p = Qemu72Helper.StartOnTempExport("proxy-diff-", out string root, out string export, out string sock);
         try
         {
             foreach (var dir in new[] { export, ours.Export })

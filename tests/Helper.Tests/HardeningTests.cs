@@ -15,14 +15,6 @@ public sealed class HardeningTests : IDisposable
 
     private string Host(string rel) => Path.Combine(_helper.Export, rel);
 
-    private static unsafe (uint Uid, uint Gid, uint Mode) HostStat(string path)
-    {
-        stat st;
-        byte[] p = Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* pp = p) Assert.Equal(0, LibC.lstat(pp, &st));
-        return ((uint)st.st_uid, (uint)st.st_gid, (ushort)st.st_mode);
-    }
-
     [Fact]
     public void Directory_swapped_for_symlink_between_requests_stays_inside()
     {
@@ -57,13 +49,13 @@ public sealed class HardeningTests : IDisposable
         // A requester outside group 2000 without CAP_FSETID: the kernel strips S_ISGID from the new file.
         Assert.Equal(0, c.Create("/sg/user"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x400 | 0x1ED /* 0755 */, 1000, 1000, out var fd));
         fd!.Dispose();
-        var user = HostStat(Host("sg/user"));
+        var user = HostStat.Of(Host("sg/user"));
         Assert.Equal((1000u, 2000u), (user.Uid, user.Gid)); // gid inherited from the setgid directory
         Assert.Equal(0u, user.Mode & 0x400);
         // Root keeps it (CAP_FSETID effective for a 0:0 requester).
         Assert.Equal(0, c.Create("/sg/root"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x400 | 0x1ED /* 0755 */, 0, 0, out fd));
         fd!.Dispose();
-        Assert.Equal(0x400u, HostStat(Host("sg/root")).Mode & 0x400);
+        Assert.Equal(0x400u, HostStat.Of(Host("sg/root")).Mode & 0x400);
     }
 
     [Fact]
@@ -72,7 +64,7 @@ public sealed class HardeningTests : IDisposable
         using var c = _helper.Connect();
         Assert.Equal(0, c.Mkdir("/owned"u8, 0x1C0 /* 0700 */, 1000, 1000));
         Assert.Equal(0, c.Mkdir("/owned/sub"u8, 0x1ED /* 0755 */, 1000, 1000));
-        Assert.Equal((1000u, 1000u), (HostStat(Host("owned/sub")).Uid, HostStat(Host("owned/sub")).Gid));
+        Assert.Equal((1000u, 1000u), (HostStat.Of(Host("owned/sub")).Uid, HostStat.Of(Host("owned/sub")).Gid));
         Assert.Equal(-22, c.Mkdir("/bad"u8, 0x1ED /* 0755 */, uint.MaxValue, 0)); // -1 would mean "stay root"
         Assert.False(Directory.Exists(Host("bad")));
     }
@@ -232,10 +224,10 @@ public sealed class HardeningTests : IDisposable
         File.SetUnixFileMode(suid, (UnixFileMode)0xDED); // 06755
         Assert.Equal(0, c.Open("/su"u8, LibC.O_RDONLY, out var ro));
         ro!.Dispose();
-        Assert.Equal(0xDEDu, HostStat(suid).Mode & 0xFFF);       // reading keeps them
+        Assert.Equal(0xDEDu, HostStat.Of(suid).Mode & 0xFFF);       // reading keeps them
         Assert.Equal(0, c.Open("/su"u8, LibC.O_RDWR, out var rw)); // a writable fd drops them first
         rw!.Dispose();
-        Assert.Equal(0x1EDu, HostStat(suid).Mode & 0xFFF);
+        Assert.Equal(0x1EDu, HostStat.Of(suid).Mode & 0xFFF);
         unsafe
         {
             fixed (byte* p = Encoding.UTF8.GetBytes(Path.Combine(exposed.Export, "null") + "\0"))

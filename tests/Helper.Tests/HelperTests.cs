@@ -17,14 +17,6 @@ public sealed class HelperTests : IDisposable
 
     private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
 
-    private static unsafe (uint Uid, uint Gid, uint Mode) HostStat(string path)
-    {
-        stat st;
-        byte[] p = Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* pp = p) Assert.Equal(0, LibC.lstat(pp, &st));
-        return ((uint)st.st_uid, (uint)st.st_gid, (ushort)st.st_mode);
-    }
-
     [Fact]
     public void Create_write_through_fd_and_read_back_on_host_with_requester_ownership()
     {
@@ -33,7 +25,7 @@ public sealed class HelperTests : IDisposable
         Assert.NotNull(fd);
         using (var fs = new FileStream(fd!, FileAccess.Write)) fs.Write("hello proxy"u8);
         Assert.Equal("hello proxy", File.ReadAllText(Host("file")));
-        var (uid, gid, mode) = HostStat(Host("file"));
+        var (uid, gid, mode) = HostStat.Of(Host("file"));
         Assert.Equal((1000u, 1000u, 0x8000u | 0x1A0 /* 0640 */), (uid, gid, mode));
 
         Assert.Equal(0, c.Open("file"u8, LibC.O_RDONLY, out var rfd));
@@ -53,7 +45,7 @@ public sealed class HelperTests : IDisposable
     {
         using var c = _helper.Connect();
         Assert.Equal(0, c.Mkdir("/d"u8, 0x1ED /* 0755 */, 1000, 1001));
-        Assert.Equal((1000u, 1001u), (HostStat(Host("d")).Uid, HostStat(Host("d")).Gid));
+        Assert.Equal((1000u, 1001u), (HostStat.Of(Host("d")).Uid, HostStat.Of(Host("d")).Gid));
         File.WriteAllText(Host("d/f"), "0123456789");
 
         Assert.Equal(0, c.Lstat("/d/f"u8, out var st));
@@ -66,7 +58,7 @@ public sealed class HelperTests : IDisposable
         Assert.Equal(2UL, st.Nlink);
 
         Assert.Equal(0, c.Symlink("f"u8, "/d/s"u8, 1000, 1000));
-        Assert.Equal((1000u, 1000u), (HostStat(Host("d/s")).Uid, HostStat(Host("d/s")).Gid));
+        Assert.Equal((1000u, 1000u), (HostStat.Of(Host("d/s")).Uid, HostStat.Of(Host("d/s")).Gid));
         var buf = new byte[256];
         int n = c.Readlink("/d/s"u8, buf);
         Assert.Equal("f", Encoding.UTF8.GetString(buf, 0, n));
@@ -74,12 +66,12 @@ public sealed class HelperTests : IDisposable
         Assert.Equal(0xA000u, st.Mode & 0xF000);
 
         Assert.Equal(0, c.Chmod("/d/f"u8, 0x180 /* 0600 */));
-        Assert.Equal(0x8000u | 0x180 /* 0600 */, HostStat(Host("d/f")).Mode);
+        Assert.Equal(0x8000u | 0x180 /* 0600 */, HostStat.Of(Host("d/f")).Mode);
         Assert.Equal(0, c.Chown("/d/f"u8, 1234, uint.MaxValue));
-        Assert.Equal(1234u, HostStat(Host("d/f")).Uid);
+        Assert.Equal(1234u, HostStat.Of(Host("d/f")).Uid);
         Assert.Equal(0, c.Chown("/d/s"u8, 4321, 4321)); // lchown: the link, not its target
-        Assert.Equal(4321u, HostStat(Host("d/s")).Uid);
-        Assert.Equal(1234u, HostStat(Host("d/f")).Uid);
+        Assert.Equal(4321u, HostStat.Of(Host("d/s")).Uid);
+        Assert.Equal(1234u, HostStat.Of(Host("d/f")).Uid);
 
         Assert.Equal(0, c.Truncate("/d/f"u8, 3));
         Assert.Equal(3, new FileInfo(Host("d/f")).Length);
@@ -106,8 +98,8 @@ public sealed class HelperTests : IDisposable
         Assert.False(Directory.Exists(Host("d")));
 
         Assert.Equal(0, c.Mknod("/fifo"u8, 0x1000 | 0x1A4 /* 0644 */, 0, 1000, 1000));
-        Assert.Equal(0x1000u, HostStat(Host("fifo")).Mode & 0xF000);
-        Assert.Equal(1000u, HostStat(Host("fifo")).Uid);
+        Assert.Equal(0x1000u, HostStat.Of(Host("fifo")).Mode & 0xF000);
+        Assert.Equal(1000u, HostStat.Of(Host("fifo")).Uid);
         Assert.False(c.IsBroken);
     }
 
@@ -155,7 +147,7 @@ public sealed class HelperTests : IDisposable
         Assert.Equal(0, c.Lstat("/up"u8, out var st));
         Assert.Equal(0xA000u, st.Mode & 0xF000);
         Assert.Equal(0, c.Chown("/up"u8, 1000, 1000));
-        Assert.Equal(0u, HostStat(outside).Uid);
+        Assert.Equal(0u, HostStat.Of(outside).Uid);
 
         // Creating through ".." lands inside the export.
         Assert.Equal(0, c.Mkdir("/../../made"u8, 0x1ED /* 0755 */, 0, 0));

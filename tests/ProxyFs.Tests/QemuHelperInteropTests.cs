@@ -15,13 +15,7 @@ public sealed class QemuHelperInteropTests
     [Qemu72HelperFact]
     public void Our_client_speaks_to_qemus_helper()
     {
-        string root = Directory.CreateTempSubdirectory("proxy-qemu-").FullName;
-        string export = Path.Combine(root, "export");
-        Directory.CreateDirectory(export);
-        string sock = Path.Combine(root, "s.sock");
-        var psi = Qemu72Helper.StartInfo("-n", "-p", export, "-s", sock, "-u", "0", "-g", "0");
-        using var p = Process.Start(psi)!;
-        p.BeginErrorReadLine();
+        using Process p = Qemu72Helper.StartOnTempExport("proxy-qemu-", out string root, out string export, out string sock);
         try
         {
             var sw = Stopwatch.StartNew();

@@ -24,6 +24,19 @@ internal static class Qemu72Helper
         return psi;
     }
 
+    /// <summary>QEMU 7.2's helper serving a fresh export (root, uid/gid 0, no daemon) on a socket in a new temporary
+    /// folder <paramref name="root"/>; its stderr is read so it never blocks on a full pipe.</summary>
+    public static Process StartOnTempExport(string prefix, out string root, out string export, out string sock)
+    {
+        root = Directory.CreateTempSubdirectory(prefix).FullName;
+        export = Path.Combine(root, "export");
+        Directory.CreateDirectory(export);
+        sock = Path.Combine(root, "s.sock");
+        Process p = Process.Start(StartInfo("-n", "-p", export, "-s", sock, "-u", "0", "-g", "0"))!;
+        p.BeginErrorReadLine();
+        return p;
+    }
+
     private static (string, string[])? Find()
     {
         string? env = Environment.GetEnvironmentVariable("QEMU72_PROXY_HELPER");
