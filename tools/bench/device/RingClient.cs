@@ -240,13 +240,7 @@ internal sealed unsafe class RingClient
                 uint newFid = 1000 + (uint)slot;
                 if (_walkNext[slot])
                 {
-                    int length = Header(request, 7 + 10 + 2 + 4, Twalk, tag);
-                    BinaryPrimitives.WriteUInt32LittleEndian(request[length..], rootFid);
-                    BinaryPrimitives.WriteUInt32LittleEndian(request[(length + 4)..], newFid);
-                    BinaryPrimitives.WriteUInt16LittleEndian(request[(length + 8)..], 1);
-                    BinaryPrimitives.WriteUInt16LittleEndian(request[(length + 10)..], 4);
-                    "data"u8.CopyTo(request[(length + 12)..]);
-                    table[n++] = (requestGpa, 7 + 10 + 2 + 4, false);
+                    table[n++] = (requestGpa, WalkOneName(request, tag, rootFid, newFid), false);
                 }
                 else
                 {
@@ -264,13 +258,7 @@ internal sealed unsafe class RingClient
                 int step = _lookupStep[slot];
                 if (step == 0)
                 {
-                    int length = Header(request, 7 + 10 + 2 + 4, Twalk, tag);
-                    BinaryPrimitives.WriteUInt32LittleEndian(request[length..], rootFid);
-                    BinaryPrimitives.WriteUInt32LittleEndian(request[(length + 4)..], newFid);
-                    BinaryPrimitives.WriteUInt16LittleEndian(request[(length + 8)..], 1);
-                    BinaryPrimitives.WriteUInt16LittleEndian(request[(length + 10)..], 4);
-                    "data"u8.CopyTo(request[(length + 12)..]);
-                    table[n++] = (requestGpa, 7 + 10 + 2 + 4, false);
+                    table[n++] = (requestGpa, WalkOneName(request, tag, rootFid, newFid), false);
                 }
                 else if (step == 1)
                 {
@@ -291,6 +279,19 @@ internal sealed unsafe class RingClient
             }
         }
         WriteTable(slot, table[..n]);
+    }
+
+    /// <summary>Twalk of the one name "data" from <paramref name="rootFid"/> to <paramref name="newFid"/>; returns
+    /// the request's size.</summary>
+    private static uint WalkOneName(Span<byte> request, ushort tag, uint rootFid, uint newFid)
+    {
+        int length = Header(request, 7 + 10 + 2 + 4, Twalk, tag);
+        BinaryPrimitives.WriteUInt32LittleEndian(request[length..], rootFid);
+        BinaryPrimitives.WriteUInt32LittleEndian(request[(length + 4)..], newFid);
+        BinaryPrimitives.WriteUInt16LittleEndian(request[(length + 8)..], 1);
+        BinaryPrimitives.WriteUInt16LittleEndian(request[(length + 10)..], 4);
+        "data"u8.CopyTo(request[(length + 12)..]);
+        return 7 + 10 + 2 + 4u;
     }
 
     private static int Header(Span<byte> message, int size, byte type, ushort tag)
