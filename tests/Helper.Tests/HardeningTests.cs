@@ -217,7 +217,8 @@ public sealed class HardeningTests : IDisposable
         Assert.Equal(0, c.Mknod("/fifo"u8, 0x1000 | 0x1A4, 0, 0, 0));
         Assert.Equal(0, c.Mkdir("/d"u8, 0x1ED, 0, 0));
         Assert.Equal(0, c.Chmod("/d"u8, 0x5ED));                 // setgid directory: group inheritance only
-        Assert.Contains("can reach the export", exposed.Stderr);
+        // The warning is written before the socket exists; the async stderr reader may deliver it later.
+        Assert.True(exposed.WaitForStderr("can reach the export", TimeSpan.FromSeconds(30)), "helper stderr: " + exposed.Stderr);
         // Files that already carry the bits (a guest's su, a host-made node) are not a way around it:
         string suid = Path.Combine(exposed.Export, "su");
         File.WriteAllText(suid, "#!");

@@ -15,6 +15,20 @@ internal sealed class HelperProcess : IDisposable
 
     public string Stderr { get { lock (_stderr) return _stderr.ToString(); } }
 
+    /// <summary>Waits until the helper's stderr, read asynchronously, contains <paramref name="text"/>. A line the
+    /// helper wrote before it became ready can reach us later: the reader runs on the thread pool, which the
+    /// test host's blocking tests can keep busy.</summary>
+    public bool WaitForStderr(string text, TimeSpan timeout)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!Stderr.Contains(text, StringComparison.Ordinal))
+        {
+            if (sw.Elapsed > timeout) return false;
+            Thread.Sleep(10);
+        }
+        return true;
+    }
+
     private HelperProcess(string root, string export, string socketPath, Process process)
     {
         Root = root; Export = export; SocketPath = socketPath; Process = process;

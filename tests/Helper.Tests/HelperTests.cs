@@ -264,8 +264,7 @@ public sealed class HelperTests : IDisposable
 
         Assert.False(Directory.Exists(Host("x")));
         Assert.Equal(0, good.Lstat("/"u8, out _));
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        while (!_helper.Stderr.Contains("unknown request type 99") && sw.Elapsed < TimeSpan.FromSeconds(10)) Thread.Sleep(50);
+        _helper.WaitForStderr("unknown request type 99", TimeSpan.FromSeconds(30));
         Assert.Contains("protocol violation", _helper.Stderr);
         Assert.Contains("exceeds PROXY_MAX_IO_SZ", _helper.Stderr);
         Assert.Contains("unknown request type 99", _helper.Stderr);
