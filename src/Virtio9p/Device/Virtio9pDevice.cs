@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging;
@@ -33,7 +32,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     private readonly ILogger _logger;
     /// <summary>Requests with the tag peeked in ring order: the worker ends exactly what was begun, whatever
     /// a hostile guest writes into the buffer meanwhile.</summary>
-    private readonly BlockingCollection<(DescriptorChain Request, int Tag, long Enqueued)> _queue = new(new ConcurrentQueue<(DescriptorChain, int, long)>());
+    private readonly WorkQueue<(DescriptorChain Request, int Tag, long Enqueued)> _queue = new();
     private readonly RequestStatistics _statistics = new();
     private readonly TagTracker<DescriptorChain> _tags = new();
     private readonly Thread[] _workers;
@@ -110,20 +109,13 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
                 return;
             }
         }
-        if (!_queue.IsAddingCompleted)
+        _metrics?.Started();
+        if (_queue.TryAdd((request, tracked, Stopwatch.GetTimestamp())))
         {
-            try
-            {
-                _metrics?.Started();
-                _queue.Add((request, tracked, Stopwatch.GetTimestamp()));
-                return;
-            }
-            catch (InvalidOperationException)
-            {
-                // shutting down: fall through
-                _metrics?.Finished(0, Stopwatch.GetTimestamp(), Stopwatch.GetTimestamp());
-            }
+            return;
         }
+        // shutting down
+        _metrics?.Finished(0, Stopwatch.GetTimestamp(), Stopwatch.GetTimestamp());
         request.Complete(0);
         EndTag(tracked);
     }
@@ -132,8 +124,10 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     {
         var buffers = new WorkerBuffers();
         var exchange = new VirtqExchange();
-        foreach ((DescriptorChain request, int tracked, long enqueued) in _queue.GetConsumingEnumerable())
+        var self = new WorkQueue<(DescriptorChain, int, long)>.Worker();
+        while (_queue.TryTake(self, out var item))
         {
+            (DescriptorChain request, int tracked, long enqueued) = item;
             if (request.FrontEndGone)
             {
                 // Its front-end left while it waited in the queue: no reply can reach anyone, and a Twrite's data
@@ -229,7 +223,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     /// </summary>
     public void Dispose()
     {
-        _queue.CompleteAdding();
+        _queue.Complete();
         _server.EndSession();
     }
 
