@@ -120,24 +120,31 @@ internal sealed unsafe class Connection
     private bool Receive(int socket, Span<byte> buffer, ref long deadline, bool eofAllowedAtStart)
     {
         int done = 0;
+        // The body comes in the same send as its header, so it is nearly always here already: read before polling
+        // (one syscall fewer per request). The wait for a request's first byte polls first.
+        bool readFirst = !eofAllowedAtStart;
         // SAFETY: buffer is pinned for the loop; every pointer below is p + done with done < buffer.Length.
         fixed (byte* p = buffer)
         {
             while (done < buffer.Length)
             {
-                int waitMs = deadline == NoDeadline ? -1
-                    : (int)Math.Clamp(deadline - Environment.TickCount64, 0, int.MaxValue);
-                var pfd = new Tmds.Linux.pollfd { fd = socket, events = (short)Tmds.Linux.LibC.POLLIN };
-                // SAFETY: pfd is a local that outlives the call.
-                int ready = Tmds.Linux.LibC.poll(&pfd, 1, waitMs);
-                if (ready == 0)
-                    throw new ProxyConnectionException($"request not complete {_timeoutMs / 1000} s after its first byte");
-                if (ready < 0)
+                if (!readFirst)
                 {
-                    int e = Tmds.Linux.LibC.errno;
-                    if (e == Tmds.Linux.LibC.EINTR) continue;
-                    throw new ProxyConnectionException($"poll failed: errno {e}");
+                    int waitMs = deadline == NoDeadline ? -1
+                        : (int)Math.Clamp(deadline - Environment.TickCount64, 0, int.MaxValue);
+                    var pfd = new Tmds.Linux.pollfd { fd = socket, events = (short)Tmds.Linux.LibC.POLLIN };
+                    // SAFETY: pfd is a local that outlives the call.
+                    int ready = Tmds.Linux.LibC.poll(&pfd, 1, waitMs);
+                    if (ready == 0)
+                        throw new ProxyConnectionException($"request not complete {_timeoutMs / 1000} s after its first byte");
+                    if (ready < 0)
+                    {
+                        int e = Tmds.Linux.LibC.errno;
+                        if (e == Tmds.Linux.LibC.EINTR) continue;
+                        throw new ProxyConnectionException($"poll failed: errno {e}");
+                    }
                 }
+                readFirst = false;
                 // SAFETY: p + done .. p + buffer.Length lies inside the pinned span.
                 long n = Tmds.Linux.LibC.recv(socket, p + done, (Tmds.Linux.size_t)(buffer.Length - done), Tmds.Linux.LibC.MSG_DONTWAIT);
                 if (n > 0)
