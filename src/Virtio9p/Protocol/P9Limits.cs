@@ -22,6 +22,18 @@ public static class P9Limits
     /// anything under 4096 too.</summary>
     public const int MinMessageSize = 4096;
 
+    /// <summary>P9_IOHDRSZ (include/net/9p/9p.h): what the Linux client reserves of msize for a Tread/Twrite header.</summary>
+    public const int ClientIoHeaderSize = 24;
+
+    /// <summary>
+    /// The iounit of Rlopen/Rlcreate for a session of <paramref name="msize"/>: the most whole 4 KiB pages one
+    /// message carries, as QEMU (get_iounit: a multiple of the export's f_bsize). The Linux client splits reads and
+    /// writes into iounit-sized pieces (msize - P9_IOHDRSZ when iounit is 0): with 0, a 512000-byte msize gave
+    /// 511976-byte pieces, so every piece after the first started and ended mid-page in the guest's page cache
+    /// and on the host file.
+    /// </summary>
+    public static uint IoUnit(int msize) => (uint)Math.Max(0, (msize - ClientIoHeaderSize) / 4096 * 4096);
+
     /// <summary>P9_MAXWELEM: a Twalk names at most 16 elements (9P spec, walk(5)).</summary>
     public const int MaxWalkElements = 16;
 

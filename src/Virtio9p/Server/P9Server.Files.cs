@@ -103,7 +103,7 @@ public sealed partial class P9Server
         fid.DirectoryOffset = 0;
         P9Writer reply = call.StartReply(replyType);
         reply.WriteQid(_qids.ToQid(attributes));
-        reply.WriteUInt32(0); // iounit 0: the client uses msize - P9_IOHDRSZ, the most a message can carry
+        reply.WriteUInt32(P9Limits.IoUnit(_msize)); // whole pages per Tread/Twrite, as QEMU
         return reply.Finish();
     }
 
