@@ -296,8 +296,10 @@ case "$SERVER" in
             >"$LOG_DIR/virtiofsd.log" 2>&1 &
         PIDS+=($!)
         wait_socket "$RUNDIR/vfsd.sock" "$!" virtiofsd || exit 1
+        # QEMU's own virtiofs device, as its users attach it: it has MSI-X vectors for its queues, where the
+        # generic vhost-user-test-device-pci (which our 9p backend needs) has one, so the guest falls back to INTx.
         QEMU_DEV=(-chardev "socket,id=vu,path=$RUNDIR_G/vfsd.sock"
-                  -device "vhost-user-test-device-pci,chardev=vu,virtio-id=26,num_vqs=2,vq_size=1024,config_size=40") ;;
+                  -device "vhost-user-fs-pci,chardev=vu,tag=$TAG,queue-size=1024") ;;
     builtin-mapped)
         # QEMU's own server in mapped-xattr, dropping to the share's owner after set-up (-run-with user=), so
         # the files it makes belong to that user as they would for a user running QEMU themselves.
