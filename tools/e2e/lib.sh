@@ -31,6 +31,7 @@ e2e_parent() {
 e2e_cleanup() {
     local rc=$?
     if declare -F on_exit >/dev/null; then on_exit || true; fi
+    (( ${OWN_SERVERS:-0} )) && own_servers_stop
     rm -rf "$PARENT"
     exit $rc
 }
@@ -71,6 +72,57 @@ guest_completed() {
     grep -aq "^$2: .* passed, .* failed" "$1" && return 0
     fail guest-suite-completed "vm.sh exit $VM_RC; the guest suite did not finish; see below"
     { echo "--- vm.sh stderr ---"; tail -n 30 "$VM_ERR"; echo "--- console ---"; tail -n 30 "$1"; } >&2
+}
+
+# --- suites that start the helper and backend themselves, so they can outlive one QEMU (vm.sh --vhost-socket) ---
+# own_servers NAME BUILD: root, tools/build.sh when BUILD is 1, the lab, and the system user virtfs (BUID, BGID);
+# then e2e_parent's PARENT and LOG_DIR, EXPORT (0755) in PARENT, RUN: a socket folder inside the lab root where the
+# chrooted QEMU finds it (RUN_G: the same folder as QEMU names it), and a helper serving EXPORT on $RUN/helper.sock
+# for virtfs. Every process in PIDS (the helper, each start_backend) gets SIGTERM and is waited for on exit.
+own_servers() {
+    local name=$1 build=$2 rc
+    need_root "$name" "the helper runs as root"
+    if (( build )); then "$TOOLS/build.sh" >&2 || { echo "$name: tools/build.sh failed" >&2; exit 1; }; fi
+    "$TOOLS/lab.sh" >&2 || { rc=$?; [[ $rc == 3 ]] && exit 3; echo "$name: tools/lab.sh failed" >&2; exit 1; }
+    # Two suites starting at once may race here: the loser's useradd fails, the user exists either way.
+    id virtfs >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin virtfs 2>/dev/null || id virtfs >/dev/null 2>&1 \
+        || { echo "$name: NEEDS: user virtfs" >&2; exit 3; }
+    BUID="$(id -u virtfs)" BGID="$(id -g virtfs)"
+    BIN="$(cd "$TOOLS/.." && pwd)/artifacts/bin"
+    PIDS=() OWN_SERVERS=1
+    e2e_parent "virtfs-$name"
+    EXPORT="$PARENT/export"
+    mkdir -p "$EXPORT"; chmod 0755 "$EXPORT"
+    RUN_G="/run/virtfs-$name-$$"
+    RUN="${VIRTFS_CACHE:-/var/cache/virtfs}/trixie$RUN_G"
+    mkdir -p "$RUN"; chown "$BUID:$BGID" "$RUN"; chmod 0755 "$RUN"
+    "$BIN/virtfs-proxy-helper" -p "$EXPORT" -s "$RUN/helper.sock" -u "$BUID" -g "$BGID" -n \
+        >"$LOG_DIR/helper.log" 2>&1 </dev/null &
+    PIDS+=($!)
+    for _ in $(seq 1 100); do [[ -S "$RUN/helper.sock" ]] && return 0; sleep 0.1; done
+    echo "$name: the helper did not start: $(tail -3 "$LOG_DIR/helper.log" | tr '\n' ' ')" >&2
+    exit 1
+}
+own_servers_stop() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$RUN"
+}
+
+# start_backend SOCKET LOG ARGS...: vhost-user-9p as virtfs on SOCKET with the tag "share" through the helper, its
+# pid in BACKEND (and PIDS). It listens on SOCKET and this waits for the socket (status 1 if it never comes),
+# unless ARGS has --connect (QEMU listens there).
+start_backend() {
+    local sock=$1 log=$2 a; shift 2
+    setpriv --reuid="$BUID" --regid="$BGID" --clear-groups -- "$BIN/vhost-user-9p" \
+        --socket-path "$sock" --tag share --helper-socket "$RUN/helper.sock" "$@" >"$log" 2>&1 </dev/null &
+    BACKEND=$!
+    PIDS+=("$BACKEND")
+    for a in "$@"; do [[ "$a" == --connect ]] && return 0; done
+    for _ in $(seq 1 100); do [[ -S "$sock" ]] && return 0; sleep 0.1; done
+    return 1
 }
 
 # e2e_summary: the last line; the exit status is 0 only when nothing failed.

@@ -11,9 +11,8 @@
 # Prints PASS/FAIL lines. Exit: 0 all passed, 1 something failed, 3 cannot run here.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-TOOLS="$(cd "$HERE/.." && pwd)"
-REPO="$(cd "$TOOLS/.." && pwd)"
-CACHE="${VIRTFS_CACHE:-/var/cache/virtfs}"
+# shellcheck source=tools/e2e/lib.sh
+source "$HERE/lib.sh"
 BUILD=1 LOG_DIR=""
 while (( $# )); do
     case "$1" in
@@ -23,50 +22,12 @@ while (( $# )); do
         *) echo "qemu-reconnect: unknown option $1" >&2; exit 2 ;;
     esac
 done
-[[ "$(id -u)" == 0 ]] || { echo "qemu-reconnect: NEEDS: root (the helper runs as root)" >&2; exit 3; }
-(( BUILD )) && { "$TOOLS/build.sh" >&2 || { echo "qemu-reconnect: tools/build.sh failed" >&2; exit 1; }; }
-"$TOOLS/lab.sh" >&2 || { rc=$?; [[ $rc == 3 ]] && exit 3; echo "qemu-reconnect: tools/lab.sh failed" >&2; exit 1; }
-id virtfs >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent \
-    --shell /usr/sbin/nologin virtfs 2>/dev/null || id virtfs >/dev/null 2>&1 || { echo "qemu-reconnect: NEEDS: user virtfs" >&2; exit 3; }
-BUID="$(id -u virtfs)" BGID="$(id -g virtfs)"
-
-P=0 F=0
-pass() { echo "PASS: qemu-reconnect $1"; P=$((P + 1)); }
-fail() { echo "FAIL: qemu-reconnect $1 ($2)"; F=$((F + 1)); }
+LABEL=qemu-reconnect
+own_servers qemu-reconnect "$BUILD"
 seen() { echo "qemu-reconnect: seen: $*"; }
 
-WORK="$(mktemp -d /tmp/virtfs-qreconnect.XXXXXX)"
-EXPORT="$WORK/private/export"
-mkdir -p "$EXPORT"; chmod 0700 "$WORK/private"; chmod 0755 "$EXPORT"
-LOG_DIR="${LOG_DIR:-$WORK/logs}"; mkdir -p "$LOG_DIR"
-RUN_G="/run/virtfs-qreconnect-$$"
-RUN="$CACHE/trixie$RUN_G"
-mkdir -p "$RUN"; chown "$BUID:$BGID" "$RUN"; chmod 0755 "$RUN"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$WORK" "$RUN"
-}
-trap cleanup EXIT
-
-"$REPO/artifacts/bin/virtfs-proxy-helper" -p "$EXPORT" -s "$RUN/helper.sock" -u "$BUID" -g "$BGID" -n \
-    >"$LOG_DIR/helper.log" 2>&1 </dev/null &
-PIDS+=($!)
-for _ in $(seq 1 100); do [[ -S "$RUN/helper.sock" ]] && break; sleep 0.1; done
-
-backend() { # log args...
-    local log=$1; shift
-    setpriv --reuid="$BUID" --regid="$BGID" --clear-groups -- "$REPO/artifacts/bin/vhost-user-9p" \
-        --tag share --helper-socket "$RUN/helper.sock" "$@" >>"$log" 2>&1 </dev/null &
-    BACKEND=$!
-    PIDS+=("$BACKEND")
-}
-
 # --- client: QEMU connects with reconnect-ms to a listening backend ---
-backend "$LOG_DIR/backend-client.log" --socket-path "$RUN/client.sock"
-for _ in $(seq 1 100); do [[ -S "$RUN/client.sock" ]] && break; sleep 0.1; done
+start_backend "$RUN/client.sock" "$LOG_DIR/backend-client.log" || true
 set +e
 "$TOOLS/vm.sh" --vhost-socket "$RUN/client.sock" --chardev-opts reconnect-ms=1000 --share "$EXPORT" --timeout 420 \
     --log-dir "$LOG_DIR/client" --run 'echo MOUNTED' >"$LOG_DIR/client.out" 2>"$LOG_DIR/client.err"
@@ -92,7 +53,7 @@ PIDS+=("$VM")
 # QEMU (root) creates the socket; the backend's user needs write access to connect to it.
 for _ in $(seq 1 600); do [[ -S "$RUN/server.sock" ]] && break; sleep 0.1; done
 chown "$BUID:$BGID" "$RUN/server.sock" 2>/dev/null || true
-backend "$LOG_DIR/backend-server-1.log" --socket-path "$RUN/server.sock" --connect
+start_backend "$RUN/server.sock" "$LOG_DIR/backend-server-1.log" --connect
 FIRST=$BACKEND
 for _ in $(seq 1 2000); do [[ -e "$EXPORT/.writing" ]] && break; kill -0 "$VM" 2>/dev/null || break; sleep 0.2; done
 if [[ -e "$EXPORT/.writing" ]]; then
@@ -100,7 +61,7 @@ if [[ -e "$EXPORT/.writing" ]]; then
     kill -KILL "$FIRST"
     sleep 2
     chown "$BUID:$BGID" "$RUN/server.sock" 2>/dev/null || true
-    backend "$LOG_DIR/backend-server-2.log" --socket-path "$RUN/server.sock" --connect
+    start_backend "$RUN/server.sock" "$LOG_DIR/backend-server-2.log" --connect
     SECOND=$BACKEND
     set +e; wait "$VM"; rc=$?; set -e
     seen "server mode: vm.sh status $rc after the backend was restarted"
@@ -132,8 +93,7 @@ fi
 
 # --- plain: QEMU connects without reconnect-ms (the supported set-up); the backend dies under a writer ---
 PLAIN="i=0; n=0; : >p.dat; while [ \$i -lt 400 ]; do timeout -s KILL 5 sh -c \"printf '%08d\\\\n' \$i >>p.dat\"; rc=\$?; if [ \$rc != 0 ]; then echo PLAIN-WRITE-RC-\$rc-AT-\$i; n=\$((n + 1)); [ \$n = 2 ] && break; fi; i=\$((i + 1)); [ \$i = 50 ] && touch .plain; sleep 0.05; done; echo PLAIN-WRITER-END; timeout -s KILL 5 ls /mnt >/dev/null 2>&1; echo PLAIN-LS-RC-\$?"
-backend "$LOG_DIR/backend-plain.log" --socket-path "$RUN/plain.sock"
-for _ in $(seq 1 100); do [[ -S "$RUN/plain.sock" ]] && break; sleep 0.1; done
+start_backend "$RUN/plain.sock" "$LOG_DIR/backend-plain.log" || true
 "$TOOLS/vm.sh" --vhost-socket "$RUN/plain.sock" --share "$EXPORT" --timeout 420 \
     --log-dir "$LOG_DIR/plain" --run "$PLAIN" >"$LOG_DIR/plain.out" 2>"$LOG_DIR/plain.err" &
 VM=$!
@@ -152,5 +112,4 @@ else
     fail "plain-boots" "$(tail -3 "$LOG_DIR/plain.err" | tr '\n' ' ')"
 fi
 
-echo "qemu-reconnect: passed=$P failed=$F"
-(( F == 0 ))
+e2e_summary

@@ -12,8 +12,6 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=tools/e2e/lib.sh
 source "$HERE/lib.sh"
-REPO="$(cd "$TOOLS/.." && pwd)"
-CACHE="${VIRTFS_CACHE:-/var/cache/virtfs}"
 BUILD=1 LOG_DIR=""
 while (( $# )); do
     case "$1" in
@@ -24,45 +22,8 @@ while (( $# )); do
     esac
 done
 LABEL=reconnect
-need_root reconnect "the helper runs as root"
-(( BUILD )) && { "$TOOLS/build.sh" >&2 || { echo "reconnect: tools/build.sh failed" >&2; exit 1; }; }
-"$TOOLS/lab.sh" >&2 || { rc=$?; [[ $rc == 3 ]] && exit 3; echo "reconnect: tools/lab.sh failed" >&2; exit 1; }
-id virtfs >/dev/null 2>&1 || useradd --system --user-group --no-create-home --home-dir /nonexistent \
-    --shell /usr/sbin/nologin virtfs 2>/dev/null || id virtfs >/dev/null 2>&1 || { echo "reconnect: NEEDS: user virtfs" >&2; exit 3; }
-BUID="$(id -u virtfs)" BGID="$(id -g virtfs)"
-
-
-WORK="$(mktemp -d /tmp/virtfs-reconnect.XXXXXX)"
-EXPORT="$WORK/private/export"
-mkdir -p "$EXPORT"; chmod 0700 "$WORK/private"; chmod 0755 "$EXPORT"
-LOG_DIR="${LOG_DIR:-$WORK/logs}"; mkdir -p "$LOG_DIR"
-# Sockets where QEMU (chrooted into the lab root) finds them.
-RUN_G="/run/virtfs-reconnect-$$"
-RUN="$CACHE/trixie$RUN_G"
-mkdir -p "$RUN"; chown "$BUID:$BGID" "$RUN"; chmod 0755 "$RUN"
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$WORK" "$RUN"
-}
-trap cleanup EXIT
-
-"$REPO/artifacts/bin/virtfs-proxy-helper" -p "$EXPORT" -s "$RUN/helper.sock" -u "$BUID" -g "$BGID" -n \
-    >"$LOG_DIR/helper.log" 2>&1 </dev/null &
-PIDS+=($!)
-for _ in $(seq 1 100); do [[ -S "$RUN/helper.sock" ]] && break; sleep 0.1; done
-
-start_backend() { # socket log extra-args...
-    local sock=$1 log=$2; shift 2
-    setpriv --reuid="$BUID" --regid="$BGID" --clear-groups -- "$REPO/artifacts/bin/vhost-user-9p" \
-        --socket-path "$sock" --tag share --helper-socket "$RUN/helper.sock" "$@" >"$log" 2>&1 </dev/null &
-    BACKEND=$!
-    PIDS+=("$BACKEND")
-    for _ in $(seq 1 100); do [[ -S "$sock" ]] && return 0; sleep 0.1; done
-    return 1
-}
+own_servers reconnect "$BUILD"
+CACHE="${VIRTFS_CACHE:-/var/cache/virtfs}"
 wait_file() { # path seconds pid-that-must-live
     local i
     for (( i = 0; i < $2 * 5; i++ )); do [[ -e "$1" ]] && return 0; kill -0 "$3" 2>/dev/null || return 1; sleep 0.2; done
