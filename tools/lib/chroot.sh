@@ -1,8 +1,9 @@
-# The part tools/lab-bookworm.sh and tools/lab-fuzz.sh share: a cached Debian bookworm minbase chroot under
-# $VIRTFS_CACHE, rebuilt only when the script that makes it (or this file) changed. Sourced by bash under
-# `set -euo pipefail`:
+# The part tools/lab.sh, tools/lab-bookworm.sh and tools/lab-fuzz.sh share: a cached Debian minbase chroot under
+# $VIRTFS_CACHE, rebuilt only when the script that makes it (or this file, or a named input) changed. Sourced by
+# bash under `set -euo pipefail`:
 #
 #   source "$HERE/lib/chroot.sh"
+#   CHROOT_RELEASE=trixie ...             # optional, before chroot_setup: see below
 #   chroot_setup NAME WHAT "$@"          # NAME: the chroot's folder in the cache (bookworm, fuzz); WHAT: the prefix
 #                                        # of its messages (lab-bookworm); parses --force, --check, --help
 #   chroot_ready() { [[ -x "$ROOT/..." ]]; }   # what a finished chroot holds, beside the stamp
@@ -13,15 +14,23 @@
 #
 # Globals it sets: CACHE, ROOT, STAMP, LOCK, HASH, MIRROR, INCHROOT (the command prefix that runs in the chroot
 # with a clean environment), APT (apt-get without prompts or recommends), START.
+# Optional inputs (set before chroot_setup):
+#   CHROOT_RELEASE  the Debian release (default bookworm); its -updates suite is always in the sources
+#   CHROOT_SUITES   more suites for the sources (e.g. "trixie-backports")
+#   CHROOT_INPUTS   more files whose change rebuilds the chroot (e.g. the guest's init script)
+#   CHROOT_STAMP, CHROOT_LOCK   other paths for the stamp and the lock (the trixie lab keeps its historic ones,
+#                   which tools/vm.sh's shared lock names)
+#   CHROOT_ENV      more VAR=value words for INCHROOT's environment
 
 # chroot_setup NAME WHAT ARGS...: the paths, the messages and the command line (the caller's header comment, lines 2
 # to the line before `set -euo pipefail`, is its --help).
 chroot_setup() {
     CHROOT_NAME=$1 CHROOT_WHAT=$2; shift 2
     CACHE="${VIRTFS_CACHE:-/var/cache/virtfs}"
+    CHROOT_RELEASE="${CHROOT_RELEASE:-bookworm}"
     ROOT="$CACHE/$CHROOT_NAME"
-    STAMP="$CACHE/$CHROOT_NAME.stamp"
-    LOCK="$CACHE/.lock-$CHROOT_NAME"
+    STAMP="${CHROOT_STAMP:-$CACHE/$CHROOT_NAME.stamp}"
+    LOCK="${CHROOT_LOCK:-$CACHE/.lock-$CHROOT_NAME}"
     FORCE=0 CHECK=0
     local a
     for a in "$@"; do
@@ -32,8 +41,11 @@ chroot_setup() {
             *) die "unknown argument: $a" ;;
         esac
     done
-    # The stamp is the hash of the script and of this file: a change to either rebuilds the chroot once.
-    HASH="$(cat "$0" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+    # The stamp is the hash of the script, this file and the named inputs: a change to one rebuilds the chroot once.
+    local f
+    for f in ${CHROOT_INPUTS:-}; do [[ -f "$f" ]] || die "missing $f"; done
+    # shellcheck disable=SC2086 # CHROOT_INPUTS is a list of paths without spaces
+    HASH="$(cat "$0" "${BASH_SOURCE[0]}" ${CHROOT_INPUTS:-} | sha256sum | cut -d' ' -f1)"
 }
 log() { printf '%s: %s\n' "$CHROOT_WHAT" "$*" >&2; }
 die() { printf '%s: ERROR: %s\n' "$CHROOT_WHAT" "$*" >&2; exit 2; }
@@ -41,7 +53,8 @@ need() { printf '%s: NEEDS: %s\n' "$CHROOT_WHAT" "$*" >&2; exit 3; }
 
 up_to_date() { [[ -f "$STAMP" && "$(cat "$STAMP")" == "$HASH" ]] && chroot_ready; }
 
-# Same mirror rule as tools/lab.sh: VIRTFS_MIRROR, else whatever the host's apt uses.
+# The Debian mirror: VIRTFS_MIRROR, else whatever the host's apt uses (so nothing here names a host); one-line
+# "deb [opts] URI suite" and deb822 "URIs: URI" sources.
 mirror() {
     if [[ -n "${VIRTFS_MIRROR:-}" ]]; then echo "$VIRTFS_MIRROR"; return; fi
     local f u
@@ -55,8 +68,9 @@ mirror() {
 }
 
 # chroot_start: with --check, exit 0 when up to date and 1 otherwise; without --force, exit 0 when up to date.
-# Else (as root, under the lock, which a second run waits for) debootstrap bookworm once, bind /proc /sys /dev for
-# the apt steps (undone on exit), and write the apt sources and the no-docs dpkg rule.
+# Else (as root, under the lock, which a second run waits for) debootstrap the release once (kept across input
+# changes: only the caller's steps rerun), bind /proc /sys /dev for the apt steps (undone on exit), and write the apt
+# sources and the no-docs dpkg rule.
 chroot_start() {
     if (( CHECK )); then up_to_date && exit 0 || exit 1; fi
     if (( ! FORCE )) && up_to_date; then exit 0; fi
@@ -75,13 +89,21 @@ chroot_start() {
     trap 'exit 130' INT TERM
 
     MIRROR="$(mirror)" || need "a Debian mirror: none found in /etc/apt/sources.list*; set VIRTFS_MIRROR=<debian mirror URL>"
-    command -v debootstrap >/dev/null || need "debootstrap on the host (apt-get install debootstrap)"
-    [[ -f /usr/share/debootstrap/scripts/bookworm ]] || need "a debootstrap that knows bookworm"
+    log "mirror: $MIRROR"
+    if ! command -v debootstrap >/dev/null; then
+        log "installing debootstrap on the host"
+        timeout 600 apt-get update -qq || need "network access to the Debian registry (apt-get update failed)"
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq debootstrap >/dev/null \
+            || need "the debootstrap package (apt-get install debootstrap failed)"
+    fi
+    [[ -f "/usr/share/debootstrap/scripts/$CHROOT_RELEASE" ]] \
+        || need "a debootstrap that knows $CHROOT_RELEASE (Debian 12's 1.0.128 knows trixie)"
 
     if [[ ! -f "$ROOT/.virtfs-debootstrap-ok" ]]; then
-        log "debootstrap --variant=minbase bookworm (about a minute)"
+        log "debootstrap --variant=minbase $CHROOT_RELEASE (about a minute)"
         rm -rf "$ROOT"
-        timeout 1200 debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR" >"$CACHE/$CHROOT_NAME-debootstrap.log" 2>&1 \
+        timeout 1200 debootstrap --variant=minbase "$CHROOT_RELEASE" "$ROOT" "$MIRROR" \
+            >"$CACHE/$CHROOT_NAME-debootstrap.log" 2>&1 \
             || { tail -n 20 "$CACHE/$CHROOT_NAME-debootstrap.log" >&2
                  need "network access to the Debian registry at $MIRROR (log: $CACHE/$CHROOT_NAME-debootstrap.log)"; }
         touch "$ROOT/.virtfs-debootstrap-ok"
@@ -91,11 +113,14 @@ chroot_start() {
     chroot_bind /sys "$ROOT/sys"
     chroot_bind /dev "$ROOT/dev"
     cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
-    INCHROOT=(chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8)
-    cat >"$ROOT/etc/apt/sources.list" <<EOS
-deb $MIRROR bookworm main
-deb $MIRROR bookworm-updates main
-EOS
+    # shellcheck disable=SC2206 # CHROOT_ENV is a list of VAR=value words
+    INCHROOT=(chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8
+              ${CHROOT_ENV:-})
+    local suite
+    for suite in "$CHROOT_RELEASE" "$CHROOT_RELEASE-updates" ${CHROOT_SUITES:-}; do
+        echo "deb $MIRROR $suite main"
+    done >"$ROOT/etc/apt/sources.list"
+    # No docs, no man pages, no locales: smaller and faster.
     cat >"$ROOT/etc/dpkg/dpkg.cfg.d/01-virtfs-nodoc" <<'EOS'
 path-exclude /usr/share/doc/*
 path-exclude /usr/share/man/*
