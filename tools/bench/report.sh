@@ -13,7 +13,8 @@ stats() { # file-glob-prefix workload -> "median min max unit" or nothing
             printf "%s %s %s %s\n", m, v[1], v[NR], (u == "" ? "s" : u) }'
 }
 median() { stats "$OUT/$1" "$2" "$3" | awk '{ print $1 }'; }
-unit() { for c in $CONFIGS; do stats "$OUT/$c" results.txt "$1" | awk '{ print $4 }'; done | head -n1; }
+# (no `| head -n1` here: under pipefail the loop's SIGPIPE ended the report after its header)
+unit() { local c u; for c in $CONFIGS; do u="$(stats "$OUT/$c" results.txt "$1" | awk '{ print $4 }')"; [[ -n "$u" ]] && { echo "$u"; return; }; done; }
 
 echo "### Results: median (min-max) over $(ls -d "$OUT"/*/round* 2>/dev/null | sed 's|.*/round||' | sort -u | wc -l) round(s)"
 echo
