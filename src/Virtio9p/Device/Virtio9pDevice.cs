@@ -80,7 +80,8 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     {
         // Peek type, tag and the first field (fid or, for Tflush, oldtag) in ring order (see TagTracker); a
         // flush is decided here, a request that cannot block is served here, everything else queued.
-        Span<byte> header = stackalloc byte[P9Limits.HeaderSize + 4];
+        // header, then fid[4] (and for Twalk newfid[4] nwname[2]) for IsNonBlocking
+        Span<byte> header = stackalloc byte[P9Limits.HeaderSize + 10];
         int peeked = request.CopyFromReadable(0, header);
         int tracked = -1;
         if (peeked >= P9Limits.HeaderSize)
@@ -99,8 +100,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
             }
             _tags.Begin(tag);
             tracked = tag;
-            if (_serveInline && peeked == header.Length &&
-                _server.IsNonBlocking(type, BinaryPrimitives.ReadUInt32LittleEndian(header[7..])))
+            if (_serveInline && _server.IsNonBlocking(type, header[P9Limits.HeaderSize..peeked]))
             {
                 // Completed on this thread: the queue batches the used-ring notification at the end of the drain.
                 long now = Stopwatch.GetTimestamp();

@@ -178,10 +178,33 @@ public sealed partial class P9Server
     /// default; each thread hop costs a wake-up): data I/O and getattr on an open fid (one preadv, pwritev or
     /// statx on the fd the helper gave us; the helper refuses to open special files, so it is a regular file or
     /// directory), the first getattr on a path fid right after its walk (answered from the walk's attributes,
-    /// see P9Server.WalkAttributes.cs), xattr buffer reads and writes, and a clunk that commits no xattr. Everything else (helper
-    /// round trips, fsync, directory reads, locks) goes to the workers. A fid that changes kind after this
-    /// look is still served correctly, only on this thread.
+    /// see P9Server.WalkAttributes.cs), xattr buffer reads and writes, a clunk that commits no xattr, and a Twalk of
+    /// no names to another fid (a clone: a new fid from the table, no lookup; the client sends one before every
+    /// open and create). Everything else (helper round trips, fsync, directory reads, locks) goes to the workers.
+    /// A fid that changes kind after this look is still served correctly, only on this thread.
     /// </summary>
+    /// <param name="fields">The request's bytes after its 7-byte header, as far as they were peeked: fid[4] first;
+    /// for Twalk newfid[4] nwname[2] follow.</param>
+    public bool IsNonBlocking(P9MessageType type, ReadOnlySpan<byte> fields)
+    {
+        if (fields.Length < 4)
+        {
+            return false;
+        }
+        uint fidId = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(fields);
+        if (type == P9MessageType.Twalk)
+        {
+            // Not a walk in place (newfid == fid takes fid.Sync, which an open on that fid may hold across a helper
+            // round trip), and not one that names anything (each name is a helper lstat).
+            return fields.Length >= 10 &&
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(fields[8..]) == 0 &&
+                System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(fields[4..]) != fidId &&
+                !_pathLock.RenamePending;
+        }
+        return IsNonBlocking(type, fidId);
+    }
+
+    /// <summary><see cref="IsNonBlocking(P9MessageType, ReadOnlySpan{byte})"/> for every type but Twalk.</summary>
     public bool IsNonBlocking(P9MessageType type, uint fidId)
     {
         if (type is not (P9MessageType.Tread or P9MessageType.Twrite or P9MessageType.Tgetattr or P9MessageType.Tclunk))

@@ -41,6 +41,30 @@ public sealed class WalkAttributesTests : IDisposable
         return reply.U64();
     }
 
+    /// <summary>fid[4] newfid[4] nwname[2], the Twalk fields the queue thread peeks.</summary>
+    private static byte[] WalkFields(uint fid, uint newFid, ushort names)
+    {
+        var b = new byte[10];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(b, fid);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(4), newFid);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(b.AsSpan(8), names);
+        return b;
+    }
+
+    [Fact]
+    public void A_clone_walk_is_served_on_the_queue_thread_and_asks_the_host_nothing()
+    {
+        Assert.True(_client.Server.IsNonBlocking(T.Twalk, WalkFields(Root, 1, 0)));
+        Assert.False(_client.Server.IsNonBlocking(T.Twalk, WalkFields(Root, 1, 1)));    // a lookup: the helper
+        Assert.False(_client.Server.IsNonBlocking(T.Twalk, WalkFields(Root, Root, 0))); // in place: fid.Sync
+        Assert.False(_client.Server.IsNonBlocking(T.Twalk, WalkFields(Root, 1, 0).AsSpan(0, 8))); // not all peeked
+        int before = _fs.Lstats;
+        _client.Walk(Root, 1).Expect(T.Rwalk);
+        Assert.Equal(before, _fs.Lstats);
+        Assert.True(_client.Server.IsNonBlocking(T.Tclunk, WalkFields(1, 0, 0).AsSpan(0, 4)));
+        _client.Call(T.Tclunk, b => b.U32(1)).Expect(T.Rclunk);
+    }
+
     [Fact]
     public void The_first_getattr_after_a_walk_asks_the_host_nothing_and_the_next_one_does()
     {
