@@ -92,8 +92,10 @@ chroot_start() {
     log "mirror: $MIRROR"
     if ! command -v debootstrap >/dev/null; then
         log "installing debootstrap on the host"
-        timeout 600 apt-get update -qq || need "network access to the Debian registry (apt-get update failed)"
-        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq debootstrap >/dev/null \
+        # (the lock timeout: two of the chroot scripts may get here at once on a new machine)
+        timeout 600 apt-get -o DPkg::Lock::Timeout=300 update -qq \
+            || need "network access to the Debian registry (apt-get update failed)"
+        DEBIAN_FRONTEND=noninteractive timeout 600 apt-get -o DPkg::Lock::Timeout=300 install -y -qq debootstrap >/dev/null \
             || need "the debootstrap package (apt-get install debootstrap failed)"
     fi
     [[ -f "/usr/share/debootstrap/scripts/$CHROOT_RELEASE" ]] \
