@@ -20,11 +20,6 @@ internal sealed class WorkQueue<T>
     private readonly Stack<Worker> _idle = new();  // guarded by _sync; each worker at most once
     private bool _completed;                       // guarded by _sync
 
-    public bool IsCompleted
-    {
-        get { lock (_sync) return _completed; }
-    }
-
     /// <summary>Queues <paramref name="item"/> and wakes one idle worker; false once <see cref="Complete"/> ran.</summary>
     public bool TryAdd(T item)
     {

@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using Microsoft.Extensions.Logging;
 using VirtFs.VhostUser.Diagnostics;
 using VirtFs.Virtio9p.Diagnostics;
@@ -191,14 +192,15 @@ public sealed partial class P9Server
         {
             return false;
         }
-        uint fidId = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(fields);
+        uint fidId = BinaryPrimitives.ReadUInt32LittleEndian(fields);
         if (type == P9MessageType.Twalk)
         {
             // Not a walk in place (newfid == fid takes fid.Sync, which an open on that fid may hold across a helper
-            // round trip), and not one that names anything (each name is a helper lstat).
+            // round trip), and not one that names anything (each name is an lstat on the host, through the helper
+            // in helper mode).
             return fields.Length >= 10 &&
-                System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(fields[8..]) == 0 &&
-                System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(fields[4..]) != fidId &&
+                BinaryPrimitives.ReadUInt16LittleEndian(fields[8..]) == 0 &&
+                BinaryPrimitives.ReadUInt32LittleEndian(fields[4..]) != fidId &&
                 !_pathLock.RenamePending;
         }
         return IsNonBlocking(type, fidId);
@@ -291,7 +293,7 @@ public sealed partial class P9Server
                 {
                     return false; // too short: the handler answers EINVAL
                 }
-                uint f = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(flags);
+                uint f = BinaryPrimitives.ReadUInt32LittleEndian(flags);
                 return (f & 3) != 0 || (f & 0x200) != 0;
             default:
                 return false;
