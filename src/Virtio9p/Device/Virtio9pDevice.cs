@@ -39,7 +39,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     /// <summary>Serve requests that cannot block on the queue thread (see <see cref="P9Server.IsNonBlocking"/>).</summary>
     private readonly bool _serveInline;
     /// <summary>The queue thread's own scratch memory for the requests it serves itself.</summary>
-    private readonly WorkerBuffers _inlineBuffers = new();
+    private readonly WorkerBuffers _inlineBuffers = new() { MustNotBlock = true };
     private readonly VirtqExchange _inlineExchange = new();
     /// <summary>Our bug, but one a guest may be able to repeat at will: rate-limited like guest-triggered lines.</summary>
     private readonly LogRateLimiter _failureLog = new("9P requests that failed unexpectedly");
@@ -47,6 +47,11 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     private readonly LogRateLimiter _stopLog = new("virtio-9p device stops");
 
     private readonly BackendMetrics? _metrics;
+    /// <summary>Treads the queue thread gave to a worker because their data was not in the page cache.</summary>
+    private long _readsGivenBack;
+
+    /// <summary>Treads the queue thread handed to a worker because they would have waited on the disk.</summary>
+    internal long ReadsGivenBack => Volatile.Read(ref _readsGivenBack);
 
     public Virtio9pDevice(string tag, P9Server server, int workerCount, ILogger logger, BackendMetrics? metrics = null,
         bool serveInline = true)
@@ -110,7 +115,13 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
             }
         }
         _metrics?.Started();
-        if (_queue.TryAdd((request, tracked, Stopwatch.GetTimestamp())))
+        Enqueue(request, tracked, Stopwatch.GetTimestamp());
+    }
+
+    /// <summary>Hands a request to the workers (its metrics already started).</summary>
+    private void Enqueue(DescriptorChain request, int tracked, long enqueued)
+    {
+        if (_queue.TryAdd((request, tracked, enqueued)))
         {
             return;
         }
@@ -150,12 +161,14 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         {
             exchange.Bind(request);
             request.CopyFromReadable(4, type);
-            if (SessionRecorder.Current is { } recorder)
+            written = _server.Serve(exchange, buffers, out _);
+            // Recorded once, by the thread that answered it (the reply is in guest memory by now, so the request
+            // buffer is free to copy into).
+            if (written != P9Server.NotServedHere && SessionRecorder.Current is { } recorder)
             {
                 int length = Math.Min(request.ReadableLength, SessionRecorder.MaxRecordBytes);
                 recorder.Record(SessionRecorder.KindP9, 0, buffers.Request.AsSpan(0, request.CopyFromReadable(0, buffers.Request.AsSpan(0, length))));
             }
-            written = _server.Serve(exchange, buffers, out _);
         }
         catch (Exception e)
         {
@@ -168,6 +181,13 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         finally
         {
             exchange.Unbind();
+        }
+        if (written == P9Server.NotServedHere)
+        {
+            // The queue thread met a read that would wait on the disk: a worker serves it, as if queued first.
+            Interlocked.Increment(ref _readsGivenBack);
+            Enqueue(request, tracked, enqueued);
+            return;
         }
         request.Complete(written);
         long finished = Stopwatch.GetTimestamp();
@@ -212,6 +232,11 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         {
             _logger.LogInformation("virtio-9p device stopped by the front-end");
             _statistics.Log(_logger); // when suppressed, the counters carry on into the next report
+            long givenBack = Interlocked.Exchange(ref _readsGivenBack, 0);
+            if (givenBack > 0)
+            {
+                _logger.LogInformation("{Count} reads missed the page cache and went to a worker", givenBack);
+            }
         }
     }
 

@@ -56,6 +56,10 @@ internal sealed class Fid(uint id, byte[] path, uint uid)
     /// <summary>The host file from Tlopen/Tlcreate, received from the helper.</summary>
     public SafeFileHandle? Handle { get; set; }
 
+    /// <summary>The file's filesystem refused RWF_NOWAIT (EOPNOTSUPP): the queue thread cannot tell a cached read
+    /// from one that waits on the disk, so every Tread on this fid goes to a worker.</summary>
+    public bool ReadsMayBlock { get; set; }
+
     /// <summary>Host open flags of <see cref="Handle"/> (access mode tells whether ftruncate may use it).</summary>
     public int OpenFlags { get; set; }
 

@@ -164,10 +164,26 @@ public sealed partial class P9Server
                     {
                         // SAFETY: the iovecs point into guest memory the transport keeps mapped while direct
                         // access is open, and cover exactly `wanted` writable bytes.
-                        nint n = Sys.Preadv(handle, iov, iovecCount, (long)offset);
+                        nint n = call.Buffers.MustNotBlock
+                            ? Sys.Preadv2(handle, iov, iovecCount, (long)offset, Sys.RWF_NOWAIT)
+                            : Sys.Preadv(handle, iov, iovecCount, (long)offset);
                         if (n < 0)
                         {
-                            return -LastErrno();
+                            int error = LastErrno();
+                            if (call.Buffers.MustNotBlock && error is Errno.EAGAIN or Errno.EOPNOTSUPP)
+                            {
+                                // Not in the page cache (or a filesystem that cannot say): waiting for the disk here
+                                // would stall every request behind this one. A worker reads it.
+                                fid.ReadsMayBlock |= error == Errno.EOPNOTSUPP;
+                                return NotServedHere;
+                            }
+                            return -error;
+                        }
+                        if (call.Buffers.MustNotBlock && n > 0 && n < wanted && !EndsAt(handle, offset + (ulong)n))
+                        {
+                            // Part of the range was cached and the rest needs the disk (a short Rread mid-file would
+                            // be taken for the end of the file): a worker reads the whole range again.
+                            return NotServedHere;
                         }
                         got = (int)n;
                     }
@@ -306,6 +322,19 @@ public sealed partial class P9Server
         }
         attributes = FileStat.FromStatx(buffer);
         return 0;
+    }
+
+    /// <summary>Whether the open file ends at or before <paramref name="position"/> (statx of the size on the fd;
+    /// on a failure, false: the caller then leaves the read to a worker).</summary>
+    private static unsafe bool EndsAt(SafeFileHandle handle, ulong position)
+    {
+        const int AtEmptyPath = 0x1000;
+        const uint StatxSize = 0x200;
+        statx buffer;
+        byte empty = 0;
+        using var use = new FdUse(handle);
+        // SAFETY: buffer and empty are locals; the fd is kept open by the FdUse.
+        return LibC.statx(use.Fd, &empty, AtEmptyPath, StatxSize, &buffer) == 0 && buffer.stx_size <= position;
     }
 
     private static int LastErrno() => System.Runtime.InteropServices.Marshal.GetLastPInvokeError();

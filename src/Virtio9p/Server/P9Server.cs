@@ -65,8 +65,14 @@ public sealed partial class P9Server
 
     internal int QidOverflowCount => _qids.OverflowCount;
 
+    /// <summary>What <see cref="Serve"/> returns when buffers that must not block (the queue thread's) met a request
+    /// that would wait on the disk: nothing was answered or changed, and the request is to be served again by a
+    /// thread that may block.</summary>
+    public const int NotServedHere = int.MinValue;
+
     /// <summary>Serves one exchange. Returns the number of reply bytes written into the exchange (0 when
-    /// the request was too broken to answer at all), and the request's tag.</summary>
+    /// the request was too broken to answer at all), or <see cref="NotServedHere"/>, and the request's tag.</summary>
+
     public int Serve(IP9Exchange exchange, WorkerBuffers buffers, out ushort tag)
     {
         tag = P9Limits.NoTag;
@@ -161,6 +167,10 @@ public sealed partial class P9Server
             }
         }
 
+        if (result == NotServedHere)
+        {
+            return NotServedHere; // nothing was written to the reply; the caller hands the request to a worker
+        }
         if (result < 0)
         {
             _metrics?.Error(-result);
@@ -225,7 +235,9 @@ public sealed partial class P9Server
         FidKind kind = fid.Kind;
         return type switch
         {
-            P9MessageType.Tread or P9MessageType.Twrite => kind is FidKind.OpenFile or FidKind.XattrRead or FidKind.XattrWrite,
+            // A Tread that finds its data out of the page cache comes back (NotServedHere) and goes to a worker.
+            P9MessageType.Tread => kind is FidKind.XattrRead || (kind == FidKind.OpenFile && !fid.ReadsMayBlock),
+            P9MessageType.Twrite => kind is FidKind.OpenFile or FidKind.XattrWrite,
             // A path fid only right after its walk, answered from the walk's attributes (no helper).
             P9MessageType.Tgetattr => kind is FidKind.OpenFile or FidKind.OpenDirectory ||
                 (kind == FidKind.Path && TryWalkAttributes(fid, consume: false, out _)),

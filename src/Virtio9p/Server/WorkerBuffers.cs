@@ -18,4 +18,9 @@ public sealed class WorkerBuffers
     /// <summary>getdents64 output before it is re-encoded as Rreaddir entries.</summary>
     public byte[] Dirents { get; } = GC.AllocateUninitializedArray<byte>(P9Limits.MaxMessageSize, pinned: true);
     public iovec[] Iovecs { get; } = GC.AllocateArray<iovec>(MaxIovecs, pinned: true);
+
+    /// <summary>Set for the queue thread's buffers: the thread serving with them must not wait on the disk, so a
+    /// Tread the page cache cannot answer at once is given back (<see cref="P9Server.NotServedHere"/>) for a worker
+    /// to serve.</summary>
+    public bool MustNotBlock { get; init; }
 }

@@ -20,9 +20,11 @@ internal sealed class NinePOverRing : IDisposable
     public const ulong ReplyOffset = 0x2_0000;
     private ushort _nextTag = 1;
 
-    public NinePOverRing(ushort queueSize = 64, ulong ramSize = 4 << 20)
+    /// <param name="parent">Where the scratch export goes (default: the temp directory).</param>
+    public NinePOverRing(ushort queueSize = 64, ulong ramSize = 4 << 20, string? parent = null)
     {
-        Parent = Directory.CreateTempSubdirectory("p9ring-").FullName;
+        Parent = parent is null ? Directory.CreateTempSubdirectory("p9ring-").FullName
+            : Directory.CreateDirectory(Path.Combine(parent, $"p9ring-{Guid.NewGuid():N}")).FullName;
         Export = Path.Combine(Parent, "export");
         Directory.CreateDirectory(Export);
         File.WriteAllText(Path.Combine(Parent, "outside"), "secret");

@@ -11,6 +11,7 @@ namespace VirtFs.Virtio9p.Tests.Server;
 internal sealed class P9TestClient
 {
     private readonly WorkerBuffers _buffers = new();
+    private readonly WorkerBuffers _queueThreadBuffers = new() { MustNotBlock = true };
     private ushort _nextTag = 1;
 
     public P9TestClient(IFileSystem fileSystem, int msize = 131072)
@@ -28,6 +29,10 @@ internal sealed class P9TestClient
 
     public P9Server Server { get; }
     public int MessageSize { get; }
+
+    /// <summary>Serve as the queue thread does (buffers that must not block): a request may come back unserved
+    /// (<see cref="Reply.GivenBack"/>).</summary>
+    public bool AsQueueThread { get; set; }
 
     /// <summary>Exchanges refuse direct access to their buffers (the transport's front-end is gone).</summary>
     public bool BuffersRevoked { get; set; }
@@ -50,7 +55,11 @@ internal sealed class P9TestClient
     public Reply Raw(byte[] message, int replyCapacity, int[]? replySplits = null, int[]? requestSplits = null)
     {
         using var exchange = new ScatteredExchange(message, replyCapacity, requestSplits, replySplits) { Revoked = BuffersRevoked };
-        int length = Server.Serve(exchange, _buffers, out _);
+        int length = Server.Serve(exchange, AsQueueThread ? _queueThreadBuffers : _buffers, out _);
+        if (length == P9Server.NotServedHere)
+        {
+            return new Reply([]) { GivenBack = true };
+        }
         return new Reply(exchange.Reply[..length]);
     }
 
@@ -85,11 +94,17 @@ internal sealed class P9TestClient
     {
         private int _position = P9Limits.HeaderSize;
         public byte[] Bytes { get; } = bytes;
+        /// <summary>The server answered nothing: the request is for a thread that may block (a worker).</summary>
+        public bool GivenBack { get; init; }
         public P9MessageType Type => (P9MessageType)Bytes[4];
         public int Size => BinaryPrimitives.ReadInt32LittleEndian(Bytes);
 
         public Reply Expect(P9MessageType type)
         {
+            if (GivenBack)
+            {
+                throw new Xunit.Sdk.XunitException($"expected {type}, but the request was given back unserved");
+            }
             if (Type == P9MessageType.Rlerror && type != P9MessageType.Rlerror)
             {
                 throw new Xunit.Sdk.XunitException($"expected {type}, got Rlerror errno {Errno}");

@@ -1,0 +1,44 @@
+using Tmds.Linux;
+using VirtFs.Virtio9p.Tests.Abuse;
+using T = VirtFs.Virtio9p.Protocol.P9MessageType;
+
+namespace VirtFs.Virtio9p.Tests.Device;
+
+/// <summary>Through the real ring and device: a Tread whose data is not in the page cache leaves the queue thread
+/// for a worker and is answered once, with the file's bytes, and the queue thread serves the next one itself.</summary>
+public sealed class ColdReadTests : IDisposable
+{
+    // /var/tmp, not /tmp: the page cache must be able to drop the file, which a tmpfs cannot.
+    private readonly NinePOverRing _ring = new(parent: "/var/tmp");
+
+    public void Dispose() => _ring.Dispose();
+
+    [Fact]
+    public void A_cold_read_is_served_by_a_worker_and_a_warm_one_by_the_queue_thread()
+    {
+        byte[] data = new byte[256 * 1024];
+        new Random(3).NextBytes(data);
+        string path = Path.Combine(_ring.Export, "cold");
+        File.WriteAllBytes(path, data);
+        using (var host = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite))
+        {
+            int fd = (int)host.DangerousGetHandle();
+            Assert.Equal(0, LibC.fsync(fd));
+            Assert.Equal(0, LibC.posix_fadvise(fd, 0, 0, LibC.POSIX_FADV_DONTNEED));
+        }
+        _ring.Handshake();
+        _ring.Call(T.Twalk, b => b.U32(0).U32(1).U16(1).Str("cold")).Expect(T.Rwalk);
+        _ring.Call(T.Tlopen, b => b.U32(1).U32(0)).Expect(T.Rlopen);
+
+        Assert.Equal(data[4096..8192], Read(4096));
+        Assert.Equal(1, _ring.Device.ReadsGivenBack); // "is /var/tmp a tmpfs?" if 0: nothing was evicted
+        Assert.Equal(data[4096..8192], Read(4096)); // cached now
+        Assert.Equal(1, _ring.Device.ReadsGivenBack);
+    }
+
+    private byte[] Read(ulong offset)
+    {
+        var reply = _ring.Call(T.Tread, b => b.U32(1).U64(offset).U32(4096), replyCapacity: 8192).Expect(T.Rread);
+        return reply.Take((int)reply.U32());
+    }
+}
