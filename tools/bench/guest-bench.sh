@@ -6,7 +6,10 @@
 #   BENCH_SIZE   fio file size (default 256M)        BENCH_FILES  metadata files, in 100 dirs (default 10000)
 #   BENCH_TIME   seconds per random-read run (15)    BENCH_TREE   tarball to untar (from $VIRTFS_JOBDIR)
 #   BENCH_REPO   tarball of a git checkout for the developer's loop
+#   BENCH_GROUPS which groups to run (default all): fio metadata tree devloop
 set -u
+BENCH_WANT=" ${BENCH_GROUPS:-fio metadata tree devloop} "
+want() { case "$BENCH_WANT" in *" $1 "*) return 0 ;; esac; return 1; }
 D=/mnt/bench
 SIZE=${BENCH_SIZE:-256M} FILES=${BENCH_FILES:-10000} TIME=${BENCH_TIME:-15}
 rm -rf "$D"; mkdir -p "$D" || exit 1
@@ -25,6 +28,7 @@ fio_run() { # name field scale unit fio-args...   (terse v3: 7 read KiB/s, 8 rea
     echo "$out" | awk -F';' -v n="$name" -v f="$field" -v s="$scale" -v u="$unit" \
         '{ v += $f } END { printf "BENCH %s %.1f %s\n", n, v * s, u }'
 }
+if want fio; then
 fio_run seq-write 48 0.001024 MB/s --rw=write --bs=1M --ioengine=psync --end_fsync=1
 fio_run seq-read 7 0.001024 MB/s --rw=read --bs=1M --ioengine=psync
 fio_run rand-read-4k 8 1 IOPS --rw=randread --bs=4k --ioengine=psync --runtime="$TIME" --time_based
@@ -32,9 +36,10 @@ fio_run rand-read-4k 8 1 IOPS --rw=randread --bs=4k --ioengine=psync --runtime="
 fio_run rand-read-4k-aio16x4 8 1 IOPS --rw=randread --bs=4k --ioengine=libaio --iodepth=16 --direct=0 \
     --numjobs=4 --group_reporting --runtime="$TIME" --time_based
 rm -f "$D/fio.dat"
+fi
 
 # Metadata: one perl process (process start-up under TCG would drown the filesystem's cost).
-for op in create stat rename unlink; do
+want metadata && for op in create stat rename unlink; do
     phase "$op"
     perl -MTime::HiRes=time -e '
         my ($d, $n, $op) = @ARGV; my $t = time;
@@ -50,7 +55,7 @@ for op in create stat rename unlink; do
 done
 phase idle
 
-if [ -n "${BENCH_TREE:-}" ] && [ -f "$BENCH_TREE" ]; then
+if want tree && [ -n "${BENCH_TREE:-}" ] && [ -f "$BENCH_TREE" ]; then
     drop; phase untar; t=$(now)
     mkdir -p "$D/tree" && tar -xf "$BENCH_TREE" -C "$D/tree" && echo "BENCH untar $(elapsed "$t") s" || echo "BENCH untar FAILED"
     drop; phase find-du; t=$(now)
@@ -63,7 +68,7 @@ fi
 # A developer's loop on a C project (zlib's git checkout): copy it onto the share, git status, edit + diff,
 # build steps where the guest has a compiler, git clean, remove. The lab's trixie chroot has no gcc/make: the
 # configure/make steps are reported as skipped there.
-if [ -n "${BENCH_REPO:-}" ] && [ -f "$BENCH_REPO" ]; then
+if want devloop && [ -n "${BENCH_REPO:-}" ] && [ -f "$BENCH_REPO" ]; then
     drop; phase devloop; t=$(now)
     ok=1
     mkdir -p "$D/src" && tar -xf "$BENCH_REPO" -C "$D/src" || ok=0

@@ -13,14 +13,17 @@
 # with a private apt state in that directory.
 #
 # Usage: tools/bench/run.sh [--rounds N] [--size 256M] [--files 10000] [--time 15] [--quick]
-#                           [--configs "virtfs-none builtin-none ..."] [--out DIR] [--no-build]
+#                           [--configs "virtfs-none builtin-none ..."] [--groups "fio metadata tree devloop"]
+#                           [--out DIR] [--no-build]
+#   --groups  only these workload groups (default all four): fio = the four fio rows, metadata = create/stat/
+#             rename/unlink, tree = untar/find-du/rm-tree, devloop = the developer's loop
 #   --quick   --size 32M --files 1000 --time 5 (a run of minutes, not an hour); --rounds stays as given
 #   --out     keep results there (default: a temp dir, printed); the report is OUT/report.md, the chart OUT/chart.png
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
 REPO="$(cd "$TOOLS/.." && pwd)"
-ROUNDS=3 SIZE=256M FILES=10000 TIME=15 OUT="" BUILD=1
+ROUNDS=3 SIZE=256M FILES=10000 TIME=15 OUT="" BUILD=1 WGROUPS="fio metadata tree devloop"
 CONFIGS="virtfs-none builtin-none virtiofsd-never virtfs-mmap builtin-mmap virtiofsd-auto virtfs-loose builtin-loose"
 while (( $# )); do
     case "$1" in
@@ -30,15 +33,19 @@ while (( $# )); do
         --time) TIME="$2"; shift 2 ;;
         --quick) SIZE=32M FILES=1000 TIME=5; shift ;;
         --configs) CONFIGS="$2"; shift 2 ;;
+        --groups) WGROUPS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
 done
 [[ "$SIZE" =~ ^[0-9]+[KMG]$ ]] || { echo "bench: --size like 256M" >&2; exit 2; }
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ && "$FILES" =~ ^[0-9]+$ && "$TIME" =~ ^[0-9]+$ ]] || { echo "bench: bad number" >&2; exit 2; }
 (( FILES >= 100 )) || { echo "bench: --files at least 100" >&2; exit 2; }
+for g in $WGROUPS; do
+    [[ " fio metadata tree devloop " == *" $g "* ]] || { echo "bench: unknown workload group $g (fio metadata tree devloop)" >&2; exit 2; }
+done
 INPUTS="${VIRTFS_BENCH_CACHE:-/var/cache/virtfs-perf}"
 LAB="${VIRTFS_CACHE:-/var/cache/virtfs}/trixie"
 [[ -d "$LAB/usr/share/perl" ]] || { echo "bench: NEEDS: the lab (tools/lab.sh)" >&2; exit 3; }
@@ -82,7 +89,7 @@ for (( round = 1; round <= ROUNDS; round++ )); do
         env "${env[@]}" "$TOOLS/vm.sh" --server "$server" --share "$export_dir" "${NB[@]}" "${opts[@]}" --timeout 3600 \
             --log-dir "$dir/logs" --cpu-phases "$dir/cpu.txt" --file "$HERE/guest-bench.sh" \
             --file "$INPUTS/tree.tar" --file "$INPUTS/zlib-git.tar" \
-            --run "BENCH_SIZE=$SIZE BENCH_FILES=$FILES BENCH_TIME=$TIME BENCH_TREE=\$VIRTFS_JOBDIR/tree.tar BENCH_REPO=\$VIRTFS_JOBDIR/zlib-git.tar sh \$VIRTFS_JOBDIR/guest-bench.sh" \
+            --run "BENCH_GROUPS='$WGROUPS' BENCH_SIZE=$SIZE BENCH_FILES=$FILES BENCH_TIME=$TIME BENCH_TREE=\$VIRTFS_JOBDIR/tree.tar BENCH_REPO=\$VIRTFS_JOBDIR/zlib-git.tar sh \$VIRTFS_JOBDIR/guest-bench.sh" \
             >"$dir/out.txt" 2>&1 || echo "bench: $config round $round failed (see $dir/out.txt)" >&2
         tr -d '\r' <"$dir/out.txt" | grep '^BENCH ' | grep -v -e FAILED -e SKIPPED | awk '{ print $2, $3, $4 }' >"$dir/results.txt" || true
         # CPU seconds per workload: ticks between the phase's start and the next phase line.
