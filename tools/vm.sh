@@ -34,7 +34,8 @@
 # Exit status: CMD's status; 3 when the lab cannot run here (reason on stderr, "NEEDS:");
 #   124 on timeout; 125 when the guest ended without reporting a status.
 # Env: VIRTFS_CACHE (default /var/cache/virtfs), VIRTFS_BIN (our executables; default artifacts/bin),
-#      VIRTFS_VIRTIOFSD_CACHE (virtiofsd --cache=, default its own: auto)
+#      VIRTFS_VIRTIOFSD_CACHE (virtiofsd --cache=, default its own: auto),
+#      VIRTFS_BUILTIN_VECTORS (builtin: the virtio-9p-pci device's MSI-X vectors; 0 = INTx, as our device gets)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -287,7 +288,14 @@ FSTYPE=9p
 case "$SERVER" in
     builtin)
         bind "$SHARE" "$SRV"
-        QEMU_DEV=(-virtfs "local,path=$SRV_G,mount_tag=$TAG,security_model=passthrough,id=share") ;;
+        if [[ -n "${VIRTFS_BUILTIN_VECTORS:-}" ]]; then
+            # -virtfs spelled out, to set the device's MSI-X vectors (0: a legacy INTx interrupt, what the guest
+            # gets on the vhost-user test device; the benchmark's control for the transport, docs/performance.md).
+            QEMU_DEV=(-fsdev "local,path=$SRV_G,security_model=passthrough,id=share"
+                      -device "virtio-9p-pci,fsdev=share,mount_tag=$TAG,vectors=$VIRTFS_BUILTIN_VECTORS")
+        else
+            QEMU_DEV=(-virtfs "local,path=$SRV_G,mount_tag=$TAG,security_model=passthrough,id=share")
+        fi ;;
     virtiofsd)
         bind "$SHARE" "$SRV"
         FSTYPE=virtiofs

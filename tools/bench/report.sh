@@ -31,7 +31,7 @@ for w in $WORKLOADS; do
 done
 echo
 # Ratios: throughput VirtFs/other; times other/VirtFs (so > 1 always means VirtFs is faster).
-PAIRS="virtfs-none:builtin-none virtfs-mmap:builtin-mmap virtfs-loose:builtin-loose virtfs-none:virtiofsd-never virtfs-mmap:virtiofsd-auto virtfs-loose:virtiofsd-auto"
+PAIRS="virtfs-none:builtin-none virtfs-mmap:builtin-mmap virtfs-loose:builtin-loose virtfs-none:builtinintx-none virtfs-mmap:builtinintx-mmap virtfs-loose:builtinintx-loose virtfs-none:virtiofsd-never virtfs-mmap:virtiofsd-auto virtfs-loose:virtiofsd-auto"
 present=()
 for p in $PAIRS; do
     a="${p%%:*}" b="${p#*:}"

@@ -5,6 +5,8 @@
 #   virtfs-{none,mmap,loose}    VirtFs (vhost-user-9p + helper), 9p cache=none|mmap|loose, msize 512000
 #   builtin-{none,mmap,loose}   QEMU 11.1's own virtio-9p, same mount options
 #   virtiofsd-{never,auto}      virtiofsd 1.13 --cache=never|auto (virtiofs)
+#   builtinintx-{none,mmap,loose}  (not in the default set) the built-in server on a legacy INTx interrupt
+#                               (virtio-9p-pci vectors=0), the interrupt QEMU's vhost-user test device gives VirtFs
 # Workloads (tools/bench/guest-bench.sh): fio 1 MiB sequential write and read (caches dropped between), 4 KiB
 # random reads (psync; libaio iodepth 16 x 4 jobs), create/stat/rename/unlink of --files files in 100 dirs,
 # untar of a 30+ MiB tree and find/du over it, a developer's loop on zlib's git checkout.
@@ -82,6 +84,9 @@ for (( round = 1; round <= ROUNDS; round++ )); do
         opts=() env=()
         case "$server" in
             virtfs|builtin) opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
+            # The built-in server with the interrupt VirtFs gets (INTx, no MSI-X): the transport's control.
+            builtinintx) server=builtin; env=(VIRTFS_BUILTIN_VECTORS=0)
+                opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
             virtiofsd) env=(VIRTFS_VIRTIOFSD_CACHE="$cache") ;;
             *) echo "bench: unknown configuration $config" >&2; exit 2 ;;
         esac
