@@ -30,16 +30,16 @@ for w in $WORKLOADS; do
     echo
 done
 echo
-# Ratios: throughput VirtFs/other; times other/VirtFs (so > 1 always means VirtFs is faster).
-PAIRS="virtfs-none:builtin-none virtfs-mmap:builtin-mmap virtfs-loose:builtin-loose virtfs-none:builtinintx-none virtfs-mmap:builtinintx-mmap virtfs-loose:builtinintx-loose virtfs-none:virtiofsd-never virtfs-mmap:virtiofsd-auto virtfs-loose:virtiofsd-auto"
-present=()
-for p in $PAIRS; do
-    a="${p%%:*}" b="${p#*:}"
-    [[ " $CONFIGS " == *" $a "* && " $CONFIGS " == *" $b "* ]] && present+=("$p")
-done
-: >"$OUT/ratios.tsv"
-if (( ${#present[@]} )); then
-    echo "### Ratios of medians (> 1: VirtFs faster)"
+# Ratios: throughput A/B; times B/A (so > 1 always means A is faster).
+# ratio_table TITLE TSV "A:B ...": the pairs whose both configurations ran; with TSV, lines for the chart too.
+ratio_table() {
+    local title=$1 tsv=$2 p a b u r w present=()
+    for p in $3; do
+        a="${p%%:*}" b="${p#*:}"
+        [[ " $CONFIGS " == *" $a "* && " $CONFIGS " == *" $b "* ]] && present+=("$p")
+    done
+    (( ${#present[@]} )) || return 0
+    echo "### $title"
     echo
     printf '| workload |'; for p in "${present[@]}"; do printf ' %s / %s |' "${p%%:*}" "${p#*:}"; done; echo
     printf '|---|'; for p in "${present[@]}"; do printf -- '---|'; done; echo
@@ -51,13 +51,19 @@ if (( ${#present[@]} )); then
             if [[ -n "$a" && -n "$b" ]]; then
                 r="$(awk -v a="$a" -v b="$b" -v u="$u" 'BEGIN { if (a <= 0 || b <= 0) print "-"; else printf "%.2f", (u == "s") ? b / a : a / b }')"
                 printf ' %s |' "$r"
-                [[ "$r" != - ]] && printf '%s %s vs %s\t%s\n' "$w" "${p%%:*}" "${p#*:}" "$r" >>"$OUT/ratios.tsv"
+                [[ -n "$tsv" && "$r" != - ]] && printf '%s %s vs %s\t%s\n' "$w" "${p%%:*}" "${p#*:}" "$r" >>"$tsv"
             else printf ' - |'; fi
         done
         echo
     done
     echo
-fi
+}
+: >"$OUT/ratios.tsv"
+ratio_table "Ratios of medians (> 1: VirtFs faster)" "$OUT/ratios.tsv" \
+    "virtfs-none:builtin-none virtfs-mmap:builtin-mmap virtfs-loose:builtin-loose virtfs-none:builtinintx-none virtfs-mmap:builtinintx-mmap virtfs-loose:builtinintx-loose virtfs-none:virtiofsd-never virtfs-mmap:virtiofsd-auto virtfs-loose:virtiofsd-auto"
+# The references among themselves: what 9p reaches at all against virtiofs, and what INTx costs the built-in server.
+ratio_table "The peers among themselves (> 1: the first faster): 9p's ceiling, and the interrupt's cost" "" \
+    "builtin-none:virtiofsd-never builtin-mmap:virtiofsd-auto builtinintx-none:builtin-none builtinintx-mmap:builtin-mmap"
 echo "### Host CPU seconds of the serving processes per workload (median)"
 echo
 echo "VirtFs: backend + helper; virtiofsd: its process; builtin: QEMU's threads other than the TCG vCPUs (which also"
