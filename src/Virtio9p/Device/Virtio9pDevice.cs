@@ -144,6 +144,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
                 // Its front-end left while it waited in the queue: no reply can reach anyone, and a Twrite's data
                 // may no longer be the guest's. Drop it unserved.
                 request.Complete(0);
+                _metrics?.Finished(0, enqueued, Stopwatch.GetTimestamp()); // in-flight gauge back down
                 EndTag(tracked);
                 continue;
             }
@@ -157,21 +158,31 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         Span<byte> type = stackalloc byte[1];
         int written = 0;
         long started = Stopwatch.GetTimestamp();
+        // A session recording (fuzz seeds) holds each request once, written before it is served so that a request
+        // that crashes or hangs the backend is in it; a Tread the queue thread may give back is recorded after, by
+        // whichever thread answers it (the reply is in guest memory by then and the request buffer free again).
+        bool mayGiveBack = false;
         try
         {
             exchange.Bind(request);
             request.CopyFromReadable(4, type);
-            written = _server.Serve(exchange, buffers, out _);
-            // Recorded once, by the thread that answered it (the reply is in guest memory by now, so the request
-            // buffer is free to copy into).
-            if (written != P9Server.NotServedHere && SessionRecorder.Current is { } recorder)
+            mayGiveBack = buffers.MustNotBlock && type[0] == (byte)P9MessageType.Tread;
+            if (!mayGiveBack)
             {
-                int length = Math.Min(request.ReadableLength, SessionRecorder.MaxRecordBytes);
-                recorder.Record(SessionRecorder.KindP9, 0, buffers.Request.AsSpan(0, request.CopyFromReadable(0, buffers.Request.AsSpan(0, length))));
+                Record(request, buffers);
+            }
+            written = _server.Serve(exchange, buffers, out _);
+            if (mayGiveBack && written != P9Server.NotServedHere)
+            {
+                Record(request, buffers);
             }
         }
         catch (Exception e)
         {
+            if (mayGiveBack)
+            {
+                Record(request, buffers);
+            }
             // A bug of ours, not the guest's: log it, answer nothing for this request, keep serving.
             if (_failureLog.ShouldLog(_logger, LogLevel.Error))
             {
@@ -184,16 +195,36 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         }
         if (written == P9Server.NotServedHere)
         {
-            // The queue thread met a read that would wait on the disk: a worker serves it, as if queued first.
-            Interlocked.Increment(ref _readsGivenBack);
-            Enqueue(request, tracked, enqueued);
-            return;
+            if (buffers.MustNotBlock)
+            {
+                // The queue thread met a read that would wait on the disk: a worker serves it, as if queued first.
+                Interlocked.Increment(ref _readsGivenBack);
+                Enqueue(request, tracked, enqueued);
+                return;
+            }
+            // Only buffers that must not block give requests back; a worker that got one anyway (our bug) answers
+            // nothing rather than passing it around forever.
+            if (_failureLog.ShouldLog(_logger, LogLevel.Error))
+            {
+                _logger.LogError("9P request given back by a worker");
+            }
+            written = 0;
         }
         request.Complete(written);
         long finished = Stopwatch.GetTimestamp();
         _statistics.Record(type[0], enqueued, started, finished);
         _metrics?.Finished(type[0], enqueued, finished);
         EndTag(tracked);
+    }
+
+    /// <summary>Appends the request to the session recording, if one runs.</summary>
+    private static void Record(DescriptorChain request, WorkerBuffers buffers)
+    {
+        if (SessionRecorder.Current is { } recorder)
+        {
+            int length = Math.Min(request.ReadableLength, SessionRecorder.MaxRecordBytes);
+            recorder.Record(SessionRecorder.KindP9, 0, buffers.Request.AsSpan(0, request.CopyFromReadable(0, buffers.Request.AsSpan(0, length))));
+        }
     }
 
     /// <summary>After a request's reply is in the used ring: answer the flushes that waited for it.</summary>

@@ -172,18 +172,13 @@ public sealed partial class P9Server
                             int error = LastErrno();
                             if (call.Buffers.MustNotBlock && error is Errno.EAGAIN or Errno.EOPNOTSUPP)
                             {
-                                // Not in the page cache (or a filesystem that cannot say): waiting for the disk here
-                                // would stall every request behind this one. A worker reads it.
+                                // Not in the page cache, or at the page where the kernel would start the next
+                                // readahead (RWF_NOWAIT starts no I/O), or a filesystem that cannot say: waiting for
+                                // the disk here would stall every request behind this one. A worker reads it.
                                 fid.ReadsMayBlock |= error == Errno.EOPNOTSUPP;
                                 return NotServedHere;
                             }
                             return -error;
-                        }
-                        if (call.Buffers.MustNotBlock && n > 0 && n < wanted && !EndsAt(handle, offset + (ulong)n))
-                        {
-                            // Part of the range was cached and the rest needs the disk (a short Rread mid-file would
-                            // be taken for the end of the file): a worker reads the whole range again.
-                            return NotServedHere;
                         }
                         got = (int)n;
                     }
@@ -191,6 +186,12 @@ public sealed partial class P9Server
                 finally
                 {
                     call.Exchange.EndDirectAccess();
+                }
+                if (call.Buffers.MustNotBlock && got > 0 && got < wanted && !EndsAt(handle, offset + (ulong)got))
+                {
+                    // Part of the range was cached and the rest needs the disk (a short Rread mid-file would be
+                    // taken for the end of the file): a worker reads the whole range again.
+                    return NotServedHere;
                 }
             }
         }
@@ -324,17 +325,18 @@ public sealed partial class P9Server
         return 0;
     }
 
-    /// <summary>Whether the open file ends at or before <paramref name="position"/> (statx of the size on the fd;
-    /// on a failure, false: the caller then leaves the read to a worker).</summary>
+    /// <summary>Whether the open file ends at or before <paramref name="position"/> (statx of the size on the fd,
+    /// as the kernel has it cached: AT_STATX_DONT_SYNC asks no remote server; on a failure, false: the caller then
+    /// leaves the read to a worker).</summary>
     private static unsafe bool EndsAt(SafeFileHandle handle, ulong position)
     {
-        const int AtEmptyPath = 0x1000;
+        const int AtEmptyPath = 0x1000, AtStatxDontSync = 0x4000;
         const uint StatxSize = 0x200;
         statx buffer;
         byte empty = 0;
         using var use = new FdUse(handle);
         // SAFETY: buffer and empty are locals; the fd is kept open by the FdUse.
-        return LibC.statx(use.Fd, &empty, AtEmptyPath, StatxSize, &buffer) == 0 && buffer.stx_size <= position;
+        return LibC.statx(use.Fd, &empty, AtEmptyPath | AtStatxDontSync, StatxSize, &buffer) == 0 && buffer.stx_size <= position;
     }
 
     private static int LastErrno() => System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
