@@ -14,7 +14,7 @@ stats() { # file-glob-prefix workload -> "median min max unit" or nothing
 }
 median() { stats "$OUT/$1" "$2" "$3" | awk '{ print $1 }'; }
 # (no `| head -n1` here: under pipefail the loop's SIGPIPE ended the report after its header)
-unit() { local c u; for c in $CONFIGS; do u="$(stats "$OUT/$c" results.txt "$1" | awk '{ print $4 }')"; [[ -n "$u" ]] && { echo "$u"; return; }; done; }
+unit() { local c u; for c in $CONFIGS; do u="$(stats "$OUT/$c" results.txt "$1" | awk '{ print $4 }')"; [[ -n "$u" ]] && { echo "$u"; return; }; done; return 0; }
 
 echo "### Results: median (min-max) over $(ls -d "$OUT"/*/round* 2>/dev/null | sed 's|.*/round||' | sort -u | wc -l) round(s)"
 echo
@@ -78,5 +78,5 @@ for w in $WORKLOADS; do
         [[ -n "$m" ]] && any=1
         line+=" ${m:--} |"
     done
-    (( any )) && echo "$line"
+    if (( any )); then echo "$line"; fi
 done

@@ -16,16 +16,17 @@
 #
 # Usage: tools/bench/run.sh [--rounds N] [--size 256M] [--files 10000] [--time 15] [--quick]
 #                           [--configs "virtfs-none builtin-none ..."] [--groups "fio metadata tree devloop"]
-#                           [--out DIR] [--no-build]
+#                           [--out DIR] [--no-build] [--no-warmup]
 #   --groups  only these workload groups (default all four): fio = the four fio rows, metadata = create/stat/
 #             rename/unlink, tree = untar/find-du/rm-tree, devloop = the developer's loop
 #   --quick   --size 32M --files 1000 --time 5 (a run of minutes, not an hour); --rounds stays as given
+#   --no-warmup  skip the uncounted first boot (it warms the host's page cache for the guest's root filesystem)
 #   --out     keep results there (default: a temp dir, printed); the report is OUT/report.md, the chart OUT/chart.png
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
 REPO="$(cd "$TOOLS/.." && pwd)"
-ROUNDS=3 SIZE=256M FILES=10000 TIME=15 OUT="" BUILD=1 WGROUPS="fio metadata tree devloop"
+ROUNDS=3 SIZE=256M FILES=10000 TIME=15 OUT="" BUILD=1 WARMUP=1 WGROUPS="fio metadata tree devloop"
 CONFIGS="virtfs-none builtin-none virtiofsd-never virtfs-mmap builtin-mmap virtiofsd-auto virtfs-loose builtin-loose"
 while (( $# )); do
     case "$1" in
@@ -38,7 +39,8 @@ while (( $# )); do
         --groups) WGROUPS="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
-        -h|--help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --no-warmup) WARMUP=0; shift ;;
+        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -75,34 +77,52 @@ fi
 (( BUILD )) && "$TOOLS/build.sh" >&2
 NB=(--no-build)
 
-# --- the runs: every configuration once per round, in the same order ---
+# --- the runs ---
+# run_one CONFIG DIR: one guest boot of CONFIG running the workloads; results and CPU seconds into DIR.
+run_one() {
+    local config=$1 dir=$2 server cache export_dir opts env
+    server="${config%%-*}" cache="${config#*-}"
+    rm -rf "$dir"; mkdir -p "$dir"
+    export_dir="$OUT/share.$config"; rm -rf "$export_dir"; mkdir -p "$export_dir"; chmod 0755 "$export_dir"
+    opts=() env=()
+    case "$server" in
+        virtfs|builtin) opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
+        # The built-in server with the interrupt VirtFs gets (INTx, no MSI-X): the transport's control.
+        builtinintx) server=builtin; env=(VIRTFS_BUILTIN_VECTORS=0)
+            opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
+        virtiofsd) env=(VIRTFS_VIRTIOFSD_CACHE="$cache") ;;
+        *) echo "bench: unknown configuration $config" >&2; exit 2 ;;
+    esac
+    env "${env[@]}" "$TOOLS/vm.sh" --server "$server" --share "$export_dir" "${NB[@]}" "${opts[@]}" --timeout 3600 \
+        --log-dir "$dir/logs" --cpu-phases "$dir/cpu.txt" --file "$HERE/guest-bench.sh" \
+        --file "$INPUTS/tree.tar" --file "$INPUTS/zlib-git.tar" \
+        --run "BENCH_GROUPS='$WGROUPS' BENCH_SIZE=$SIZE BENCH_FILES=$FILES BENCH_TIME=$TIME BENCH_TREE=\$VIRTFS_JOBDIR/tree.tar BENCH_REPO=\$VIRTFS_JOBDIR/zlib-git.tar sh \$VIRTFS_JOBDIR/guest-bench.sh" \
+        >"$dir/out.txt" 2>&1 || echo "bench: $config in $dir failed (see $dir/out.txt)" >&2
+    tr -d '\r' <"$dir/out.txt" | grep '^BENCH ' | grep -v -e FAILED -e SKIPPED | awk '{ print $2, $3, $4 }' >"$dir/results.txt" || true
+    # CPU seconds per workload: ticks between the phase's start and the next phase line.
+    if [[ -s "$dir/cpu.txt" ]]; then
+        awk -v hz="$(getconf CLK_TCK)" 'NR > 1 && prev != "idle" { printf "%s %.2f\n", prev, ($3 - ticks) / hz }
+            { prev = $2; ticks = $3 }' "$dir/cpu.txt" >"$dir/cpu-seconds.txt"
+    fi
+    rm -rf "$export_dir"
+}
+
+# A warm-up boot, not counted: the first guest after a build or an idle spell reads its root filesystem (fio,
+# perl, tar, the compiler) and our binaries from the host's disk, and measured several times slower than the
+# same configuration in later rounds (the first configuration of the first round of 2026-12-05).
+if (( WARMUP )); then
+    set -- $CONFIGS
+    echo "bench: warm-up ($1, not counted)" >&2
+    run_one "$1" "$OUT/warmup"
+fi
+# Every configuration once per round; each round starts one configuration further along the list, so no
+# configuration always runs first or always follows the same one.
+read -r -a LIST <<<"$CONFIGS"
 for (( round = 1; round <= ROUNDS; round++ )); do
-    for config in $CONFIGS; do
-        server="${config%%-*}" cache="${config#*-}"
-        dir="$OUT/$config/round$round"; rm -rf "$dir"; mkdir -p "$dir"
-        export_dir="$OUT/share.$config"; rm -rf "$export_dir"; mkdir -p "$export_dir"; chmod 0755 "$export_dir"
-        opts=() env=()
-        case "$server" in
-            virtfs|builtin) opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
-            # The built-in server with the interrupt VirtFs gets (INTx, no MSI-X): the transport's control.
-            builtinintx) server=builtin; env=(VIRTFS_BUILTIN_VECTORS=0)
-                opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
-            virtiofsd) env=(VIRTFS_VIRTIOFSD_CACHE="$cache") ;;
-            *) echo "bench: unknown configuration $config" >&2; exit 2 ;;
-        esac
+    for (( i = 0; i < ${#LIST[@]}; i++ )); do
+        config="${LIST[(i + round - 1) % ${#LIST[@]}]}"
         echo "bench: round $round/$ROUNDS $config" >&2
-        env "${env[@]}" "$TOOLS/vm.sh" --server "$server" --share "$export_dir" "${NB[@]}" "${opts[@]}" --timeout 3600 \
-            --log-dir "$dir/logs" --cpu-phases "$dir/cpu.txt" --file "$HERE/guest-bench.sh" \
-            --file "$INPUTS/tree.tar" --file "$INPUTS/zlib-git.tar" \
-            --run "BENCH_GROUPS='$WGROUPS' BENCH_SIZE=$SIZE BENCH_FILES=$FILES BENCH_TIME=$TIME BENCH_TREE=\$VIRTFS_JOBDIR/tree.tar BENCH_REPO=\$VIRTFS_JOBDIR/zlib-git.tar sh \$VIRTFS_JOBDIR/guest-bench.sh" \
-            >"$dir/out.txt" 2>&1 || echo "bench: $config round $round failed (see $dir/out.txt)" >&2
-        tr -d '\r' <"$dir/out.txt" | grep '^BENCH ' | grep -v -e FAILED -e SKIPPED | awk '{ print $2, $3, $4 }' >"$dir/results.txt" || true
-        # CPU seconds per workload: ticks between the phase's start and the next phase line.
-        if [[ -s "$dir/cpu.txt" ]]; then
-            awk -v hz="$(getconf CLK_TCK)" 'NR > 1 && prev != "idle" { printf "%s %.2f\n", prev, ($3 - ticks) / hz }
-                { prev = $2; ticks = $3 }' "$dir/cpu.txt" >"$dir/cpu-seconds.txt"
-        fi
-        rm -rf "$export_dir"
+        run_one "$config" "$OUT/$config/round$round"
     done
 done
 
