@@ -172,17 +172,9 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
                 Record(request, buffers);
             }
             written = _server.Serve(exchange, buffers, out _);
-            if (mayGiveBack && written != P9Server.NotServedHere)
-            {
-                Record(request, buffers);
-            }
         }
         catch (Exception e)
         {
-            if (mayGiveBack)
-            {
-                Record(request, buffers);
-            }
             // A bug of ours, not the guest's: log it, answer nothing for this request, keep serving.
             if (_failureLog.ShouldLog(_logger, LogLevel.Error))
             {
@@ -191,6 +183,10 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         }
         finally
         {
+            if (mayGiveBack && written != P9Server.NotServedHere)
+            {
+                Record(request, buffers); // answered here, or failed here (written stays 0)
+            }
             exchange.Unbind();
         }
         if (written == P9Server.NotServedHere)

@@ -164,9 +164,8 @@ public sealed partial class P9Server
                     {
                         // SAFETY: the iovecs point into guest memory the transport keeps mapped while direct
                         // access is open, and cover exactly `wanted` writable bytes.
-                        nint n = call.Buffers.MustNotBlock
-                            ? Sys.Preadv2(handle, iov, iovecCount, (long)offset, Sys.RWF_NOWAIT)
-                            : Sys.Preadv(handle, iov, iovecCount, (long)offset);
+                        nint n = Sys.Preadv2(handle, iov, iovecCount, (long)offset,
+                            call.Buffers.MustNotBlock ? Sys.RWF_NOWAIT : 0);
                         if (n < 0)
                         {
                             int error = LastErrno();
@@ -187,10 +186,12 @@ public sealed partial class P9Server
                 {
                     call.Exchange.EndDirectAccess();
                 }
-                if (call.Buffers.MustNotBlock && got > 0 && got < wanted && !EndsAt(handle, offset + (ulong)got))
+                if (call.Buffers.MustNotBlock && got > 0 && got < wanted &&
+                    !(StatHandle(handle, out FileStat now) == 0 && now.Size <= offset + (ulong)got))
                 {
-                    // Part of the range was cached and the rest needs the disk (a short Rread mid-file would be
-                    // taken for the end of the file): a worker reads the whole range again.
+                    // Part of the range was cached and the file goes on (or cannot be stat'ed): the rest needs the
+                    // disk, and a short Rread mid-file would be taken for the end of the file. A worker reads the
+                    // whole range again.
                     return NotServedHere;
                 }
             }
@@ -323,20 +324,6 @@ public sealed partial class P9Server
         }
         attributes = FileStat.FromStatx(buffer);
         return 0;
-    }
-
-    /// <summary>Whether the open file ends at or before <paramref name="position"/> (statx of the size on the fd,
-    /// as the kernel has it cached: AT_STATX_DONT_SYNC asks no remote server; on a failure, false: the caller then
-    /// leaves the read to a worker).</summary>
-    private static unsafe bool EndsAt(SafeFileHandle handle, ulong position)
-    {
-        const int AtEmptyPath = 0x1000, AtStatxDontSync = 0x4000;
-        const uint StatxSize = 0x200;
-        statx buffer;
-        byte empty = 0;
-        using var use = new FdUse(handle);
-        // SAFETY: buffer and empty are locals; the fd is kept open by the FdUse.
-        return LibC.statx(use.Fd, &empty, AtEmptyPath | AtStatxDontSync, StatxSize, &buffer) == 0 && buffer.stx_size <= position;
     }
 
     private static int LastErrno() => System.Runtime.InteropServices.Marshal.GetLastPInvokeError();

@@ -72,7 +72,6 @@ public sealed partial class P9Server
 
     /// <summary>Serves one exchange. Returns the number of reply bytes written into the exchange (0 when
     /// the request was too broken to answer at all), or <see cref="NotServedHere"/>, and the request's tag.</summary>
-
     public int Serve(IP9Exchange exchange, WorkerBuffers buffers, out ushort tag)
     {
         tag = P9Limits.NoTag;

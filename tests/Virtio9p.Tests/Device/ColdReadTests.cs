@@ -1,5 +1,5 @@
-using Tmds.Linux;
 using VirtFs.Virtio9p.Tests.Abuse;
+using VirtFs.Virtio9p.Tests.Server;
 using T = VirtFs.Virtio9p.Protocol.P9MessageType;
 
 namespace VirtFs.Virtio9p.Tests.Device;
@@ -8,8 +8,7 @@ namespace VirtFs.Virtio9p.Tests.Device;
 /// for a worker and is answered once, with the file's bytes, and the queue thread serves the next one itself.</summary>
 public sealed class ColdReadTests : IDisposable
 {
-    // /var/tmp, not /tmp: the page cache must be able to drop the file, which a tmpfs cannot.
-    private readonly NinePOverRing _ring = new(parent: "/var/tmp");
+    private readonly NinePOverRing _ring = new(parent: PageCache.Root);
 
     public void Dispose() => _ring.Dispose();
 
@@ -20,12 +19,7 @@ public sealed class ColdReadTests : IDisposable
         new Random(3).NextBytes(data);
         string path = Path.Combine(_ring.Export, "cold");
         File.WriteAllBytes(path, data);
-        using (var host = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite))
-        {
-            int fd = (int)host.DangerousGetHandle();
-            Assert.Equal(0, LibC.fsync(fd));
-            Assert.Equal(0, LibC.posix_fadvise(fd, 0, 0, LibC.POSIX_FADV_DONTNEED));
-        }
+        PageCache.Evict(path);
         _ring.Handshake();
         _ring.Call(T.Twalk, b => b.U32(0).U32(1).U16(1).Str("cold")).Expect(T.Rwalk);
         _ring.Call(T.Tlopen, b => b.U32(1).U32(0)).Expect(T.Rlopen);

@@ -18,11 +18,7 @@ public sealed class NoWaitReadTests : IDisposable
 
     public NoWaitReadTests()
     {
-        // /var/tmp, not /tmp: the page cache must be able to drop the file, which a tmpfs cannot.
-        _dir = Directory.CreateTempSubdirectory("p9nowait-").FullName;
-        string onDisk = Path.Combine("/var/tmp", Path.GetFileName(_dir));
-        Directory.Delete(_dir);
-        _dir = Directory.CreateDirectory(onDisk).FullName;
+        _dir = PageCache.ScratchDirectory("p9nowait-");
         _path = Path.Combine(_dir, "cold");
         new Random(7).NextBytes(_data);
         File.WriteAllBytes(_path, _data);
@@ -42,7 +38,7 @@ public sealed class NoWaitReadTests : IDisposable
     [Fact]
     public void A_read_of_data_out_of_the_page_cache_is_given_back_and_served_by_a_worker()
     {
-        Evict();
+        PageCache.Evict(_path);
         _client.AsQueueThread = true;
         Assert.True(Read(0, 4096).GivenBack, "the queue thread read a file the page cache had dropped: is /var/tmp a tmpfs?");
 
@@ -56,7 +52,7 @@ public sealed class NoWaitReadTests : IDisposable
     [Fact]
     public void A_read_cached_only_in_part_is_given_back_whole_but_a_short_read_at_the_end_of_file_is_served()
     {
-        Evict();
+        PageCache.Evict(_path);
         // The first page only, without readahead: the rest of the file stays on the disk.
         using (var host = File.OpenHandle(_path))
         {
@@ -83,14 +79,5 @@ public sealed class NoWaitReadTests : IDisposable
     {
         reply.Expect(T.Rread);
         return reply.Take((int)reply.U32());
-    }
-
-    /// <summary>Drops the file's pages from the host page cache (written back first: dirty pages stay).</summary>
-    private void Evict()
-    {
-        using var host = File.OpenHandle(_path, FileMode.Open, FileAccess.ReadWrite);
-        int fd = (int)host.DangerousGetHandle();
-        Assert.Equal(0, LibC.fsync(fd));
-        Assert.Equal(0, LibC.posix_fadvise(fd, 0, 0, LibC.POSIX_FADV_DONTNEED));
     }
 }

@@ -9,8 +9,9 @@ internal static unsafe partial class Sys
     /// <summary>preadv2(2) flag: fail with EAGAIN instead of waiting for the disk (data not in the page cache).</summary>
     internal const int RWF_NOWAIT = 0x00000008;
 
-    /// <summary>preadv2(2): Tmds.LibC lacks it. The queue thread reads with RWF_NOWAIT so that a read the page cache
-    /// cannot satisfy goes to a worker instead of stalling the ring on the disk.</summary>
+    /// <summary>preadv2(2): Tmds.LibC lacks it. Reads straight into guest buffers (zero-copy Tread); with flags 0 it
+    /// is preadv(2), with RWF_NOWAIT the queue thread's read that leaves a read the page cache cannot answer to a
+    /// worker instead of stalling the ring on the disk.</summary>
     [LibraryImport("libc", EntryPoint = "preadv2", SetLastError = true)]
     internal static partial nint Preadv2(SafeFileHandle fd, iovec* iov, int iovcnt, long offset, int flags);
 }
