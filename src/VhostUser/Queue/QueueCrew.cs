@@ -1,54 +1,54 @@
 namespace VirtFs.VhostUser;
 
 /// <summary>
-/// The threads that serve one running vring. Idle ones wait for a kick (the vring's epoll set, kick edge-triggered,
-/// so one thread wakes per kick); the one that wakes drains the avail ring into the device, one drainer at a time.
-/// <para>
-/// Why more than one: a request that may block (a helper round trip, a disk read) was handed from the queue thread
-/// to a worker, one more thread wake-up before it started: under a TCG guest 0.03-0.06 ms per request and about a
-/// third more service time besides, in 2026-12-05's backend logs. Now the drainer serves such a request itself
-/// when it may stop draining (<see cref="TryHandOff"/>): the ring is empty with guest notifications on, so every
-/// later request kicks, and another thread of the crew waits for that kick. Nobody is woken for the hand-off.
-/// A thread whose request is done goes back to waiting. With no thread left to wait and <see cref="MaxThreads"/>
-/// reached, the hand-off is refused and the device queues the request for its own workers: a slow request still
-/// never holds up the ring.
-/// </para>
-/// One crew per start of the ring: after a stop its threads end, the ones serving a request when that is done.
+/// The threads that take turns as a running vring's queue thread (leader/followers). Exactly one, the leader,
+/// waits on the kick and drains the avail ring. When the device meets a request that may block (a helper round
+/// trip, a disk read) it asks the leader to hand the ring to another thread (<see cref="TryHandOff"/>), and then
+/// serves that request on the thread that popped it: the request starts at once, where handing it to a worker
+/// would cost one more thread wake-up before it starts (under a TCG guest about 0.03-0.06 ms per request in
+/// 2026-12-05's runs, and a third of the service time besides), while the new leader's wake-up is off the
+/// request's path. A thread whose request is done joins the idle followers. With none idle and
+/// <see cref="MaxThreads"/> reached, the hand-off is refused and the device queues the request for its own
+/// workers, so a slow request still never holds up the ring.
+/// One crew per start of the ring: threads of a stopped crew end when their request does, and never lead again.
 /// </summary>
 internal sealed class QueueCrew
 {
-    /// <summary>Threads of one ring at most, waiting or serving; beyond it the device's workers take the requests
-    /// that may block, so this bounds only how many of them start without a wake-up at once.</summary>
+    /// <summary>Leader plus threads serving a request or waiting to lead. Beyond it the device's own workers take
+    /// over, so this bounds only how many requests start without a hand-off at once.</summary>
     public const int MaxThreads = 8;
 
-    /// <summary>The crew whose drainer the calling thread is, if any.</summary>
-    [ThreadStatic] private static QueueCrew? t_draining;
+    /// <summary>One per thread; parked in the idle stack while the thread waits to lead.</summary>
+    private sealed class Member
+    {
+        // spinCount 0: the promotion comes from another thread's wake-up either way.
+        public readonly ManualResetEventSlim Wake = new(false, 0);
+        public bool Promoted; // guarded by _sync: woken to lead (false: woken because the crew stopped)
+    }
 
-    private readonly Func<bool> _waitForWork;
-    private readonly Action _drain;
+    /// <summary>The crew whose leader the calling thread is, if any.</summary>
+    [ThreadStatic] private static QueueCrew? t_leading;
+
+    private readonly Action _lead;
     private readonly string _threadName;
     private readonly object _sync = new();
-    private int _threads;          // guarded by _sync: threads of this crew alive
-    private int _onDuty;           // guarded by _sync: threads alive and not serving a handed-off request
-    private volatile bool _stopped;
-    private int _waiting;          // threads in (or about to enter) _waitForWork
-    private int _draining;         // 1 while a thread owns the avail ring
-    private int _drainAgain;       // 1: a thread found the ring owned; the owner drains once more before letting go
+    private readonly Stack<Member> _idle = new(); // guarded by _sync; LIFO keeps the few threads a light load needs warm
+    private int _threads;  // guarded by _sync: threads of this crew alive
+    private int _onDuty;   // guarded by _sync: the leader plus idle followers (what a stop waits for)
+    private bool _stopped; // guarded by _sync
 
-    /// <param name="waitForWork">Blocks until a kick or a wake; false when the ring stops (the thread ends).</param>
-    /// <param name="drain">Drains the avail ring into the device; called by one thread at a time. It returns early
-    /// when the caller handed off (<see cref="IsDraining"/> is false then).</param>
-    public QueueCrew(Func<bool> waitForWork, Action drain, string threadName)
+    /// <param name="lead">One turn as leader: returns when the ring stops, or as soon as this thread handed the ring
+    /// off (<see cref="IsLeading"/> is then false).</param>
+    public QueueCrew(Action lead, string threadName)
     {
-        _waitForWork = waitForWork;
-        _drain = drain;
+        _lead = lead;
         _threadName = threadName;
     }
 
-    /// <summary>Whether the calling thread owns the avail ring now.</summary>
-    public bool IsDraining => ReferenceEquals(t_draining, this);
+    /// <summary>Whether the calling thread is this crew's leader now.</summary>
+    public bool IsLeading => ReferenceEquals(t_leading, this);
 
-    /// <summary>Starts the first thread; it drains once before it waits (buffers may already be there).</summary>
+    /// <summary>Starts the first thread, as the leader.</summary>
     public void Start()
     {
         lock (_sync)
@@ -56,134 +56,142 @@ internal sealed class QueueCrew
             _threads++;
             _onDuty++;
         }
-        new Thread(() => Run(drainFirst: true)) { Name = _threadName, IsBackground = true }.Start();
+        StartThread();
     }
 
     /// <summary>
-    /// Called by the drainer, for the request it just popped, once the ring is empty with guest notifications on: it
-    /// stops draining and may block on that request. True when another thread waits for the next kick, or a new
-    /// thread was started to (fewer than <see cref="MaxThreads"/>). False when not called by the drainer, when the
-    /// crew stops, or when every thread is busy: the caller drains on and must not block.
-    /// <paramref name="endTurn"/> runs once the answer is yes, before the ring is let go (the drainer's batched
-    /// notification); <paramref name="wakeOne"/> wakes a waiting thread when a kick came while we owned the ring.
+    /// Called by the leader before it does something that may block: another thread becomes the leader (an idle
+    /// follower, or a new thread while fewer than <see cref="MaxThreads"/> exist) and the caller stops leading. False
+    /// when not called by the leader, when the crew stops, or when no thread is free; the caller still leads then
+    /// and must not block. <paramref name="beforePromotion"/> runs on the caller, after the decision and before the
+    /// next leader can start: it ends the caller's turn (the new leader drains the same avail ring at once).
     /// </summary>
-    public bool TryHandOff(Action endTurn, Action wakeOne)
+    public bool TryHandOff(Action beforePromotion)
     {
-        if (!IsDraining)
+        if (!IsLeading)
         {
             return false;
         }
-        bool spawn = false;
+        Member? next;
         lock (_sync)
         {
             if (_stopped)
             {
                 return false;
             }
-            if (Volatile.Read(ref _waiting) == 0)
+            if (_idle.TryPop(out next))
             {
-                if (_threads >= MaxThreads)
-                {
-                    return false;
-                }
-                _threads++;
-                _onDuty++;
-                spawn = true;
+                next.Promoted = true;
             }
-            _onDuty--; // this thread, until its request is done
+            else if (_threads < MaxThreads)
+            {
+                _threads++;
+                _onDuty++; // the new thread starts on duty, as the leader
+            }
+            else
+            {
+                return false;
+            }
+            _onDuty--; // this thread: off duty until its request is done and it waits to lead again
         }
-        t_draining = null;
-        endTurn();
-        Interlocked.Exchange(ref _draining, 0); // full fence: the read below cannot move before the release
-        if (Volatile.Read(ref _drainAgain) == 1)
+        t_leading = null;
+        beforePromotion();
+        if (next is not null)
         {
-            wakeOne(); // the thread the kick woke found the ring ours and went back to wait: send one again
+            next.Wake.Set();
         }
-        if (spawn)
+        else
         {
-            new Thread(() => Run(drainFirst: false)) { Name = _threadName, IsBackground = true }.Start();
+            StartThread();
         }
         return true;
     }
 
     /// <summary>
-    /// No thread takes work again: waiting threads end, threads serving a request when it is done. Waits for every
-    /// thread on duty (not for requests in flight: those are the ring's business). <paramref name="wakeAll"/> is
-    /// called again every 50 ms while it waits: a thread that was reading the wake fd just as the stop began may have
-    /// taken its signal away from a thread still asleep. <paramref name="stillWaiting"/> runs once after
-    /// <paramref name="warnAfter"/>.
+    /// No thread leads again: idle followers end now, threads serving a request when it is done. Waits until the
+    /// leader's turn and every follower ended (not for threads serving requests: in-flight requests are the ring's
+    /// business). <paramref name="wakeLeader"/> gets the leader out of its wait; <paramref name="stillWaiting"/>
+    /// runs once after <paramref name="warnAfter"/> while the leader has not returned yet.
     /// </summary>
-    public void Stop(Action wakeAll, TimeSpan warnAfter, Action stillWaiting)
+    public void Stop(Action wakeLeader, TimeSpan warnAfter, Action stillWaiting)
     {
+        Member[] idle;
         lock (_sync)
         {
             _stopped = true;
+            idle = _idle.ToArray();
+            _idle.Clear();
         }
-        DateTime warnAt = DateTime.UtcNow + warnAfter;
-        bool warned = false;
-        while (true)
+        foreach (Member member in idle)
         {
-            wakeAll();
-            lock (_sync)
+            member.Wake.Set(); // Promoted stays false: the member ends
+        }
+        wakeLeader();
+        lock (_sync)
+        {
+            bool warned = false;
+            while (_onDuty > 0)
             {
-                if (_onDuty == 0)
+                if (!Monitor.Wait(_sync, warnAfter) && !warned && _onDuty > 0)
                 {
-                    return;
+                    warned = true;
+                    stillWaiting();
                 }
-                Monitor.Wait(_sync, 50);
-                if (_onDuty == 0)
-                {
-                    return;
-                }
-            }
-            if (!warned && DateTime.UtcNow >= warnAt)
-            {
-                warned = true;
-                stillWaiting();
             }
         }
     }
 
-    private void Run(bool drainFirst)
+    private void StartThread()
     {
-        bool onDuty = true;
+        new Thread(Run) { Name = _threadName, IsBackground = true }.Start();
+    }
+
+    private void Run()
+    {
+        var self = new Member();
         try
         {
-            if (drainFirst && DrainWhileAsked())
+            while (LeadOneTurn() && WaitToLead(self))
             {
-                onDuty = BackOnDuty();
-            }
-            while (onDuty && !_stopped)
-            {
-                Interlocked.Increment(ref _waiting);
-                bool work = _waitForWork();
-                Interlocked.Decrement(ref _waiting);
-                if (!work || _stopped)
-                {
-                    break;
-                }
-                if (DrainWhileAsked())
-                {
-                    onDuty = BackOnDuty(); // served a request after a hand-off
-                }
             }
         }
         finally
         {
             lock (_sync)
             {
-                if (onDuty)
-                {
-                    _onDuty--;
-                }
                 _threads--;
-                Monitor.PulseAll(_sync);
             }
         }
     }
 
-    /// <summary>After serving a handed-off request: on duty again, unless the crew stopped meanwhile.</summary>
-    private bool BackOnDuty()
+    /// <summary>True when this thread handed the ring off during its turn (and has served the request it took
+    /// on); false when the turn ended because the ring stopped: the thread ends.</summary>
+    private bool LeadOneTurn()
+    {
+        t_leading = this;
+        bool handedOff = false;
+        try
+        {
+            _lead();
+        }
+        finally
+        {
+            handedOff = !IsLeading;
+            t_leading = null;
+            if (!handedOff)
+            {
+                lock (_sync)
+                {
+                    _onDuty--;
+                    Monitor.PulseAll(_sync);
+                }
+            }
+        }
+        return handedOff;
+    }
+
+    /// <summary>Parks as an idle follower until promoted (true) or the crew stops (false).</summary>
+    private bool WaitToLead(Member self)
     {
         lock (_sync)
         {
@@ -191,42 +199,21 @@ internal sealed class QueueCrew
             {
                 return false;
             }
+            self.Wake.Reset();
+            self.Promoted = false;
+            _idle.Push(self);
             _onDuty++;
-            return true;
         }
-    }
-
-    /// <summary>
-    /// Drains while asked, one owner at a time: a thread that finds the ring owned leaves a request for one more
-    /// drain and goes back to wait; the owner sees it before it lets go. True when this thread handed off (and has
-    /// served that request by now).
-    /// </summary>
-    private bool DrainWhileAsked()
-    {
-        Volatile.Write(ref _drainAgain, 1);
-        while (Volatile.Read(ref _drainAgain) == 1 && Interlocked.CompareExchange(ref _draining, 1, 0) == 0)
+        self.Wake.Wait();
+        lock (_sync)
         {
-            Volatile.Write(ref _drainAgain, 0);
-            t_draining = this;
-            bool handedOff = true;
-            try
+            if (self.Promoted)
             {
-                _drain();
+                return true; // still counted on duty, now as the leader
             }
-            finally
-            {
-                if (IsDraining)
-                {
-                    handedOff = false;
-                    t_draining = null;
-                    Interlocked.Exchange(ref _draining, 0); // full fence before _drainAgain is read again
-                }
-            }
-            if (handedOff)
-            {
-                return true; // TryHandOff let the ring go; this thread has served its request since
-            }
+            _onDuty--; // woken by Stop
+            Monitor.PulseAll(_sync);
+            return false;
         }
-        return false;
     }
 }

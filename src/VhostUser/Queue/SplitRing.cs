@@ -50,9 +50,6 @@ internal sealed unsafe class SplitRing
 
     public ushort Size => _size;
     public ushort LastAvailIndex => _lastAvail;
-
-    /// <summary>Whether the driver has published chains not popped yet (a hint: it may publish more at any time).</summary>
-    public bool HasAvailable => ReadAvailIdx() != _lastAvail;
     public ushort UsedIndex => _usedIdx;
     public GuestMemory Memory => _memory;
 

@@ -4,16 +4,15 @@ using static Tmds.Linux.LibC;
 
 namespace VirtFs.VhostUser;
 
-/// <summary>The queue threads of a <see cref="Vring"/> (its <see cref="QueueCrew"/>): wait on the kick eventfd (epoll,
-/// with a wake eventfd for stop/enable), drain the avail ring into the device one thread at a time, and mark the ring
-/// broken when the driver breaks its rules.</summary>
+/// <summary>The queue thread of a <see cref="Vring"/> (whichever thread of its <see cref="QueueCrew"/> leads): waits on
+/// the kick eventfd (epoll, with a wake eventfd for stop/enable), drains the avail ring into the device, and marks the
+/// ring broken when the driver breaks its rules.</summary>
 internal sealed partial class Vring
 {
     /// <summary>
-    /// Opens the epoll set the crew's threads wait in, all on the same set: the kick edge-triggered, so each kick
-    /// wakes one waiting thread; the wake fd level-triggered, so a stop (which leaves it readable) reaches every
-    /// thread. It and the two fds live until <see cref="StopRing"/> has seen the crew off duty. Null (logged) when
-    /// the kernel refuses: the ring is then not served.
+    /// Opens the epoll set the leader waits in (kick and wake). Shared by every thread of the crew, one leader at a
+    /// time; it and the two fds live until <see cref="StopRing"/> has seen the crew off duty. Null (logged) when the
+    /// kernel refuses: the ring is then not served.
     /// </summary>
     private unsafe FdHandle? OpenPoll(FdHandle kick, FdHandle wake)
     {
@@ -24,15 +23,15 @@ internal sealed partial class Vring
             return null;
         }
         var epoll = new FdHandle(epfd);
-        foreach ((FdHandle fd, int events, string name) in (ReadOnlySpan<(FdHandle, int, string)>)[(kick, EPOLLIN | EPOLLET, "kick"), (wake, EPOLLIN, "wake")])
+        foreach (FdHandle fd in (ReadOnlySpan<FdHandle>)[kick, wake])
         {
             epoll_event ev = default;
-            ev.events = events;
+            ev.events = EPOLLIN;
             ev.data.fd = fd.Fd;
             // SAFETY: ev is a local; both fds are open (disposed only after the crew stopped).
             if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd.Fd, &ev) != 0)
             {
-                _logger.LogError("vq{Index}: cannot poll {Which} fd: errno {Errno}", _index, name, errno);
+                _logger.LogError("vq{Index}: cannot poll {Which} fd: errno {Errno}", _index, fd == kick ? "kick" : "wake", errno);
                 epoll.Dispose();
                 return null;
             }
@@ -40,55 +39,48 @@ internal sealed partial class Vring
         return epoll;
     }
 
-    /// <summary>A crew thread waits here for a kick or a wake (<see cref="QueueCrew"/>); false when the ring stops.</summary>
-    private unsafe bool WaitForWork()
+    /// <summary>
+    /// One turn as the queue thread (<see cref="QueueCrew"/>): drains what is waiting, then waits on the kick and
+    /// drains again, until the ring stops or this thread hands the ring off to serve a request that may block.
+    /// </summary>
+    private unsafe void LeadTurn()
     {
         FdHandle? poll = _poll;
-        FdHandle? wake = _wake;
-        if (poll is null || wake is null)
-        {
-            return false;
-        }
-        epoll_event* events = stackalloc epoll_event[2];
-        while (!_stopRequested)
-        {
-            // SAFETY: room for 2 events on the stack; poll stays open until the crew is off duty.
-            int n = epoll_wait(poll.Fd, events, 2, -1);
-            if (n < 0)
-            {
-                if (errno == EINTR)
-                {
-                    continue;
-                }
-                _logger.LogError("vq{Index}: epoll_wait failed: errno {Errno}", _index, errno);
-                _broken = true;
-                return false;
-            }
-            if (_stopRequested)
-            {
-                break; // the wake fd stays readable, so every other waiting thread returns too
-            }
-            for (int i = 0; i < n; i++)
-            {
-                // Resetting the counters before draining: a kick that arrives during the drain re-arms us.
-                EventFd.Drain(events[i].data.fd);
-            }
-            return true;
-        }
-        return false;
-    }
-
-    /// <summary>The crew's drainer: the avail ring into the device (see <see cref="Process"/>).</summary>
-    private void DrainRing()
-    {
         QueueCrew? crew = _crew;
-        if (crew is null || _stopRequested)
+        if (poll is null || crew is null)
         {
             return;
         }
         try
         {
+            epoll_event* events = stackalloc epoll_event[2];
+            // Buffers may already be waiting (a reconnect, or the previous leader handed off mid-drain): look
+            // once before the first kick.
             Process(crew);
+            while (!_stopRequested && crew.IsLeading)
+            {
+                // SAFETY: room for 2 events on the stack; poll stays open until the crew is off duty.
+                int n = epoll_wait(poll.Fd, events, 2, -1);
+                if (n < 0)
+                {
+                    if (errno == EINTR)
+                    {
+                        continue;
+                    }
+                    _logger.LogError("vq{Index}: epoll_wait failed: errno {Errno}", _index, errno);
+                    return;
+                }
+                for (int i = 0; i < n; i++)
+                {
+                    // Resetting the counters before draining: a kick that arrives during the drain re-arms us.
+                    EventFd.Drain(events[i].data.fd);
+                }
+                if (_stopRequested)
+                {
+                    break;
+                }
+                Process(crew);
+            }
         }
         catch (Exception e)
         {
@@ -98,27 +90,9 @@ internal sealed partial class Vring
         }
     }
 
-    /// <summary>
-    /// The device asks to block on the request it was just given (<see cref="DescriptorChain.TryHandOffQueue"/>).
-    /// Only with the ring empty after guest notifications are switched on (EVENT_IDX: avail_event written, then a
-    /// full barrier and a re-check): then the guest kicks for anything it adds, and a waiting crew thread takes it.
-    /// With more chains waiting the answer is no: this thread drains on, and the device's workers, woken side by side,
-    /// serve what may block.
-    /// </summary>
-    bool IChainCompleter.TryHandOffQueue()
-    {
-        QueueCrew? crew = _crew;
-        if (crew is null || !crew.IsDraining)
-        {
-            return false;
-        }
-        // _ring: the avail side is the drainer's; it is replaced only by the drainer (EnsureRing) or after the crew stopped.
-        if (_ring is not { } ring || ring.EnableNotification())
-        {
-            return false;
-        }
-        return crew.TryHandOff(_endDrainTurn, _wakeOne);
-    }
+    /// <summary>The device asks to block on the request it was given (<see cref="DescriptorChain.TryHandOffQueue"/>):
+    /// end this thread's drain turn (its batched notification goes out now) and let another thread lead.</summary>
+    bool IChainCompleter.TryHandOffQueue() => _crew?.TryHandOff(_endDrainTurn) == true;
 
     private void EndDrainTurn()
     {
@@ -197,15 +171,15 @@ internal sealed partial class Vring
                         _logger.LogError(e, "vq{Index}: device threw from HandleRequest", _index);
                     }
                 }
-                if (!crew.IsDraining)
+                if (!crew.IsLeading)
                 {
-                    return; // handed off and served the request since: other crew threads take the ring (EndDrainTurn ran)
+                    return; // handed off and served a request meanwhile: the new leader drains on (EndDrainTurn ran)
                 }
             }
         }
         finally
         {
-            if (crew.IsDraining)
+            if (crew.IsLeading)
             {
                 Volatile.Write(ref _drainingThread, 0);
             }

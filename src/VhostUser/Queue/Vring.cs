@@ -46,26 +46,24 @@ internal sealed partial class Vring : IChainCompleter, IDisposable
     private bool _indirect;
 
     // Runtime.
-    private QueueCrew? _crew;         // the threads serving the ring, one crew per start
-    private FdHandle? _poll;          // epoll on kick and wake, shared by the crew's threads
+    private QueueCrew? _crew;         // the threads taking turns as queue thread, one crew per start
+    private FdHandle? _poll;          // epoll on kick and wake, for whichever crew thread leads
     private FdHandle? _wake;
     private volatile bool _stopRequested;
     private SplitRing? _ring;         // guarded by _usedLock for writes; avail side used only by the worker
     private GuestMemory? _ringMemory;  // the reference that keeps _ring's pointers valid
     private int _inFlight;             // guarded by _usedLock
     private int _epoch;                // guarded by _usedLock; bumps when the ring stops
-    private int _drainingThread;       // managed thread id of the drainer while it calls the device
+    private int _drainingThread;       // managed thread id of the leader while it calls the device
     private bool _pendingNotify;       // guarded by _usedLock
     private bool _throttled;           // guarded by _usedLock
     private volatile bool _broken;
 
     private readonly Action _endDrainTurn;
-    private readonly Action _wakeOne;
 
     public Vring(int index, IVirtioDevice device, MemoryTable memoryTable, ILogger logger)
     {
         _endDrainTurn = EndDrainTurn;
-        _wakeOne = () => EventFd.Signal(_wake);
         _index = index;
         _device = device;
         _memoryTable = memoryTable;
@@ -164,7 +162,7 @@ internal sealed partial class Vring : IChainCompleter, IDisposable
         {
             _broken = true;
         }
-        _crew = new QueueCrew(WaitForWork, DrainRing, $"vhost-user-vq{_index}");
+        _crew = new QueueCrew(LeadTurn, $"vhost-user-vq{_index}");
         _crew.Start();
     }
 

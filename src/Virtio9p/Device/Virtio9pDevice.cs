@@ -59,8 +59,8 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     internal long ReadsGivenBack => Volatile.Read(ref _readsGivenBack);
 
     /// <param name="serveInline">Serve requests that cannot block on the queue thread.</param>
-    /// <param name="handOffQueue">Serve a request that may block on the queue thread that popped it when the ring lets
-    /// that thread go (<see cref="DescriptorChain.TryHandOffQueue"/>); the workers serve the rest.</param>
+    /// <param name="handOffQueue">Serve requests that may block on the thread that popped them, after another thread
+    /// took over the ring (leader/followers); the workers then serve only what finds no thread free.</param>
     public Virtio9pDevice(string tag, P9Server server, int workerCount, ILogger logger, BackendMetrics? metrics = null,
         bool serveInline = true, bool handOffQueue = true)
     {
@@ -134,9 +134,9 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
 
     /// <summary>
     /// A request that may block (helper round trips, fsync, directory reads, locks, a read from the disk), on the
-    /// queue thread: when the ring lets this thread go (<see cref="DescriptorChain.TryHandOffQueue"/>: it was the last
-    /// request waiting and another thread waits for the next kick), served right here, one thread wake-up sooner than
-    /// through a worker; otherwise queued for the workers.
+    /// queue thread: when another thread takes over the ring (<see cref="DescriptorChain.TryHandOffQueue"/>), served
+    /// right here, one thread wake-up sooner than through a worker; otherwise (no thread free, or the option off)
+    /// queued for the workers.
     /// </summary>
     private void ServeBlocking(DescriptorChain request, int tracked, long enqueued)
     {
