@@ -272,19 +272,6 @@ public sealed class DescriptorChain
         completer.Complete(this, (uint)bytesWritten);
     }
 
-    /// <summary>
-    /// For a device inside <see cref="IVirtioDevice.HandleRequest"/>, about to do something with this request that
-    /// may block: another thread takes over the queue (leader/followers, see QueueCrew) and the calling thread may
-    /// then block on this request for as long as it takes without holding up the ring. False when called anywhere
-    /// but on the queue thread, while the ring stops, or when no thread is free: the caller is still the queue
-    /// thread then and must not block (it hands the request to a thread of its own instead).
-    /// </summary>
-    public bool TryHandOffQueue()
-    {
-        EnsureOwned();
-        return Completer?.TryHandOffQueue() == true;
-    }
-
     private void EnsureOwned()
     {
         if (Volatile.Read(ref _state) != 1)

@@ -19,10 +19,8 @@ public interface IVirtioDevice
     ReadOnlyMemory<byte> Config { get; }
 
     /// <summary>
-    /// Called on the queue thread for each available descriptor chain. Must not block, unless
-    /// <see cref="DescriptorChain.TryHandOffQueue"/> said yes first (another thread is the queue thread then). Ownership
-    /// passes to the device, which calls <see cref="DescriptorChain.Complete"/> exactly once, from any thread, possibly
-    /// out of order.
+    /// Called on the queue thread for each available descriptor chain. Must not block. Ownership passes to the
+    /// device, which calls <see cref="DescriptorChain.Complete"/> exactly once, from any thread, possibly out of order.
     /// </summary>
     void HandleRequest(DescriptorChain request);
 

@@ -4,7 +4,4 @@ namespace VirtFs.VhostUser;
 internal interface IChainCompleter
 {
     void Complete(DescriptorChain request, uint bytesWritten);
-
-    /// <summary>See <see cref="DescriptorChain.TryHandOffQueue"/>.</summary>
-    bool TryHandOffQueue();
 }

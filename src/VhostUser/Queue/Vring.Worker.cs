@@ -4,63 +4,48 @@ using static Tmds.Linux.LibC;
 
 namespace VirtFs.VhostUser;
 
-/// <summary>The queue thread of a <see cref="Vring"/> (whichever thread of its <see cref="QueueCrew"/> leads): waits on
-/// the kick eventfd (epoll, with a wake eventfd for stop/enable), drains the avail ring into the device, and marks the
-/// ring broken when the driver breaks its rules.</summary>
+/// <summary>The queue thread of a <see cref="Vring"/>: waits on the kick eventfd (epoll, with a wake eventfd for
+/// stop/enable), drains the avail ring into the device, and marks the ring broken when the driver breaks its rules.</summary>
 internal sealed partial class Vring
 {
-    /// <summary>
-    /// Opens the epoll set the leader waits in (kick and wake). Shared by every thread of the crew, one leader at a
-    /// time; it and the two fds live until <see cref="StopRing"/> has seen the crew off duty. Null (logged) when the
-    /// kernel refuses: the ring is then not served.
-    /// </summary>
-    private unsafe FdHandle? OpenPoll(FdHandle kick, FdHandle wake)
+    private unsafe void WorkerLoop()
     {
         int epfd = epoll_create1(EPOLL_CLOEXEC);
         if (epfd < 0)
         {
             _logger.LogError("vq{Index}: epoll_create1 failed: errno {Errno}", _index, errno);
-            return null;
-        }
-        var epoll = new FdHandle(epfd);
-        foreach (FdHandle fd in (ReadOnlySpan<FdHandle>)[kick, wake])
-        {
-            epoll_event ev = default;
-            ev.events = EPOLLIN;
-            ev.data.fd = fd.Fd;
-            // SAFETY: ev is a local; both fds are open (disposed only after the crew stopped).
-            if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd.Fd, &ev) != 0)
-            {
-                _logger.LogError("vq{Index}: cannot poll {Which} fd: errno {Errno}", _index, fd == kick ? "kick" : "wake", errno);
-                epoll.Dispose();
-                return null;
-            }
-        }
-        return epoll;
-    }
-
-    /// <summary>
-    /// One turn as the queue thread (<see cref="QueueCrew"/>): drains what is waiting, then waits on the kick and
-    /// drains again, until the ring stops or this thread hands the ring off to serve a request that may block.
-    /// </summary>
-    private unsafe void LeadTurn()
-    {
-        FdHandle? poll = _poll;
-        QueueCrew? crew = _crew;
-        if (poll is null || crew is null)
-        {
             return;
         }
+        using var epoll = new FdHandle(epfd);
+        FdHandle kick = _kick!;
+        FdHandle wake = _wake!;
+        bool kickAdded = false, wakeAdded = false;
         try
         {
-            epoll_event* events = stackalloc epoll_event[2];
-            // Buffers may already be waiting (a reconnect, or the previous leader handed off mid-drain): look
-            // once before the first kick.
-            Process(crew);
-            while (!_stopRequested && crew.IsLeading)
+            kick.DangerousAddRef(ref kickAdded);
+            wake.DangerousAddRef(ref wakeAdded);
+            epoll_event ev = default;
+            ev.events = EPOLLIN;
+            ev.data.fd = kick.Fd;
+            // SAFETY: ev is a local; the fds are kept open by the AddRefs above.
+            if (epoll_ctl(epfd, EPOLL_CTL_ADD, kick.Fd, &ev) != 0)
             {
-                // SAFETY: room for 2 events on the stack; poll stays open until the crew is off duty.
-                int n = epoll_wait(poll.Fd, events, 2, -1);
+                _logger.LogError("vq{Index}: cannot poll kick fd: errno {Errno}", _index, errno);
+                return;
+            }
+            ev.data.fd = wake.Fd;
+            if (epoll_ctl(epfd, EPOLL_CTL_ADD, wake.Fd, &ev) != 0)
+            {
+                _logger.LogError("vq{Index}: cannot poll wake fd: errno {Errno}", _index, errno);
+                return;
+            }
+            epoll_event* events = stackalloc epoll_event[2];
+            // Buffers may already be waiting (e.g. after a reconnect): look once before the first kick.
+            Process();
+            while (!_stopRequested)
+            {
+                // SAFETY: room for 2 events on the stack.
+                int n = epoll_wait(epfd, events, 2, -1);
                 if (n < 0)
                 {
                     if (errno == EINTR)
@@ -79,7 +64,7 @@ internal sealed partial class Vring
                 {
                     break;
                 }
-                Process(crew);
+                Process();
             }
         }
         catch (Exception e)
@@ -88,20 +73,21 @@ internal sealed partial class Vring
             _logger.LogError(e, "vq{Index}: queue thread failed", _index);
             _broken = true;
         }
-    }
-
-    /// <summary>The device asks to block on the request it was given (<see cref="DescriptorChain.TryHandOffQueue"/>):
-    /// end this thread's drain turn (its batched notification goes out now) and let another thread lead.</summary>
-    bool IChainCompleter.TryHandOffQueue() => _crew?.TryHandOff(_endDrainTurn) == true;
-
-    private void EndDrainTurn()
-    {
-        Volatile.Write(ref _drainingThread, 0);
-        FlushNotification();
+        finally
+        {
+            if (kickAdded)
+            {
+                kick.DangerousRelease();
+            }
+            if (wakeAdded)
+            {
+                wake.DangerousRelease();
+            }
+        }
     }
 
     /// <summary>Drains the avail ring into the device, then sends at most one notification for the batch.</summary>
-    private void Process(QueueCrew crew)
+    private void Process()
     {
         if (!_enabled || _broken)
         {
@@ -171,18 +157,11 @@ internal sealed partial class Vring
                         _logger.LogError(e, "vq{Index}: device threw from HandleRequest", _index);
                     }
                 }
-                if (!crew.IsLeading)
-                {
-                    return; // handed off and served a request meanwhile: the new leader drains on (EndDrainTurn ran)
-                }
             }
         }
         finally
         {
-            if (crew.IsLeading)
-            {
-                Volatile.Write(ref _drainingThread, 0);
-            }
+            Volatile.Write(ref _drainingThread, 0);
         }
         FlushNotification();
     }

@@ -46,24 +46,20 @@ internal sealed partial class Vring : IChainCompleter, IDisposable
     private bool _indirect;
 
     // Runtime.
-    private QueueCrew? _crew;         // the threads taking turns as queue thread, one crew per start
-    private FdHandle? _poll;          // epoll on kick and wake, for whichever crew thread leads
+    private Thread? _worker;
     private FdHandle? _wake;
     private volatile bool _stopRequested;
     private SplitRing? _ring;         // guarded by _usedLock for writes; avail side used only by the worker
     private GuestMemory? _ringMemory;  // the reference that keeps _ring's pointers valid
     private int _inFlight;             // guarded by _usedLock
     private int _epoch;                // guarded by _usedLock; bumps when the ring stops
-    private int _drainingThread;       // managed thread id of the leader while it calls the device
+    private int _drainingThread;       // managed thread id of the worker while it calls the device
     private bool _pendingNotify;       // guarded by _usedLock
     private bool _throttled;           // guarded by _usedLock
     private volatile bool _broken;
 
-    private readonly Action _endDrainTurn;
-
     public Vring(int index, IVirtioDevice device, MemoryTable memoryTable, ILogger logger)
     {
-        _endDrainTurn = EndDrainTurn;
         _index = index;
         _device = device;
         _memoryTable = memoryTable;
@@ -71,7 +67,7 @@ internal sealed partial class Vring : IChainCompleter, IDisposable
         _notifier = new QueueNotifier($"vhost-user-vq{index}-notify");
     }
 
-    public bool IsRunning => _crew is not null;
+    public bool IsRunning => _worker is not null;
     public bool IsBroken => _broken;
     public bool IsEnabled => _enabled;
     public int Size => _size;
@@ -157,13 +153,8 @@ internal sealed partial class Vring : IChainCompleter, IDisposable
             _enabled = true;
         }
         _wake = EventFd.Create(nonBlocking: true);
-        _poll = OpenPoll(kick, _wake);
-        if (_poll is null)
-        {
-            _broken = true;
-        }
-        _crew = new QueueCrew(LeadTurn, $"vhost-user-vq{_index}");
-        _crew.Start();
+        _worker = new Thread(WorkerLoop) { Name = $"vhost-user-vq{_index}", IsBackground = true };
+        _worker.Start();
     }
 
     /// <summary>
@@ -206,13 +197,17 @@ internal sealed partial class Vring : IChainCompleter, IDisposable
     private ushort StopRing(bool waitForInFlight, TimeSpan? limit = null)
     {
         DateTime deadline = limit is { } l ? DateTime.UtcNow + l : DateTime.MaxValue;
-        QueueCrew? crew = _crew;
-        if (crew is not null)
+        Thread? worker = _worker;
+        if (worker is not null)
         {
             _stopRequested = true;
-            crew.Stop(() => EventFd.Signal(_wake), StopTimeout, () =>
+            EventFd.Signal(_wake);
+            if (!worker.Join(StopTimeout))
+            {
                 _logger.LogError("vq{Index}: queue thread still busy after {Timeout} s (device blocked in HandleRequest?); waiting for it",
-                    _index, StopTimeout.TotalSeconds));
+                    _index, StopTimeout.TotalSeconds);
+                worker.Join();
+            }
         }
         ushort next;
         lock (_usedLock)
@@ -242,9 +237,7 @@ internal sealed partial class Vring : IChainCompleter, IDisposable
             _throttled = false;
         }
         _base = next;
-        _crew = null;
-        _poll?.Dispose();
-        _poll = null;
+        _worker = null;
         _wake?.Dispose();
         _wake = null;
         _kick?.Dispose();

@@ -41,11 +41,6 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     /// <summary>The queue thread's own scratch memory for the requests it serves itself.</summary>
     private readonly WorkerBuffers _inlineBuffers = new() { MustNotBlock = true };
     private readonly VirtqExchange _inlineExchange = new();
-    /// <summary>Ask the ring to let another thread lead before serving a request that may block here.</summary>
-    private readonly bool _handOffQueue;
-    /// <summary>Buffers for threads that may block (workers, and queue threads that handed the ring off): as many
-    /// as requests were ever served at once, not one set per thread that could.</summary>
-    private readonly ServingContextPool _contexts = new();
     /// <summary>Our bug, but one a guest may be able to repeat at will: rate-limited like guest-triggered lines.</summary>
     private readonly LogRateLimiter _failureLog = new("9P requests that failed unexpectedly");
     /// <summary>A guest resetting its device in a loop makes the front-end stop the ring each time.</summary>
@@ -58,15 +53,11 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
     /// <summary>Treads the queue thread handed to a worker because they would have waited on the disk.</summary>
     internal long ReadsGivenBack => Volatile.Read(ref _readsGivenBack);
 
-    /// <param name="serveInline">Serve requests that cannot block on the queue thread.</param>
-    /// <param name="handOffQueue">Serve requests that may block on the thread that popped them, after another thread
-    /// took over the ring (leader/followers); the workers then serve only what finds no thread free.</param>
     public Virtio9pDevice(string tag, P9Server server, int workerCount, ILogger logger, BackendMetrics? metrics = null,
-        bool serveInline = true, bool handOffQueue = true)
+        bool serveInline = true)
     {
         _metrics = metrics;
         _serveInline = serveInline;
-        _handOffQueue = handOffQueue;
         byte[] tagBytes = Encoding.UTF8.GetBytes(tag);
         if (tagBytes.Length == 0 || tagBytes.Length > MaxTagLength)
         {
@@ -119,41 +110,12 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
                 // Completed on this thread: the queue batches the used-ring notification at the end of the drain.
                 long now = Stopwatch.GetTimestamp();
                 _metrics?.Started();
-                if (!Serve(request, tracked, now, _inlineBuffers, _inlineExchange))
-                {
-                    // A read that would wait on the disk: served where blocking is allowed, as if never tried here.
-                    Interlocked.Increment(ref _readsGivenBack);
-                    ServeBlocking(request, tracked, now);
-                }
+                Serve(request, tracked, now, _inlineBuffers, _inlineExchange);
                 return;
             }
         }
         _metrics?.Started();
-        ServeBlocking(request, tracked, Stopwatch.GetTimestamp());
-    }
-
-    /// <summary>
-    /// A request that may block (helper round trips, fsync, directory reads, locks, a read from the disk), on the
-    /// queue thread: when another thread takes over the ring (<see cref="DescriptorChain.TryHandOffQueue"/>), served
-    /// right here, one thread wake-up sooner than through a worker; otherwise (no thread free, or the option off)
-    /// queued for the workers.
-    /// </summary>
-    private void ServeBlocking(DescriptorChain request, int tracked, long enqueued)
-    {
-        if (_handOffQueue && request.TryHandOffQueue())
-        {
-            ServingContext context = _contexts.Rent();
-            try
-            {
-                Serve(request, tracked, enqueued, context.Buffers, context.Exchange);
-            }
-            finally
-            {
-                _contexts.Return(context);
-            }
-            return;
-        }
-        Enqueue(request, tracked, enqueued);
+        Enqueue(request, tracked, Stopwatch.GetTimestamp());
     }
 
     /// <summary>Hands a request to the workers (its metrics already started).</summary>
@@ -171,6 +133,8 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
 
     private void WorkerLoop()
     {
+        var buffers = new WorkerBuffers();
+        var exchange = new VirtqExchange();
         var self = new WorkQueue<(DescriptorChain, int, long)>.Worker();
         while (_queue.TryTake(self, out var item))
         {
@@ -184,21 +148,12 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
                 EndTag(tracked);
                 continue;
             }
-            ServingContext context = _contexts.Rent();
-            try
-            {
-                Serve(request, tracked, enqueued, context.Buffers, context.Exchange);
-            }
-            finally
-            {
-                _contexts.Return(context);
-            }
+            Serve(request, tracked, enqueued, buffers, exchange);
         }
     }
 
-    /// <summary>Serves one request with the calling thread's buffers, completes it and ends its tag. False (nothing
-    /// answered, nothing completed) when the queue thread's buffers met a read that would wait on the disk.</summary>
-    private bool Serve(DescriptorChain request, int tracked, long enqueued, WorkerBuffers buffers, VirtqExchange exchange)
+    /// <summary>Serves one request with the calling thread's buffers, completes it and ends its tag.</summary>
+    private void Serve(DescriptorChain request, int tracked, long enqueued, WorkerBuffers buffers, VirtqExchange exchange)
     {
         Span<byte> type = stackalloc byte[1];
         int written = 0;
@@ -238,10 +193,13 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         {
             if (buffers.MustNotBlock)
             {
-                return false; // the caller serves it where blocking is allowed
+                // The queue thread met a read that would wait on the disk: a worker serves it, as if queued first.
+                Interlocked.Increment(ref _readsGivenBack);
+                Enqueue(request, tracked, enqueued);
+                return;
             }
-            // Only buffers that must not block give requests back; a thread that may block got one anyway (our
-            // bug): it answers nothing rather than passing it around forever.
+            // Only buffers that must not block give requests back; a worker that got one anyway (our bug) answers
+            // nothing rather than passing it around forever.
             if (_failureLog.ShouldLog(_logger, LogLevel.Error))
             {
                 _logger.LogError("9P request given back by a worker");
@@ -253,7 +211,6 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
         _statistics.Record(type[0], enqueued, started, finished);
         _metrics?.Finished(type[0], enqueued, finished);
         EndTag(tracked);
-        return true;
     }
 
     /// <summary>Appends the request to the session recording, if one runs.</summary>
