@@ -58,10 +58,16 @@ internal sealed class EmulatedQemu : IDisposable
             q.StartRing(queueSize, ramSize, features);
             return q;
         }
-        catch
+        catch (Exception e)
         {
+            // Seen once (2026-12-05, not reproduced): the server closed a fresh connection at its first message.
+            // What the server logged and how its task ended say why; without them the failure says nothing.
+            string server = q.Run.IsFaulted ? $"server task failed: {q.Run.Exception}" : $"server task {q.Run.Status}";
+            string log = logger is ListLogger list
+                ? string.Join(" | ", list.Entries.Select(x => $"{x.Level}: {x.Message}"))
+                : "(not a ListLogger)";
             q.Dispose();
-            throw;
+            throw new Xunit.Sdk.XunitException($"starting the ring failed: {e.Message}; {server}; server log: {log}");
         }
     }
 

@@ -3,8 +3,10 @@ using Tmds.Linux;
 namespace VirtFs.Virtio9p.Tests.Server;
 
 /// <summary>Host page cache control for the tests of reads that must not wait on the disk.</summary>
-internal static class PageCache
+internal static unsafe class PageCache
 {
+    public const int PageSize = 4096;
+
     /// <summary>Where scratch files the page cache can drop go: /var/tmp, not /tmp, which may be a tmpfs (its
     /// pages are the file).</summary>
     public const string Root = "/var/tmp";
@@ -20,5 +22,30 @@ internal static class PageCache
         int fd = (int)host.DangerousGetHandle();
         Assert.Equal(0, LibC.fsync(fd));
         Assert.Equal(0, LibC.posix_fadvise(fd, 0, 0, LibC.POSIX_FADV_DONTNEED));
+    }
+
+    /// <summary>Which of the file's first <paramref name="pages"/> pages the host page cache holds now (mincore on a
+    /// shared read-only mapping, which itself brings no page in).</summary>
+    public static bool[] Cached(string path, int pages)
+    {
+        using var host = File.OpenHandle(path);
+        int fd = (int)host.DangerousGetHandle();
+        var length = (size_t)(ulong)(pages * PageSize);
+        void* map = LibC.mmap(null, length, LibC.PROT_READ, LibC.MAP_SHARED, fd, 0);
+        Assert.True(map != (void*)-1, $"mmap failed: errno {LibC.errno}");
+        try
+        {
+            byte[] vec = new byte[pages];
+            // SAFETY: map spans `length` bytes (just mapped); vec holds one byte per page of it.
+            fixed (byte* v = vec)
+            {
+                Assert.Equal(0, LibC.mincore(map, length, v));
+            }
+            return vec.Select(b => (b & 1) != 0).ToArray();
+        }
+        finally
+        {
+            LibC.munmap(map, length);
+        }
     }
 }
