@@ -7,12 +7,42 @@
 #   BENCH_TIME   seconds per random-read run (15)    BENCH_TREE   tarball to untar (from $VIRTFS_JOBDIR)
 #   BENCH_REPO   tarball of a git checkout for the developer's loop
 #   BENCH_GROUPS which groups to run (default all): fio metadata tree devloop
+#   BENCH_LATENCY=1  also time every 9p request in the guest's own client (tracefs: the 9p_client_req and
+#                    9p_client_res events, matched by tag in a histogram) and print, at the end, one line per type:
+#                    LAT9P <type> <count> <sum of microseconds>. The tracing itself slows every request a little,
+#                    the same for every server: compare such runs with each other, not with plain ones.
 set -u
 BENCH_WANT=" ${BENCH_GROUPS:-fio metadata tree devloop} "
 want() { case "$BENCH_WANT" in *" $1 "*) return 0 ;; esac; return 1; }
 D=/mnt/bench
 SIZE=${BENCH_SIZE:-256M} FILES=${BENCH_FILES:-10000} TIME=${BENCH_TIME:-15}
 rm -rf "$D"; mkdir -p "$D" || exit 1
+
+# Guest-side latency per 9p request type (BENCH_LATENCY=1): from the request's trace event to its reply's, in
+# the guest's clock. A synthetic event carries each latency to a histogram keyed by the request's type.
+TR=/sys/kernel/tracing
+lat_start() {
+    [ "${BENCH_LATENCY:-0}" = 1 ] || return 0
+    mountpoint -q "$TR" || mount -t tracefs none "$TR" 2>/dev/null
+    { echo 'p9lat u64 lat; u8 type' >> "$TR/synthetic_events" &&
+      echo 'hist:keys=tag:ts0=common_timestamp.usecs:t0=type' > "$TR/events/9p/9p_client_req/trigger" &&
+      echo 'hist:keys=tag:lat=common_timestamp.usecs-$ts0:onmatch(9p.9p_client_req).trace(p9lat,$lat,$t0)' \
+        > "$TR/events/9p/9p_client_res/trigger" &&
+      echo 'hist:keys=type:vals=hitcount,lat:size=256' > "$TR/events/synthetic/p9lat/trigger"; } 2>/dev/null \
+        || { echo "BENCH latency SKIPPED (no 9p trace events or histogram triggers in this guest kernel)"; BENCH_LATENCY=0; }
+}
+lat_end() {
+    [ "${BENCH_LATENCY:-0}" = 1 ] || return 0
+    # Lines like "{ type:        110 } hitcount:      49915  lat:   21444857"; names from include/net/9p/9p.h.
+    awk 'BEGIN { k = split("8 Tstatfs 12 Tlopen 14 Tlcreate 16 Tsymlink 18 Tmknod 20 Trename 22 Treadlink 24 Tgetattr " \
+                       "26 Tsetattr 30 Txattrwalk 32 Txattrcreate 40 Treaddir 50 Tfsync 52 Tlock 54 Tgetlock 70 Tlink " \
+                       "72 Tmkdir 74 Trenameat 76 Tunlinkat 100 Tversion 104 Tattach 108 Tflush 110 Twalk 116 Tread " \
+                       "118 Twrite 120 Tclunk 122 Tremove", a, " ")
+                 for (i = 1; i < k; i += 2) name[a[i]] = a[i + 1] }
+         /^\{ type:/ { t = $3; n = name[t] ? name[t] : "T" t; printf "LAT9P %s %s %s\n", n, $6, $8 }' \
+        "$TR/events/synthetic/p9lat/hist"
+}
+lat_start
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 phase() { sync; echo "$1" > /mnt/.bench-phase; sync; }
 now() { date +%s.%N; }
@@ -89,3 +119,4 @@ if want devloop && [ -n "${BENCH_REPO:-}" ] && [ -f "$BENCH_REPO" ]; then
     phase idle
 fi
 rm -rf "$D" /mnt/.bench-phase
+lat_end

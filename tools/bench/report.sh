@@ -8,7 +8,7 @@ OUT="$1" CONFIGS="$2"
 WORKLOADS="seq-write seq-read rand-read-4k rand-read-4k-aio16x4 create stat rename unlink untar find-du rm-tree devloop"
 # median min max of the values of one workload in one file set
 stats() { # file-glob-prefix workload -> "median min max unit" or nothing
-    cat "$1"/round*/"$2" 2>/dev/null | awk -v w="$3" '$1 == w { print $2, $3 }' | sort -g | awk '
+    { cat "$1"/round*/"$2" 2>/dev/null || true; } | awk -v w="$3" '$1 == w { print $2, $3 }' | sort -g | awk '
         { v[NR] = $1; u = $2 } END { if (NR == 0) exit; m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
             printf "%s %s %s %s\n", m, v[1], v[NR], (u == "" ? "s" : u) }'
 }
@@ -80,3 +80,52 @@ for w in $WORKLOADS; do
     done
     if (( any )); then echo "$line"; fi
 done
+
+# --latency runs: where each request's time goes. Per round and configuration, latency.txt (the guest's client)
+# and backend-latency.txt (VirtFs's backend: queue wait + service) hold "type count microseconds"; the table
+# shows the mean per request (median over rounds) and, for VirtFs, how much of it the backend accounts for: the
+# rest is the way there and back (kick, interrupt, the guest's own path).
+# (grep over the files, not cat | grep -q: under pipefail cat's SIGPIPE would fail the test)
+if grep -qs . "$OUT"/*/round*/latency.txt; then
+    # mean_us CONFIG FILE TYPE -> median over rounds of that type's mean microseconds per request
+    mean_us() {
+        local f
+        for f in "$OUT/$1"/round*/"$2"; do awk -v t="$3" '$1 == t && $2 > 0 { printf "%.1f\n", $3 / $2 }' "$f" 2>/dev/null; done |
+            sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+    }
+    # the request types, most frequent first (in the first configuration's first round that has them)
+    TYPES="$(for c in $CONFIGS; do f="$(ls "$OUT/$c"/round*/latency.txt 2>/dev/null | head -n1)"; [[ -s "$f" ]] && { sort -k2,2nr "$f" | awk '{ print $1 }'; break; }; done | tr '\n' ' ')"
+    PAIRS=()
+    for c in $CONFIGS; do
+        [[ "$c" == virtfs-* && " $CONFIGS " == *" builtin-${c#virtfs-} "* ]] && PAIRS+=("$c:builtin-${c#virtfs-}")
+    done
+    echo "### Guest-side latency per 9p request type (mean microseconds per request, median over rounds)"
+    echo
+    echo "From the guest client's request trace event to its reply's (\`--latency\`); for VirtFs, \"in backend\" is the"
+    echo "backend's own queue wait + service for that type (its exit statistics). The rest of a VirtFs request's time is"
+    echo "the path between the guest and the backend: the kick, the backend's thread wake-up, the call eventfd through"
+    echo "QEMU's main loop, the interrupt and the guest's own handling."
+    echo
+    printf '| request | count |'
+    for c in $CONFIGS; do printf ' %s |' "$c"; [[ "$c" == virtfs-* ]] && printf ' %s in backend |' "$c"; done
+    for p in "${PAIRS[@]}"; do printf ' %s / %s |' "${p#*:}" "${p%%:*}"; done; echo
+    printf '|---|---|'
+    for c in $CONFIGS; do printf -- '---|'; [[ "$c" == virtfs-* ]] && printf -- '---|'; done
+    for p in "${PAIRS[@]}"; do printf -- '---|'; done; echo
+    for t in $TYPES; do
+        n="$(for c in $CONFIGS; do f="$(ls "$OUT/$c"/round*/latency.txt 2>/dev/null | head -n1)"; [[ -s "$f" ]] && { awk -v t="$t" '$1 == t { print $2 }' "$f"; break; }; done)"
+        printf '| %s | %s |' "$t" "${n:--}"
+        for c in $CONFIGS; do
+            m="$(mean_us "$c" latency.txt "$t")"; printf ' %s |' "${m:--}"
+            if [[ "$c" == virtfs-* ]]; then m="$(mean_us "$c" backend-latency.txt "$t")"; printf ' %s |' "${m:--}"; fi
+        done
+        for p in "${PAIRS[@]}"; do
+            a="$(mean_us "${p%%:*}" latency.txt "$t")" b="$(mean_us "${p#*:}" latency.txt "$t")"
+            awk -v a="$a" -v b="$b" 'BEGIN { if (a > 0 && b > 0) printf " %.2f |", b / a; else printf " - |" }'
+        done
+        echo
+    done
+    echo
+    echo "(ratios > 1: VirtFs answers that request type faster, as the guest sees it)"
+    echo
+fi

@@ -16,17 +16,20 @@
 #
 # Usage: tools/bench/run.sh [--rounds N] [--size 256M] [--files 10000] [--time 15] [--quick]
 #                           [--configs "virtfs-none builtin-none ..."] [--groups "fio metadata tree devloop"]
-#                           [--out DIR] [--no-build] [--no-warmup]
+#                           [--out DIR] [--no-build] [--no-warmup] [--latency]
 #   --groups  only these workload groups (default all four): fio = the four fio rows, metadata = create/stat/
 #             rename/unlink, tree = untar/find-du/rm-tree, devloop = the developer's loop
 #   --quick   --size 32M --files 1000 --time 5 (a run of minutes, not an hour); --rounds stays as given
 #   --no-warmup  skip the uncounted first boot (it warms the host's page cache for the guest's root filesystem)
 #   --out     keep results there (default: a temp dir, printed); the report is OUT/report.md, the chart OUT/chart.png
+#   --latency also time every 9p request in the guest's client, per request type (tracefs histograms), next to the
+#             backend's own wait + service time per type: where a request's time goes. The tracing slows the
+#             guest a little, alike for every server: compare --latency runs only with each other
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 TOOLS="$(cd "$HERE/.." && pwd)"
 REPO="$(cd "$TOOLS/.." && pwd)"
-ROUNDS=3 SIZE=256M FILES=10000 TIME=15 OUT="" BUILD=1 WARMUP=1 WGROUPS="fio metadata tree devloop"
+ROUNDS=3 SIZE=256M FILES=10000 TIME=15 OUT="" BUILD=1 WARMUP=1 LATENCY=0 WGROUPS="fio metadata tree devloop"
 CONFIGS="virtfs-none builtin-none virtiofsd-never virtfs-mmap builtin-mmap virtiofsd-auto virtfs-loose builtin-loose"
 while (( $# )); do
     case "$1" in
@@ -40,7 +43,8 @@ while (( $# )); do
         --out) OUT="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --no-warmup) WARMUP=0; shift ;;
-        -h|--help) sed -n '2,24p' "${BASH_SOURCE[0]}"; exit 0 ;;
+        --latency) LATENCY=1; shift ;;
+        -h|--help) sed -n '2,27p' "${BASH_SOURCE[0]}"; exit 0 ;;
         *) echo "bench: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -96,9 +100,15 @@ run_one() {
     env "${env[@]}" "$TOOLS/vm.sh" --server "$server" --share "$export_dir" "${NB[@]}" "${opts[@]}" --timeout 3600 \
         --log-dir "$dir/logs" --cpu-phases "$dir/cpu.txt" --file "$HERE/guest-bench.sh" \
         --file "$INPUTS/tree.tar" --file "$INPUTS/zlib-git.tar" \
-        --run "BENCH_GROUPS='$WGROUPS' BENCH_SIZE=$SIZE BENCH_FILES=$FILES BENCH_TIME=$TIME BENCH_TREE=\$VIRTFS_JOBDIR/tree.tar BENCH_REPO=\$VIRTFS_JOBDIR/zlib-git.tar sh \$VIRTFS_JOBDIR/guest-bench.sh" \
+        --run "BENCH_LATENCY=$LATENCY BENCH_GROUPS='$WGROUPS' BENCH_SIZE=$SIZE BENCH_FILES=$FILES BENCH_TIME=$TIME BENCH_TREE=\$VIRTFS_JOBDIR/tree.tar BENCH_REPO=\$VIRTFS_JOBDIR/zlib-git.tar sh \$VIRTFS_JOBDIR/guest-bench.sh" \
         >"$dir/out.txt" 2>&1 || echo "bench: $config in $dir failed (see $dir/out.txt)" >&2
     tr -d '\r' <"$dir/out.txt" | grep '^BENCH ' | grep -v -e FAILED -e SKIPPED | awk '{ print $2, $3, $4 }' >"$dir/results.txt" || true
+    # --latency: the guest's time per request type, and (VirtFs) the backend's own from its exit statistics,
+    # "Twalk n=47952 wait=0.036ms service=0.117ms": both as "type count microseconds" (a sum over the run).
+    tr -d '\r' <"$dir/out.txt" | awk '$1 == "LAT9P" { print $2, $3, $4 }' >"$dir/latency.txt" || true
+    grep -h '9P requests:' "$dir/logs/backend.log" 2>/dev/null | tail -n1 | tr ';' '\n' |
+        sed -nE 's/.*(T[a-z]+) n=([0-9]+) wait=([0-9.]+)ms service=([0-9.]+)ms.*/\1 \2 \3 \4/p' |
+        awk '{ printf "%s %s %.0f\n", $1, $2, $2 * ($3 + $4) * 1000 }' >"$dir/backend-latency.txt" || true
     # CPU seconds per workload: ticks between the phase's start and the next phase line.
     if [[ -s "$dir/cpu.txt" ]]; then
         awk -v hz="$(getconf CLK_TCK)" 'NR > 1 && prev != "idle" { printf "%s %.2f\n", prev, ($3 - ticks) / hz }
