@@ -85,6 +85,16 @@ internal sealed unsafe class MockDriver
         SetAvailIdx(_availIdx);
     }
 
+    /// <summary>Publishes several chains with one store of the avail index: the device sees all or none of them.</summary>
+    public void PublishTogether(params ushort[] heads)
+    {
+        foreach (ushort head in heads)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(_ram.Span(AvailGpa + 4 + 2UL * (ulong)(_availIdx++ % Size), 2), head);
+        }
+        SetAvailIdx(_availIdx);
+    }
+
     public void SetAvailIdx(ushort value)
     {
         _availIdx = value;

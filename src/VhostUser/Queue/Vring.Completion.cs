@@ -1,10 +1,12 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 
 namespace VirtFs.VhostUser;
 
 /// <summary>Completions of a <see cref="Vring"/>: a device hands a chain back from any thread; it goes into the used
-/// ring under the used-ring lock (unless the ring stopped since: epoch), and the guest is notified once per batch
-/// (inline completions during a drain) or per completion, as EVENT_IDX allows.</summary>
+/// ring under the used-ring lock (unless the ring stopped since: epoch), and the guest is notified as EVENT_IDX
+/// allows: at once for a completion on another thread; for those made inside a drain once per batch, or sooner when
+/// the batch runs long (Process).</summary>
 internal sealed partial class Vring
 {
     private void FlushNotification()
@@ -37,7 +39,11 @@ internal sealed partial class Vring
                 _ring.AddUsed(request.Head, bytesWritten);
                 if (Volatile.Read(ref _drainingThread) == Environment.CurrentManagedThreadId)
                 {
-                    _pendingNotify = true; // completed inline during the drain: one notification at its end
+                    if (!_pendingNotify)
+                    {
+                        _pendingNotify = true; // completed inside a drain: one notification for the batch (Process)
+                        _pendingSince = Stopwatch.GetTimestamp();
+                    }
                 }
                 else
                 {

@@ -54,7 +54,8 @@ internal sealed partial class Vring : IChainCompleter, IDisposable
     private int _inFlight;             // guarded by _usedLock
     private int _epoch;                // guarded by _usedLock; bumps when the ring stops
     private int _drainingThread;       // managed thread id of the worker while it calls the device
-    private bool _pendingNotify;       // guarded by _usedLock
+    private bool _pendingNotify;       // guarded by _usedLock; set only by the draining thread
+    private long _pendingSince;        // when _pendingNotify was set (Stopwatch timestamp); written under _usedLock by the draining thread, read by it alone
     private bool _throttled;           // guarded by _usedLock
     private volatile bool _broken;
 
