@@ -16,7 +16,7 @@ public sealed class InlineNotificationTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    /// <summary>Completes every request inline, each after 30 ms (a long batch of inline requests, slowed down so
+    /// <summary>Completes every request inline, each after 100 ms (a long batch of inline requests, slowed down so
     /// the test sees it on any machine).</summary>
     private sealed class InlineDevice : IVirtioDevice
     {
@@ -26,7 +26,7 @@ public sealed class InlineNotificationTests : IDisposable
 
         public void HandleRequest(DescriptorChain request)
         {
-            Thread.Sleep(30);
+            Thread.Sleep(100);
             request.Complete(request.CopyToWritable(0, "done"u8));
         }
     }
@@ -55,7 +55,7 @@ public sealed class InlineNotificationTests : IDisposable
             MockDriver driver = MockDriver.Create(ram, 16);
             fe.StartVring(driver, kick, call);
 
-            // Eight requests published with one store of the avail index and one kick: one drained batch of 240 ms.
+            // Eight requests published with one store of the avail index and one kick: one drained batch of 800 ms.
             const int count = 8;
             ulong data = driver.DataGpa;
             var heads = new ushort[count];
