@@ -93,8 +93,10 @@ if grep -qs . "$OUT"/*/round*/latency.txt; then
         for f in "$OUT/$1"/round*/"$2"; do awk -v t="$3" '$1 == t && $2 > 0 { printf "%.1f\n", $3 / $2 }' "$f" 2>/dev/null; done |
             sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
     }
-    # the request types, most frequent first (in the first configuration's first round that has them)
-    TYPES="$(for c in $CONFIGS; do f="$(ls "$OUT/$c"/round*/latency.txt 2>/dev/null | head -n1)"; [[ -s "$f" ]] && { sort -k2,2nr "$f" | awk '{ print $1 }'; break; }; done | tr '\n' ' ')"
+    # the first configuration's first round that has latencies: its counts and order stand for all (the guest
+    # sends every server the same requests)
+    FIRST="$(for c in $CONFIGS; do f="$(ls "$OUT/$c"/round*/latency.txt 2>/dev/null | head -n1)"; [[ -s "$f" ]] && { echo "$f"; break; }; done)"
+    TYPES="$(sort -k2,2nr "$FIRST" | awk '{ print $1 }' | tr '\n' ' ')"  # most frequent first
     PAIRS=()
     for c in $CONFIGS; do
         [[ "$c" == virtfs-* && " $CONFIGS " == *" builtin-${c#virtfs-} "* ]] && PAIRS+=("$c:builtin-${c#virtfs-}")
@@ -113,7 +115,7 @@ if grep -qs . "$OUT"/*/round*/latency.txt; then
     for c in $CONFIGS; do printf -- '---|'; [[ "$c" == virtfs-* ]] && printf -- '---|'; done
     for p in "${PAIRS[@]}"; do printf -- '---|'; done; echo
     for t in $TYPES; do
-        n="$(for c in $CONFIGS; do f="$(ls "$OUT/$c"/round*/latency.txt 2>/dev/null | head -n1)"; [[ -s "$f" ]] && { awk -v t="$t" '$1 == t { print $2 }' "$f"; break; }; done)"
+        n="$(awk -v t="$t" '$1 == t { print $2 }' "$FIRST")"
         printf '| %s | %s |' "$t" "${n:--}"
         for c in $CONFIGS; do
             m="$(mean_us "$c" latency.txt "$t")"; printf ' %s |' "${m:--}"

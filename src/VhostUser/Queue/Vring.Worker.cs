@@ -163,7 +163,7 @@ internal sealed partial class Vring
                     }
                 }
                 // Requests the device completed right here wait for one notification at the end of the batch, but not
-                // for longer than NotifyAfter: a guest with many requests in flight (libaio, parallel readahead) then
+                // much past NotifyAfterTicks: a guest with many requests in flight (libaio, parallel readahead) then
                 // reaps and refills while we serve the rest of a long batch, where it used to sit on finished replies.
                 // Not after every request: a notification per request cost the device bench 70% more CPU per 4 KiB
                 // read at depth 16 (lever 8 in docs/performance.md). No lock is held here (the device may have held

@@ -107,7 +107,7 @@ public sealed class Virtio9pDevice : IVirtioDevice, IDisposable
             tracked = tag;
             if (_serveInline && _server.IsNonBlocking(type, header[P9Limits.HeaderSize..peeked]))
             {
-                // Completed on this thread: the queue batches the used-ring notification (at most 100 us late).
+                // Completed on this thread: the queue batches the used-ring notification (sooner in a long batch).
                 long now = Stopwatch.GetTimestamp();
                 _metrics?.Started();
                 Serve(request, tracked, now, _inlineBuffers, _inlineExchange);
