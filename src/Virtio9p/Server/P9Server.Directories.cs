@@ -331,16 +331,21 @@ public sealed partial class P9Server
             return -Errno.ENOENT;
         }
         byte[] path = PathNames.Join(dir.Path, name);
-        int result = _fs.Lstat(path, out FileStat attributes);
-        if (result < 0)
+        int result;
+        if (!TryRecentWalkType(path, out bool isDirectory)) // the client's lookup just before, usually
         {
-            return result;
+            result = _fs.Lstat(path, out FileStat attributes);
+            if (result < 0)
+            {
+                return result;
+            }
+            isDirectory = attributes.IsDirectory;
         }
-        if ((flags & AtRemoveDir) != 0 && !attributes.IsDirectory)
+        if ((flags & AtRemoveDir) != 0 && !isDirectory)
         {
             return -Errno.ENOTDIR;
         }
-        if ((flags & AtRemoveDir) == 0 && attributes.IsDirectory)
+        if ((flags & AtRemoveDir) == 0 && isDirectory)
         {
             return -Errno.EISDIR;
         }

@@ -87,7 +87,7 @@ public sealed partial class P9Server
                 }
                 if (count > 0)
                 {
-                    KeepWalkAttributes(fid, changes, last);
+                    KeepWalkAttributes(fid, path, changes, last);
                 }
             }
             else
@@ -100,7 +100,7 @@ public sealed partial class P9Server
                 }
                 if (count > 0)
                 {
-                    KeepWalkAttributes(newFid, changes, last);
+                    KeepWalkAttributes(newFid, path, changes, last);
                 }
             }
         }

@@ -26,6 +26,9 @@ public sealed partial class P9Server
     /// fid (stat(2) in cache=none sends its own) asks the host again.
     /// </para>
     /// <para>
+    /// The walk's file type also answers a Tunlinkat of the same path (see <see cref="TryRecentWalkType"/>).
+    /// </para>
+    /// <para>
     /// Memory: a fixed table of <see cref="WalkSlots"/> entries indexed by fid number, no allocation; a walk
     /// overwrites its slot, so concurrent lookups on fids with the same low bits only lose the shortcut.
     /// </para>
@@ -45,6 +48,10 @@ public sealed partial class P9Server
     private struct WalkAttributes
     {
         public Fid? Owner;
+        /// <summary>The path the attributes are of, as the walk built it (the owner's path may move on).</summary>
+        public byte[]? Path;
+        /// <summary>A Tgetattr was answered from them: the next one asks the host.</summary>
+        public bool AttributesUsed;
         public long Changes;
         public long Timestamp;
         public FileStat Attributes;
@@ -62,13 +69,15 @@ public sealed partial class P9Server
     /// read before now is stale.</summary>
     private void CountChange() => Interlocked.Increment(ref _changes);
 
-    private void KeepWalkAttributes(Fid fid, long changes, in FileStat attributes)
+    private void KeepWalkAttributes(Fid fid, byte[] path, long changes, in FileStat attributes)
     {
         ref WalkAttributes slot = ref _walkAttributes[fid.Id % WalkSlots];
         long now = Stopwatch.GetTimestamp();
         lock (_walkAttributesSync)
         {
             slot.Owner = fid;
+            slot.Path = path;
+            slot.AttributesUsed = false;
             slot.Changes = changes;
             slot.Timestamp = now;
             slot.Attributes = attributes;
@@ -76,7 +85,7 @@ public sealed partial class P9Server
     }
 
     /// <summary>The kept attributes of <paramref name="fid"/>'s walk if they still hold (see above); when
-    /// <paramref name="consume"/>, the slot is emptied whether or not they did.</summary>
+    /// <paramref name="consume"/>, they answer no other Tgetattr, whether or not they held.</summary>
     private bool TryWalkAttributes(Fid fid, bool consume, out FileStat attributes)
     {
         ref WalkAttributes slot = ref _walkAttributes[fid.Id % WalkSlots];
@@ -84,7 +93,7 @@ public sealed partial class P9Server
         long now = Stopwatch.GetTimestamp();
         lock (_walkAttributesSync)
         {
-            if (!ReferenceEquals(slot.Owner, fid))
+            if (!ReferenceEquals(slot.Owner, fid) || slot.AttributesUsed)
             {
                 attributes = default;
                 return false;
@@ -94,9 +103,43 @@ public sealed partial class P9Server
             attributes = fresh ? slot.Attributes : default;
             if (consume)
             {
-                slot = default;
+                slot.AttributesUsed = true;
             }
             return fresh;
         }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="path"/> names a directory, by a walk of that very path that still holds (no
+    /// change served since it began, at most <see cref="WalkAttributesLifetime"/> old); false when no such walk
+    /// is kept, and the caller asks the host.
+    /// <para>
+    /// Why: Tunlinkat must refuse a directory without AT_REMOVEDIR (EISDIR) and a non-directory with it
+    /// (ENOTDIR), and the proxy protocol's only removal, T_REMOVE, is remove(3), which takes either; so the type
+    /// cost an lstat round trip to the helper before the T_REMOVE. The Linux client walks the name (Twalk +
+    /// Tgetattr, its lookup) just before it sends Tunlinkat, so the type is usually known already: an unlink
+    /// costs one round trip instead of two. A host process that replaces the name by another type within the
+    /// lifetime is treated as if it had done so just after the removal; the lstat it saves was no stronger, the
+    /// helper's T_REMOVE acting on the name after it as well.
+    /// </para>
+    /// </summary>
+    private bool TryRecentWalkType(byte[] path, out bool isDirectory)
+    {
+        long changes = Volatile.Read(ref _changes);
+        long now = Stopwatch.GetTimestamp();
+        lock (_walkAttributesSync)
+        {
+            foreach (ref readonly WalkAttributes slot in _walkAttributes.AsSpan())
+            {
+                if (slot.Path is not null && slot.Changes == changes && now - slot.Timestamp <= WalkAttributesLifetime &&
+                    slot.Path.AsSpan().SequenceEqual(path))
+                {
+                    isDirectory = slot.Attributes.IsDirectory;
+                    return true;
+                }
+            }
+        }
+        isDirectory = false;
+        return false;
     }
 }

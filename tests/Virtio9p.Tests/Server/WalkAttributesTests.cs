@@ -123,6 +123,70 @@ public sealed class WalkAttributesTests : IDisposable
         Assert.Equal(30UL, SizeOf(1));
     }
 
+    private const int ENOTDIR = 20, EISDIR = 21;
+
+    /// <summary>Tunlinkat dfid[4] name[s] flags[4] in the root: 0 or the Rlerror's errno.</summary>
+    private int Unlink(string name, uint flags) => _client.Call(T.Tunlinkat, b => b.U32(Root).Str(name).U32(flags)).Errno;
+
+    [Fact]
+    public void An_unlink_right_after_the_lookup_of_its_name_takes_the_type_from_the_walk()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "d"));
+        // Each as the Linux client sends it: the lookup of the name (Twalk + Tgetattr), then Tunlinkat.
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        Assert.Equal(10UL, SizeOf(1));
+        int before = _fs.Lstats;
+        Assert.Equal(ENOTDIR, Unlink("f", 0x200)); // AT_REMOVEDIR on a file
+        Assert.Equal(before, _fs.Lstats);
+
+        _client.Walk(Root, 2, "d").Expect(T.Rwalk);
+        before = _fs.Lstats;
+        Assert.Equal(EISDIR, Unlink("d", 0)); // unlink of a directory
+        Assert.Equal(before, _fs.Lstats);
+
+        _client.Walk(Root, 3, "f").Expect(T.Rwalk);
+        before = _fs.Lstats;
+        Assert.Equal(0, Unlink("f", 0));
+        Assert.Equal(before, _fs.Lstats); // only the removal went to the host
+        Assert.False(File.Exists(Path.Combine(_dir, "f")));
+        Assert.True(Directory.Exists(Path.Combine(_dir, "d")));
+    }
+
+    [Fact]
+    public void An_unlink_after_a_change_served_since_the_walk_asks_the_host()
+    {
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        Assert.Equal(0, Unlink("f", 0));
+        // Tmkdir: dfid[4] name[s] mode[4] gid[4]. "f" is a directory now; the walk said file.
+        _client.Call(T.Tmkdir, b => b.U32(Root).Str("f").U32(0x1ed).U32(0)).Expect(T.Rmkdir);
+        int before = _fs.Lstats;
+        Assert.Equal(EISDIR, Unlink("f", 0));
+        Assert.True(Directory.Exists(Path.Combine(_dir, "f")));
+        Assert.Equal(before + 1, _fs.Lstats);
+    }
+
+    [Fact]
+    public void An_unlink_after_a_host_change_older_than_the_walk_lifetime_sees_it()
+    {
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        File.Delete(Path.Combine(_dir, "f")); // not through the server
+        Directory.CreateDirectory(Path.Combine(_dir, "f"));
+        Thread.Sleep(TimeSpan.FromMilliseconds(50)); // 5x the lifetime
+        Assert.Equal(EISDIR, Unlink("f", 0));
+        Assert.True(Directory.Exists(Path.Combine(_dir, "f")));
+    }
+
+    [Fact]
+    public void An_unlink_of_another_name_than_the_walk_asks_the_host()
+    {
+        File.WriteAllBytes(Path.Combine(_dir, "g"), []);
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        int before = _fs.Lstats;
+        Assert.Equal(0, Unlink("g", 0));
+        Assert.Equal(before + 1, _fs.Lstats);
+        Assert.True(File.Exists(Path.Combine(_dir, "f")));
+    }
+
     /// <summary>Counts lstat calls (a helper round trip each in production) and passes everything on.</summary>
     private sealed class CountingFileSystem(IFileSystem inner) : ForwardingFileSystem(inner)
     {
