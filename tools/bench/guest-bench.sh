@@ -7,8 +7,8 @@
 #   BENCH_TIME   seconds per random-read run (15)    BENCH_TREE   tarball to untar (from $VIRTFS_JOBDIR)
 #   BENCH_REPO   tarball of a git checkout for the developer's loop
 #   BENCH_GROUPS which groups to run (default all): fio metadata tree devloop
-#   BENCH_LATENCY=1  also time every 9p request in the guest's own client (tracefs: the 9p_client_req and
-#                    9p_client_res events, matched by tag in a histogram) and print, at the end, one line per type:
+#   BENCH_LATENCY=1  also time every 9p request the guest's client sends to the share (tracefs: the 9p_client_req
+#                    and 9p_client_res events, matched by tag in a histogram) and print, at the end, one line per type:
 #                    LAT9P <type> <count> <sum of microseconds>. The tracing itself slows every request a little,
 #                    the same for every server: compare such runs with each other, not with plain ones.
 set -u
@@ -20,13 +20,24 @@ rm -rf "$D"; mkdir -p "$D" || exit 1
 
 # Guest-side latency per 9p request type (BENCH_LATENCY=1): from the request's trace event to its reply's, in
 # the guest's clock. A synthetic event carries each latency to a histogram keyed by the request's type.
+# Only the share's client is traced: the guest's root filesystem is 9p too (QEMU's built-in server, in every
+# configuration), and its requests would mix into the counts and, reusing the same tag numbers, into the
+# timings. The share's client is the one that sends the Tstatfs (type 8) of a `stat -f` on /mnt.
 TR=/sys/kernel/tracing
 lat_start() {
     [ "${BENCH_LATENCY:-0}" = 1 ] || return 0
     mountpoint -q "$TR" || mount -t tracefs none "$TR" 2>/dev/null
+    req=$TR/events/9p/9p_client_req
+    clnt=$( { echo 'hist:keys=clnt:vals=hitcount if type == 8' > "$req/trigger" && stat -f /mnt >/dev/null &&
+              awk '/^\{ clnt:/ { print $3 }' "$req/hist"
+              echo '!hist:keys=clnt:vals=hitcount if type == 8' > "$req/trigger"; } 2>/dev/null )
+    case "$clnt" in
+        ''|*[!0-9]*) echo "BENCH latency SKIPPED (no 9p trace events or histogram triggers in this guest kernel, or no single client for /mnt)"
+            BENCH_LATENCY=0; return 0 ;;
+    esac
     { echo 'p9lat u64 lat; u8 type' >> "$TR/synthetic_events" &&
-      echo 'hist:keys=tag:ts0=common_timestamp.usecs:t0=type' > "$TR/events/9p/9p_client_req/trigger" &&
-      echo 'hist:keys=tag:lat=common_timestamp.usecs-$ts0:onmatch(9p.9p_client_req).trace(p9lat,$lat,$t0)' \
+      echo "hist:keys=tag:ts0=common_timestamp.usecs:t0=type if clnt == $clnt" > "$req/trigger" &&
+      echo "hist:keys=tag:lat=common_timestamp.usecs-\$ts0:onmatch(9p.9p_client_req).trace(p9lat,\$lat,\$t0) if clnt == $clnt" \
         > "$TR/events/9p/9p_client_res/trigger" &&
       echo 'hist:keys=type:vals=hitcount,lat:size=256' > "$TR/events/synthetic/p9lat/trigger"; } 2>/dev/null \
         || { echo "BENCH latency SKIPPED (no 9p trace events or histogram triggers in this guest kernel)"; BENCH_LATENCY=0; }

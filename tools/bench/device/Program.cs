@@ -63,8 +63,8 @@ int maxDepth = depths.Max();
 var table = new StringBuilder();
 // ratio = req/s over the floor's ops/s; CPU ratio = the floor's CPU per op over the server's CPU per request
 // (on a shared machine the second is the steadier one: a multi-threaded server gets more of the cores).
-table.AppendLine($"| request | mode | depth | req/s | us/req | server CPU us/req | alloc B/req | floor ops/s | floor CPU us/op | ratio | CPU ratio |");
-table.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+table.AppendLine($"| request | mode | depth | req/s | us/req | server CPU us/req | alloc B/req | GC pause us/req | floor ops/s | floor CPU us/op | ratio | CPU ratio |");
+table.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
 Console.Error.WriteLine($"device bench: fs={(helper is null ? "local" : "helper")} workers={workers} seconds={seconds} cpus={Environment.ProcessorCount}");
 try
 {
@@ -102,7 +102,7 @@ try
             RingResult r = backend.Client.Run(workload, depth, size, 1, 0, FileSize, seconds);
             double rate = r.Requests / r.Seconds;
             string line = string.Create(CultureInfo.InvariantCulture,
-                $"| {label} | {mode} | {depth} | {rate:F0} | {1e6 / rate:F1} | {r.ServerCpuSeconds * 1e6 / r.Requests:F1} | {(double)r.ServerAllocatedBytes / r.Requests:F1} | {floor:F0} | {floorCpu * 1e6:F1} | {rate / floor:F2} | {floorCpu * r.Requests / r.ServerCpuSeconds:F2} |");
+                $"| {label} | {mode} | {depth} | {rate:F0} | {1e6 / rate:F1} | {r.ServerCpuSeconds * 1e6 / r.Requests:F1} | {(double)r.ServerAllocatedBytes / r.Requests:F1} | {r.GcPauseSeconds * 1e6 / r.Requests:F3} | {floor:F0} | {floorCpu * 1e6:F1} | {rate / floor:F2} | {floorCpu * r.Requests / r.ServerCpuSeconds:F2} |");
             table.AppendLine(line);
             Console.Error.WriteLine(line);
         }

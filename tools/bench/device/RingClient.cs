@@ -18,7 +18,11 @@ internal enum Workload
 }
 
 /// <summary>One measured row: the backend's side of a closed loop at a fixed queue depth.</summary>
-internal readonly record struct RingResult(long Requests, double Seconds, double ServerCpuSeconds, long ServerAllocatedBytes);
+/// <summary>One row's measurement. <paramref name="GcPauseSeconds"/>: the time the process spent paused for garbage
+/// collections during the row (server and client are one process here; the client allocates nothing per request), what
+/// the allocations per request cost beyond the allocation itself.</summary>
+internal readonly record struct RingResult(long Requests, double Seconds, double ServerCpuSeconds, long ServerAllocatedBytes,
+    double GcPauseSeconds);
 
 /// <summary>
 /// Plays the Linux 9p client on a split virtqueue laid out by <see cref="MockDriver"/>: each in-flight request has
@@ -121,10 +125,12 @@ internal sealed unsafe class RingClient
         long thread0 = Clock.CpuNanoseconds(Clock.ThreadCpuTime);
         long allocatedAll0 = GC.GetTotalAllocatedBytes(precise: true);
         long allocatedMine0 = GC.GetAllocatedBytesForCurrentThread();
+        TimeSpan pause0 = GC.GetTotalPauseDuration();
         int counted = 0;
         Loop(workload, depth, size, fid, rootFid, fileSize, ref next, ref counted, int.MaxValue, seconds);
         long wall1 = Stopwatch.GetTimestamp();
         long allocatedMine1 = GC.GetAllocatedBytesForCurrentThread();
+        TimeSpan pause1 = GC.GetTotalPauseDuration();
         long allocatedAll1 = GC.GetTotalAllocatedBytes(precise: true);
         long thread1 = Clock.CpuNanoseconds(Clock.ThreadCpuTime);
         long process1 = Clock.CpuNanoseconds(Clock.ProcessCpuTime);
@@ -148,7 +154,7 @@ internal sealed unsafe class RingClient
         double elapsed = Stopwatch.GetElapsedTime(wall0, wall1).TotalSeconds;
         double serverCpu = ((process1 - process0) - (thread1 - thread0)) / 1e9;
         long serverAllocated = (allocatedAll1 - allocatedAll0) - (allocatedMine1 - allocatedMine0);
-        return new RingResult(counted, elapsed, serverCpu, serverAllocated);
+        return new RingResult(counted, elapsed, serverCpu, serverAllocated, (pause1 - pause0).TotalSeconds);
     }
 
     /// <summary>Completes and re-issues requests until <paramref name="limit"/> completions or the time is up
