@@ -22,7 +22,7 @@
 #   --quick   --size 32M --files 1000 --time 5 (a run of minutes, not an hour); --rounds stays as given
 #   --no-warmup  skip the uncounted first boot (it warms the host's page cache for the guest's root filesystem)
 #   --out     keep results there (default: a temp dir, printed); the report is OUT/report.md, the chart OUT/chart.png
-#   --latency also time every 9p request in the guest's client, per request type (tracefs histograms), next to the
+#   --latency also time every 9p request the guest's client sends to the share, per request type (tracefs histograms), next to the
 #             backend's own wait + service time per type: where a request's time goes. The tracing slows the
 #             guest a little, alike for every server: compare --latency runs only with each other
 set -euo pipefail
