@@ -111,22 +111,36 @@ fi
 # configure/make steps are reported as skipped there.
 if want devloop && [ -n "${BENCH_REPO:-}" ] && [ -f "$BENCH_REPO" ]; then
     drop; phase devloop; t=$(now)
-    ok=1
+    # Each step's time too (BENCH devloop-STEP), to see which one a slower run loses in.
+    ok=1 s=$t laps=""
+    lap() { laps="$laps $1:$(elapsed "$s")"; s=$(now); }
     mkdir -p "$D/src" && tar -xf "$BENCH_REPO" -C "$D/src" || ok=0
+    lap copy
     cd "$D/src/zlib" 2>/dev/null || ok=0
     if [ $ok = 1 ]; then
         git status --porcelain >/dev/null || ok=0
         sed -i 's/deflate/Deflate/' README && git diff --stat >/dev/null && git checkout -- README || ok=0
+        lap git
         if command -v cc >/dev/null && command -v make >/dev/null; then
-            { ./configure >/dev/null && make -j2 >/dev/null; } || ok=0
+            ./configure >/dev/null || ok=0
+            lap configure
+            make -j2 >/dev/null || ok=0
+            lap make
         else
             echo "BENCH devloop-build SKIPPED (no cc/make in the guest)"
         fi
         git clean -fdxq && git status --porcelain >/dev/null || ok=0
+        lap clean
         cd /mnt
     fi
     rm -rf "$D/src" || ok=0
-    [ $ok = 1 ] && echo "BENCH devloop $(elapsed "$t") s" || echo "BENCH devloop FAILED"
+    lap rm
+    if [ $ok = 1 ]; then
+        echo "BENCH devloop $(elapsed "$t") s"
+        for l in $laps; do echo "BENCH devloop-${l%%:*} ${l#*:} s"; done
+    else
+        echo "BENCH devloop FAILED"
+    fi
     phase idle
 fi
 rm -rf "$D" /mnt/.bench-phase
