@@ -5,7 +5,7 @@
 # Usage: tools/bench/report.sh OUT "CONFIGS"
 set -euo pipefail
 OUT="$1" CONFIGS="$2"
-WORKLOADS="seq-write seq-read rand-read-4k rand-read-4k-aio16x4 create stat rename unlink untar find-du rm-tree devloop"
+WORKLOADS="seq-write seq-read rand-read-4k rand-read-4k-aio16x4 create stat rename unlink untar find-du rm-tree devloop devloop-copy devloop-git devloop-configure devloop-make devloop-clean devloop-rm"
 # median min max of the values of one workload in one file set
 stats() { # file-glob-prefix workload -> "median min max unit" or nothing
     { cat "$1"/round*/"$2" 2>/dev/null || true; } | awk -v w="$3" '$1 == w { print $2, $3 }' | sort -g | awk '
