@@ -55,6 +55,11 @@ public sealed partial class P9Server
         public long Changes;
         public long Timestamp;
         public FileStat Attributes;
+
+        /// <summary>No change was served since the walk began and it is at most the lifetime old: the rule every use
+        /// of a kept walk obeys.</summary>
+        public readonly bool HoldsAt(long changesNow, long now) =>
+            Changes == changesNow && now - Timestamp <= WalkAttributesLifetime;
     }
 
     /// <summary>Whether a request of this type may change a file's attributes (size, times, mode, owner, links,
@@ -98,7 +103,7 @@ public sealed partial class P9Server
                 attributes = default;
                 return false;
             }
-            bool fresh = slot.Changes == changes && now - slot.Timestamp <= WalkAttributesLifetime &&
+            bool fresh = slot.HoldsAt(changes, now) &&
                 fid.Kind == FidKind.Path;
             attributes = fresh ? slot.Attributes : default;
             if (consume)
@@ -131,7 +136,7 @@ public sealed partial class P9Server
         {
             foreach (ref readonly WalkAttributes slot in _walkAttributes.AsSpan())
             {
-                if (slot.Path is not null && slot.Changes == changes && now - slot.Timestamp <= WalkAttributesLifetime &&
+                if (slot.Path is not null && slot.HoldsAt(changes, now) &&
                     slot.Path.AsSpan().SequenceEqual(path))
                 {
                     isDirectory = slot.Attributes.IsDirectory;

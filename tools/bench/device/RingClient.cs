@@ -17,10 +17,10 @@ internal enum Workload
     Lookup,
 }
 
-/// <summary>One measured row: the backend's side of a closed loop at a fixed queue depth.</summary>
-/// <summary>One row's measurement. <paramref name="GcPauseSeconds"/>: the time the process spent paused for garbage
-/// collections during the row (server and client are one process here; the client allocates nothing per request), what
-/// the allocations per request cost beyond the allocation itself.</summary>
+/// <summary>One measured row: the backend's side of a closed loop at a fixed queue depth.
+/// <paramref name="GcPauseSeconds"/>: the time the whole process (server and driver) spent paused for garbage
+/// collections during the row, what the allocations cost beyond allocating; rows that allocate nothing per request
+/// show the baseline.</summary>
 internal readonly record struct RingResult(long Requests, double Seconds, double ServerCpuSeconds, long ServerAllocatedBytes,
     double GcPauseSeconds);
 
