@@ -7,6 +7,7 @@
 #   BENCH_TIME   seconds per random-read run (15)    BENCH_TREE   tarball to untar (from $VIRTFS_JOBDIR)
 #   BENCH_REPO   tarball of a git checkout for the developer's loop
 #   BENCH_GROUPS which groups to run (default all): fio metadata tree devloop
+#   BENCH_ON=tmpfs   run them on a tmpfs in the guest, not on the share: no file server at all, the floor
 #   BENCH_LATENCY=1  also time every 9p request the guest's client sends to the share (tracefs: the 9p_client_req
 #                    and 9p_client_res events, matched by tag in a histogram) and print, at the end, one line per type:
 #                    LAT9P <type> <count> <sum of microseconds>. The tracing itself slows every request a little,
@@ -15,6 +16,10 @@ set -u
 BENCH_WANT=" ${BENCH_GROUPS:-fio metadata tree devloop} "
 want() { case "$BENCH_WANT" in *" $1 "*) return 0 ;; esac; return 1; }
 D=/mnt/bench
+if [ "${BENCH_ON:-share}" = tmpfs ]; then
+    mkdir -p /run/bench-floor && mount -t tmpfs -o size=700m tmpfs /run/bench-floor || exit 1
+    D=/run/bench-floor/bench
+fi
 SIZE=${BENCH_SIZE:-256M} FILES=${BENCH_FILES:-10000} TIME=${BENCH_TIME:-15}
 rm -rf "$D"; mkdir -p "$D" || exit 1
 

@@ -64,6 +64,9 @@ ratio_table "Ratios of medians (> 1: VirtFs faster)" "$OUT/ratios.tsv" \
 # The references among themselves: what 9p reaches at all against virtiofs, and what INTx costs the built-in server.
 ratio_table "The peers among themselves (> 1: the first faster): 9p's ceiling, and the interrupt's cost" "" \
     "builtin-none:virtiofsd-never builtin-mmap:virtiofsd-auto builtinintx-none:builtin-none builtinintx-mmap:builtin-mmap"
+# No server at all against the built-in one: the most any server could be faster than the built-in on that row.
+ratio_table "The floor (the workload on a tmpfs in the guest) against the servers: the most a server could gain over the built-in" "" \
+    "floor-tmpfs:builtin-none floor-tmpfs:virtfs-none floor-tmpfs:builtin-mmap floor-tmpfs:virtfs-mmap"
 echo "### Host CPU seconds of the serving processes per workload (median)"
 echo
 echo "VirtFs: backend + helper; virtiofsd: its process; builtin: QEMU's threads other than the TCG vCPUs (which also"
