@@ -9,9 +9,10 @@
 #   BENCH_GROUPS which groups to run (default all): fio metadata tree devloop
 #   BENCH_ON=tmpfs   run them on a tmpfs in the guest, not on the share: no file server at all, the floor
 #   BENCH_LATENCY=1  also time every 9p request the guest's client sends to the share (tracefs: the 9p_client_req
-#                    and 9p_client_res events, matched by tag in a histogram) and print, at the end, one line per type:
-#                    LAT9P <type> <count> <sum of microseconds>. The tracing itself slows every request a little,
-#                    the same for every server: compare such runs with each other, not with plain ones.
+#                    and 9p_client_res events, matched by tag in a histogram) and print, as each workload (phase)
+#                    ends, one line per type: LAT9P <workload> <type> <count> <sum of microseconds>. The tracing
+#                    itself slows every request a little, the same for every server: compare such runs with each
+#                    other, not with plain ones.
 set -u
 BENCH_WANT=" ${BENCH_GROUPS:-fio metadata tree devloop} "
 want() { case "$BENCH_WANT" in *" $1 "*) return 0 ;; esac; return 1; }
@@ -47,20 +48,25 @@ lat_start() {
       echo 'hist:keys=type:vals=hitcount,lat:size=256' > "$TR/events/synthetic/p9lat/trigger"; } 2>/dev/null \
         || { echo "BENCH latency SKIPPED (no 9p trace events or histogram triggers in this guest kernel)"; BENCH_LATENCY=0; }
 }
-lat_end() {
+# lat_mark NAME: prints the requests since the last mark as "LAT9P <phase> <type> <count> <sum of microseconds>"
+# under the phase that was running (the one the previous mark named), then empties the histogram for the next.
+lat_phase=start
+lat_mark() {
     [ "${BENCH_LATENCY:-0}" = 1 ] || return 0
     # Lines like "{ type:        110 } hitcount:      49915  lat:   21444857"; names from include/net/9p/9p.h.
-    awk 'BEGIN { k = split("8 Tstatfs 12 Tlopen 14 Tlcreate 16 Tsymlink 18 Tmknod 20 Trename 22 Treadlink 24 Tgetattr " \
+    awk -v p="$lat_phase" 'BEGIN { k = split("8 Tstatfs 12 Tlopen 14 Tlcreate 16 Tsymlink 18 Tmknod 20 Trename 22 Treadlink 24 Tgetattr " \
                        "26 Tsetattr 30 Txattrwalk 32 Txattrcreate 40 Treaddir 50 Tfsync 52 Tlock 54 Tgetlock 70 Tlink " \
                        "72 Tmkdir 74 Trenameat 76 Tunlinkat 100 Tversion 104 Tattach 108 Tflush 110 Twalk 116 Tread " \
                        "118 Twrite 120 Tclunk 122 Tremove", a, " ")
                  for (i = 1; i < k; i += 2) name[a[i]] = a[i + 1] }
-         /^\{ type:/ { t = $3; n = name[t] ? name[t] : "T" t; printf "LAT9P %s %s %s\n", n, $6, $8 }' \
+         /^\{ type:/ { t = $3; n = name[t] ? name[t] : "T" t; printf "LAT9P %s %s %s %s\n", p, n, $6, $8 }' \
         "$TR/events/synthetic/p9lat/hist"
+    echo 'hist:keys=type:vals=hitcount,lat:size=256:clear' >> "$TR/events/synthetic/p9lat/trigger"
+    lat_phase=$1
 }
 lat_start
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
-phase() { sync; echo "$1" > /mnt/.bench-phase; sync; }
+phase() { sync; lat_mark "$1"; echo "$1" > /mnt/.bench-phase; sync; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
@@ -149,4 +155,4 @@ if want devloop && [ -n "${BENCH_REPO:-}" ] && [ -f "$BENCH_REPO" ]; then
     phase idle
 fi
 rm -rf "$D" /mnt/.bench-phase
-lat_end
+lat_mark end

@@ -13,6 +13,8 @@ stats() { # file-glob-prefix workload -> "median min max unit" or nothing
             printf "%s %s %s %s\n", m, v[1], v[NR], (u == "" ? "s" : u) }'
 }
 median() { stats "$OUT/$1" "$2" "$3" | awk '{ print $1 }'; }
+# middle FORMAT: the median of the numbers on standard input (one a line), printed with FORMAT; nothing if none
+middle() { sort -g | awk -v f="$1" '{ v[NR] = $1 } END { if (NR) printf f, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 # (no `| head -n1` here: under pipefail the loop's SIGPIPE ended the report after its header)
 unit() { local c u; for c in $CONFIGS; do u="$(stats "$OUT/$c" results.txt "$1" | awk '{ print $4 }')"; [[ -n "$u" ]] && { echo "$u"; return; }; done; return 0; }
 
@@ -62,8 +64,8 @@ ratio_table() {
 ratio_table "Ratios of medians (> 1: VirtFs faster)" "$OUT/ratios.tsv" \
     "virtfs-none:builtin-none virtfs-mmap:builtin-mmap virtfs-loose:builtin-loose virtfs-none:builtinintx-none virtfs-mmap:builtinintx-mmap virtfs-loose:builtinintx-loose virtfs-none:virtiofsd-never virtfs-mmap:virtiofsd-auto virtfs-loose:virtiofsd-auto"
 # The references among themselves: what 9p reaches at all against virtiofs, and what INTx costs the built-in server.
-ratio_table "The peers among themselves (> 1: the first faster): 9p's ceiling, and the interrupt's cost" "" \
-    "builtin-none:virtiofsd-never builtin-mmap:virtiofsd-auto builtinintx-none:builtin-none builtinintx-mmap:builtin-mmap"
+ratio_table "The peers among themselves (> 1: the first faster): 9p's ceiling, the interrupt's cost, the privilege split's cost" "" \
+    "builtin-none:virtiofsd-never builtin-mmap:virtiofsd-auto builtinintx-none:builtin-none builtinintx-mmap:builtin-mmap rootless-none:virtfs-none rootless-none:virtiofsd-never rootless-mmap:virtfs-mmap"
 # No server at all against the built-in one: the most any server could be faster than the built-in on that row.
 ratio_table "The floor (the workload on a tmpfs in the guest) against the servers: the most a server could gain over the built-in" "" \
     "floor-tmpfs:builtin-none floor-tmpfs:virtfs-none floor-tmpfs:builtin-mmap floor-tmpfs:virtfs-mmap"
@@ -94,7 +96,7 @@ if grep -qs . "$OUT"/*/round*/latency.txt; then
     mean_us() {
         local f
         for f in "$OUT/$1"/round*/"$2"; do awk -v t="$3" '$1 == t && $2 > 0 { printf "%.1f\n", $3 / $2 }' "$f" 2>/dev/null; done |
-            sort -g | awk '{ v[NR] = $1 } END { if (NR) printf "%.0f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+            middle "%.0f"
     }
     # the first configuration's first round that has latencies: its counts and order stand for all (the guest
     # sends every server the same requests)
@@ -132,5 +134,54 @@ if grep -qs . "$OUT"/*/round*/latency.txt; then
     done
     echo
     echo "(ratios > 1: VirtFs answers that request type faster, as the guest sees it)"
+    echo
+fi
+
+# --latency runs, per workload (phase-latency.txt: "workload type count microseconds"): how many requests each
+# workload sent, how much of its wall time the guest spent waiting for replies, and what is left, the guest's
+# own work between requests. That bounds what any server can gain: a vhost-user server that answered every
+# request as fast as VirtFs answers its quickest type (its Tclunk, no work at all: the kick, the wake-ups, the
+# interrupt, the guest's own path) would take (wall - in requests) + requests x that. Only for workloads that
+# wait for one request at a time: where requests overlap (make -j2, fio at depth) their sum exceeds the wall time
+# and the bound is left out.
+if grep -qs . "$OUT"/*/round*/phase-latency.txt; then
+    # phase_total CONFIG WORKLOAD FIELD -> median over rounds of the workload's request count (3) or microseconds (4)
+    phase_total() {
+        local f
+        for f in "$OUT/$1"/round*/phase-latency.txt; do awk -v w="$2" -v k="$3" '$1 == w { s += $k; any = 1 } END { if (any) print s }' "$f"; done |
+            middle "%.0f"
+    }
+    LCONFIGS=(); for c in $CONFIGS; do grep -qs . "$OUT/$c"/round*/phase-latency.txt && LCONFIGS+=("$c"); done
+    L0=""
+    if [[ " ${LCONFIGS[*]} " == *" virtfs-none "* && " ${LCONFIGS[*]} " == *" builtin-none "* ]]; then
+        L0="$(for t in $(awk '{ print $1 }' "$OUT"/virtfs-none/round*/latency.txt | sort -u); do mean_us virtfs-none latency.txt "$t"; echo; done |
+            sort -g | awk 'NF { print; exit }')"
+    fi
+    echo "### Per workload: requests, and the wall time spent waiting for them (median over rounds)"
+    echo
+    echo "\"in requests\": the sum of the guest's request latencies over the workload, seconds; \"guest's own\": wall time"
+    echo "minus that (the guest's work between requests), for workloads with one request at a time."
+    [[ -n "$L0" ]] && echo "\"most over built-in\": built-in wall / (its guest's own + requests x ${L0} us), where ${L0} us is VirtFs's" &&
+        echo "quickest request type in this run (no work in the backend): what a vhost-user server that did no work at all would reach."
+    echo
+    printf '| workload | requests |'; for c in "${LCONFIGS[@]}"; do printf ' %s: in requests, s | %s: guest'"'"'s own, s |' "$c" "$c"; done
+    [[ -n "$L0" ]] && printf ' most over built-in |'; echo
+    printf '|---|---|'; for c in "${LCONFIGS[@]}"; do printf -- '---|---|'; done; [[ -n "$L0" ]] && printf -- '---|'; echo
+    for w in $WORKLOADS; do
+        n="$(phase_total "${LCONFIGS[0]}" "$w" 3)"; [[ -n "$n" ]] || continue
+        printf '| %s | %s |' "$w" "$n"
+        for c in "${LCONFIGS[@]}"; do
+            us="$(phase_total "$c" "$w" 4)" wall="$(median "$c" results.txt "$w")"
+            awk -v us="$us" -v wall="$wall" 'BEGIN { if (us == "") { printf " - | - |"; exit }
+                printf " %.2f |", us / 1e6; if (wall != "" && wall > us / 1e6) printf " %.2f |", wall - us / 1e6; else printf " - |" }'
+        done
+        if [[ -n "$L0" ]]; then
+            us="$(phase_total builtin-none "$w" 4)" wall="$(median builtin-none results.txt "$w")" nb="$(phase_total builtin-none "$w" 3)"
+            awk -v us="$us" -v wall="$wall" -v n="$nb" -v l0="$L0" 'BEGIN {
+                if (us == "" || wall == "" || wall <= us / 1e6) { printf " - |"; exit }
+                printf " %.2f |", wall / (wall - us / 1e6 + n * l0 / 1e6) }'
+        fi
+        echo
+    done
     echo
 fi

@@ -7,6 +7,8 @@
 #   virtiofsd-{never,auto}      virtiofsd 1.13 --cache=never|auto (virtiofs)
 #   builtinintx-{none,mmap,loose}  (not in the default set) the built-in server on a legacy INTx interrupt
 #                               (virtio-9p-pci vectors=0), the interrupt QEMU's vhost-user test device gives VirtFs
+#   rootless-{none,mmap,loose}  (not in the default set) VirtFs without the helper (vhost-user-9p --shared-dir as the
+#                               share's owner, mapped-xattr): what the privilege split costs
 #   floor-tmpfs                 (not in the default set) the same workloads on a tmpfs inside the guest: no file
 #                               server at all. The guest's own time (TCG, the compiler, tar, git), which no server
 #                               can take off: the built-in server's time over it is the most any server could gain
@@ -98,6 +100,7 @@ run_one() {
         builtinintx) server=builtin; env=(VIRTFS_BUILTIN_VECTORS=0)
             opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
         virtiofsd) env=(VIRTFS_VIRTIOFSD_CACHE="$cache") ;;
+        rootless) server=virtfs-rootless; opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
         # The share is still mounted (the phase marks go there), but the workloads run on the guest's tmpfs.
         floor) server=builtin on=tmpfs; opts=(--mount-opts "access=user,msize=512000,cache=none") ;;
         *) echo "bench: unknown configuration $config" >&2; exit 2 ;;
@@ -110,7 +113,10 @@ run_one() {
     tr -d '\r' <"$dir/out.txt" | grep '^BENCH ' | grep -v -e FAILED -e SKIPPED | awk '{ print $2, $3, $4 }' >"$dir/results.txt" || true
     # --latency: the guest's time per request type, and (VirtFs) the backend's own from its exit statistics,
     # "Twalk n=47952 wait=0.036ms service=0.117ms": both as "type count microseconds" (a sum over the run).
-    tr -d '\r' <"$dir/out.txt" | awk '$1 == "LAT9P" { print $2, $3, $4 }' >"$dir/latency.txt" || true
+    # The guest prints them per workload ("LAT9P create Twalk 1000 239000"): kept so in phase-latency.txt, summed
+    # over the workloads in latency.txt.
+    tr -d '\r' <"$dir/out.txt" | awk '$1 == "LAT9P" { print $2, $3, $4, $5 }' >"$dir/phase-latency.txt" || true
+    awk '{ n[$2] += $3; us[$2] += $4 } END { for (t in n) print t, n[t], us[t] }' "$dir/phase-latency.txt" >"$dir/latency.txt"
     grep -h '9P requests:' "$dir/logs/backend.log" 2>/dev/null | tail -n1 | tr ';' '\n' |
         sed -nE 's/.*(T[a-z]+) n=([0-9]+) wait=([0-9.]+)ms service=([0-9.]+)ms.*/\1 \2 \3 \4/p' |
         awk '{ printf "%s %s %.0f\n", $1, $2, $2 * ($3 + $4) * 1000 }' >"$dir/backend-latency.txt" || true
