@@ -100,7 +100,9 @@ run_one() {
         builtinintx) server=builtin; env=(VIRTFS_BUILTIN_VECTORS=0)
             opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
         virtiofsd) env=(VIRTFS_VIRTIOFSD_CACHE="$cache") ;;
-        rootless) server=virtfs-rootless; opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
+        # It serves the share as the share's owner: an unprivileged one (the lab's backend user).
+        rootless) server=virtfs-rootless; chown virtfs:virtfs "$export_dir"
+            opts=(--mount-opts "access=user,msize=512000,cache=$cache") ;;
         # The share is still mounted (the phase marks go there), but the workloads run on the guest's tmpfs.
         floor) server=builtin on=tmpfs; opts=(--mount-opts "access=user,msize=512000,cache=none") ;;
         *) echo "bench: unknown configuration $config" >&2; exit 2 ;;
