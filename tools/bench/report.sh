@@ -160,7 +160,7 @@ if grep -qs . "$OUT"/*/round*/phase-latency.txt; then
     echo "### Per workload: requests, and the wall time spent waiting for them (median over rounds)"
     echo
     echo "\"in requests\": the sum of the guest's request latencies over the workload, seconds; \"guest's own\": wall time"
-    echo "minus that (the guest's work between requests), for workloads with one request at a time."
+    echo "minus that (the guest's work between requests), for the timed workloads with one request at a time."
     [[ -n "$L0" ]] && echo "\"most over built-in\": built-in wall / (its guest's own + requests x ${L0} us), where ${L0} us is VirtFs's" &&
         echo "quickest request type in this run (no work in the backend): what a vhost-user server that did no work at all would reach."
     echo
@@ -171,12 +171,14 @@ if grep -qs . "$OUT"/*/round*/phase-latency.txt; then
         n="$(phase_total "${LCONFIGS[0]}" "$w" 3)"; [[ -n "$n" ]] || continue
         printf '| %s | %s |' "$w" "$n"
         for c in "${LCONFIGS[@]}"; do
-            us="$(phase_total "$c" "$w" 4)" wall="$(median "$c" results.txt "$w")"
+            us="$(phase_total "$c" "$w" 4)" wall=""
+            [[ "$(unit "$w")" == s ]] && wall="$(median "$c" results.txt "$w")"   # (fio rows are rates, not times)
             awk -v us="$us" -v wall="$wall" 'BEGIN { if (us == "") { printf " - | - |"; exit }
                 printf " %.2f |", us / 1e6; if (wall != "" && wall > us / 1e6) printf " %.2f |", wall - us / 1e6; else printf " - |" }'
         done
         if [[ -n "$L0" ]]; then
-            us="$(phase_total builtin-none "$w" 4)" wall="$(median builtin-none results.txt "$w")" nb="$(phase_total builtin-none "$w" 3)"
+            us="$(phase_total builtin-none "$w" 4)" wall="" nb="$(phase_total builtin-none "$w" 3)"
+            [[ "$(unit "$w")" == s ]] && wall="$(median builtin-none results.txt "$w")"
             awk -v us="$us" -v wall="$wall" -v n="$nb" -v l0="$L0" 'BEGIN {
                 if (us == "" || wall == "" || wall <= us / 1e6) { printf " - |"; exit }
                 printf " %.2f |", wall / (wall - us / 1e6 + n * l0 / 1e6) }'
