@@ -167,10 +167,12 @@ if grep -qs . "$OUT"/*/round*/phase-latency.txt; then
     echo
     echo "\"in requests\": the sum of the guest's request latencies over the workload, seconds; \"guest's own\": wall time"
     echo "minus that (the guest's work between requests), for the timed workloads with one request at a time."
-    [[ -n "$L0" ]] && echo "\"most over built-in\": built-in wall / (its guest's own + requests x ${L0} us), where ${L0} us is VirtFs's" &&
-        echo "quickest request type in this run (no work in the backend): what a vhost-user server that did no work at all would reach." &&
+    if [[ -n "$L0" ]]; then
+        echo "\"most over built-in\": built-in wall / (its guest's own + requests x ${L0} us), where ${L0} us is VirtFs's"
+        echo "quickest request type in this run (no work in the backend): what a vhost-user server that did no work at all would reach."
         echo "\"... doing the host's changes\": the same, with the requests that change the host's files (create, remove, rename,"
         echo "setattr, write...) at the quickest 9p server's mean for their type in this run."
+    fi
     echo
     printf '| workload | requests |'; for c in "${LCONFIGS[@]}"; do printf ' %s: in requests, s | %s: guest'"'"'s own, s |' "$c" "$c"; done
     [[ -n "$L0" ]] && printf ' most over built-in | ... doing the host'"'"'s changes |'; echo
