@@ -70,6 +70,10 @@ phase() { sync; lat_mark "$1"; echo "$1" > /mnt/.bench-phase; sync; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 
+# The serving processes' CPU while the guest does nothing (their timers, QEMU's main loop): the host subtracts
+# this rate from every workload's CPU seconds (run.sh).
+phase baseline; sleep 5; phase idle
+
 fio_run() { # name field scale unit fio-args...   (terse v3: 7 read KiB/s, 8 read IOPS, 48 write KiB/s)
     name=$1 field=$2 scale=$3 unit=$4; shift 4
     drop

@@ -72,7 +72,9 @@ ratio_table "The floor (the workload on a tmpfs in the guest) against the server
 echo "### Host CPU seconds of the serving processes per workload (median)"
 echo
 echo "VirtFs: backend + helper; virtiofsd: its process; builtin: QEMU's threads other than the TCG vCPUs (which also"
-echo "serve the guest's root filesystem, so the builtin column is an upper bound)."
+echo "serve the guest's root filesystem, so the builtin column is an upper bound). Each minus that server's idle"
+echo "baseline (its CPU rate while the guest sleeps 5 s before the workloads, times the workload's duration), where the"
+echo "run measured one (cpu-raw-seconds.txt has the numbers before it)."
 echo
 printf '| workload |'; for c in $CONFIGS; do printf ' %s |' "$c"; done; echo
 printf '|---|'; for c in $CONFIGS; do printf -- '---|'; done; echo
