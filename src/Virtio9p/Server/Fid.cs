@@ -13,13 +13,28 @@ namespace VirtFs.Virtio9p.Server;
 /// resources gone under it. A lookup that loses the race with the last release finds no fid (ENOENT), as a
 /// lookup after the clunk would.
 /// </para>
+/// <para>
+/// Reused (<see cref="FidTable.Rent"/>): a walk makes a fid and a clunk drops it hundreds of thousands of times in a
+/// metadata-heavy run, so a released fid goes back to its table and the next walk takes it instead of allocating.
+/// Only after its last reference, so no request can still be using it. What may still hold the object without a
+/// reference is told apart by <see cref="Generation"/>: the walk attributes' owner (compared by object and
+/// generation) and a <see cref="FidTable.Peek"/> (a hint for queueing, checked again under a reference).
+/// </para>
 /// </summary>
 internal sealed class Fid(uint id, byte[] path, uint uid)
 {
-    /// <summary>The table's reference plus one per request using the fid; 0 once released (never again above).</summary>
+    /// <summary>The table's reference plus one per request using the fid; 0 once released (above again only when
+    /// <see cref="Reuse"/> makes it a new fid).</summary>
     private int _references = 1;
 
-    public uint Id { get; } = id;
+    public uint Id { get; private set; } = id;
+
+    /// <summary>How many times this object has been a fid before (see <see cref="Reuse"/>): an object and its
+    /// generation name one fid for good.</summary>
+    public long Generation { get; private set; }
+
+    /// <summary>The table the object goes back to at its last <see cref="Put"/>; null: it is left to the GC.</summary>
+    public FidTable? Home { get; init; }
 
     private byte[] _path = path;
 
@@ -47,7 +62,7 @@ internal sealed class Fid(uint id, byte[] path, uint uid)
     }
 
     /// <summary>The guest user the fid was attached for (n_uname with access=user): owner of what it creates.</summary>
-    public uint Uid { get; } = uid;
+    public uint Uid { get; private set; } = uid;
 
     public object Sync => this;
 
@@ -133,8 +148,35 @@ internal sealed class Fid(uint id, byte[] path, uint uid)
         return false;
     }
 
+    /// <summary>Makes a released object a new fid: everything as a fresh <c>new Fid(id, path, uid)</c>, one
+    /// generation later. Only <see cref="FidTable.Rent"/> calls it, on an object whose last <see cref="Put"/>
+    /// has returned, before the fid is shared.</summary>
+    public void Reuse(uint id, byte[] path, uint uid)
+    {
+        if (Volatile.Read(ref _references) != 0)
+        {
+            throw new InvalidOperationException($"fid {Id} reused while referenced");
+        }
+        Id = id;
+        Uid = uid;
+        _path = path;
+        Generation++;
+        Kind = FidKind.Path;
+        ReadsMayBlock = false;
+        OpenFlags = 0;
+        DirectoryOffset = 0;
+        FileIdentity = null;
+        // Put released these; cleared again so that nothing of the last fid can leak into this one.
+        Handle = null;
+        Xattr = null;
+        LockOwners = null;
+        LockTable = null;
+        Volatile.Write(ref _references, 1);
+    }
+
     /// <summary>Drops a reference (a request's, or the table's when the fid leaves the table); the last one
-    /// releases what the fid holds.</summary>
+    /// releases what the fid holds and gives the object back to its table. The caller must not touch the fid
+    /// after its last Put.</summary>
     public void Put()
     {
         int left = Interlocked.Decrement(ref _references);
@@ -158,6 +200,7 @@ internal sealed class Fid(uint id, byte[] path, uint uid)
                 }
                 Uncharge();
             }
+            Home?.Recycle(this);
         }
         else if (left < 0)
         {

@@ -67,7 +67,7 @@ public sealed partial class P9Server
             return result;
         }
         uint uid = nUname == uint.MaxValue ? 0 : nUname; // P9_NONUNAME: a client that names no user
-        result = AddFid(ref call, new Fid(fidId, PathNames.Root, uid));
+        result = AddFid(ref call, _fids.Rent(fidId, PathNames.Root, uid));
         if (result < 0)
         {
             return result;
@@ -122,12 +122,13 @@ public sealed partial class P9Server
         {
             return -Errno.ENOENT;
         }
-        fid.Put();
-        if (PathNames.IsRoot(fid.Path))
+        byte[] path = fid.Path;
+        fid.Put(); // the last reference may go here, and the object become another fid: only its path is used below
+        if (PathNames.IsRoot(path))
         {
             return -Errno.EBUSY;
         }
-        int result = _fs.Remove(fid.Path);
+        int result = _fs.Remove(path);
         return result < 0 ? result : call.Empty(P9MessageType.Rremove);
     }
 

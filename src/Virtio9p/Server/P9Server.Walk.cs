@@ -47,7 +47,7 @@ public sealed partial class P9Server
             }
             byte[] next = PathNames.IsDotDot(name) ? PathNames.Parent(path)
                 : PathNames.IsDot(name) ? path
-                : PathNames.Join(path, name);
+                : RecentWalkPath(path, name) ?? PathNames.Join(path, name);
             int result = _fs.Lstat(next, out FileStat attributes);
             if (result < 0)
             {
@@ -87,12 +87,14 @@ public sealed partial class P9Server
                 }
                 if (count > 0)
                 {
-                    KeepWalkAttributes(fid, path, changes, last);
+                    KeepWalkAttributes(fid, fid.Generation, path, changes, last);
                 }
             }
             else
             {
-                var newFid = new Fid(newFidId, path, fid.Uid);
+                Fid newFid = _fids.Rent(newFidId, path, fid.Uid);
+                // Before it is in the table: once it is, the guest may clunk it and the object become another fid.
+                long generation = newFid.Generation;
                 int added = AddFid(ref call, newFid);
                 if (added < 0)
                 {
@@ -100,7 +102,7 @@ public sealed partial class P9Server
                 }
                 if (count > 0)
                 {
-                    KeepWalkAttributes(newFid, path, changes, last);
+                    KeepWalkAttributes(newFid, generation, path, changes, last);
                 }
             }
         }

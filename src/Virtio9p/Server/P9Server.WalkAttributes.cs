@@ -47,7 +47,10 @@ public sealed partial class P9Server
 
     private struct WalkAttributes
     {
+        /// <summary>The fid the walk made or moved, as object and generation: a released fid object is reused
+        /// for later fids (<see cref="FidTable.Rent"/>), which must not find this walk's attributes.</summary>
         public Fid? Owner;
+        public long OwnerGeneration;
         /// <summary>The path the attributes are of, as the walk built it (the owner's path may move on).</summary>
         public byte[]? Path;
         /// <summary>A Tgetattr was answered from them: the next one asks the host.</summary>
@@ -74,13 +77,21 @@ public sealed partial class P9Server
     /// read before now is stale.</summary>
     private void CountChange() => Interlocked.Increment(ref _changes);
 
-    private void KeepWalkAttributes(Fid fid, byte[] path, long changes, in FileStat attributes)
+    /// <summary>Keeps the walk's attributes for <paramref name="fid"/> as it was at <paramref name="generation"/>
+    /// (read before the fid was shared: if the guest clunked it since and the object is another fid now, the
+    /// attributes never match it).</summary>
+    private void KeepWalkAttributes(Fid fid, long generation, byte[] path, long changes, in FileStat attributes)
     {
-        ref WalkAttributes slot = ref _walkAttributes[fid.Id % WalkSlots];
         long now = Stopwatch.GetTimestamp();
         lock (_walkAttributesSync)
         {
+            if (fid.Generation != generation)
+            {
+                return; // clunked and reused already: its id is another fid's now
+            }
+            ref WalkAttributes slot = ref _walkAttributes[fid.Id % WalkSlots];
             slot.Owner = fid;
+            slot.OwnerGeneration = generation;
             slot.Path = path;
             slot.AttributesUsed = false;
             slot.Changes = changes;
@@ -98,7 +109,7 @@ public sealed partial class P9Server
         long now = Stopwatch.GetTimestamp();
         lock (_walkAttributesSync)
         {
-            if (!ReferenceEquals(slot.Owner, fid) || slot.AttributesUsed)
+            if (!ReferenceEquals(slot.Owner, fid) || slot.OwnerGeneration != fid.Generation || slot.AttributesUsed)
             {
                 attributes = default;
                 return false;
@@ -112,6 +123,30 @@ public sealed partial class P9Server
             }
             return fresh;
         }
+    }
+
+    /// <summary>
+    /// The path array a kept walk built for <paramref name="directory"/>/<paramref name="name"/>, or null. Paths
+    /// are never changed in place (a rename gives a fid a new array), so one array may name several fids: a
+    /// lookup the client repeats then allocates no new path.
+    /// </summary>
+    private byte[]? RecentWalkPath(byte[] directory, ReadOnlySpan<byte> name)
+    {
+        int length = (PathNames.IsRoot(directory) ? 1 : directory.Length + 1) + name.Length;
+        lock (_walkAttributesSync)
+        {
+            foreach (ref readonly WalkAttributes slot in _walkAttributes.AsSpan())
+            {
+                byte[]? path = slot.Path;
+                if (path is not null && path.Length == length && path.AsSpan(length - name.Length).SequenceEqual(name) &&
+                    path[length - name.Length - 1] == (byte)'/' &&
+                    path.AsSpan(0, Math.Max(length - name.Length - 1, 1)).SequenceEqual(directory))
+                {
+                    return path;
+                }
+            }
+        }
+        return null;
     }
 
     /// <summary>

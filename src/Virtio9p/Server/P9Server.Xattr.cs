@@ -36,7 +36,8 @@ public sealed partial class P9Server
         {
             return reserved;
         }
-        var xattrFid = new Fid(newFidId, path, fid.Uid) { Kind = FidKind.XattrRead };
+        Fid xattrFid = _fids.Rent(newFidId, path, fid.Uid);
+        xattrFid.Kind = FidKind.XattrRead;
         xattrFid.HoldXattr(new XattrState(name.ToArray(), scratch[..length].ToArray(), 0));
         int added = newFidId == fidId ? Replace(ref call, xattrFid) : AddFid(ref call, xattrFid);
         if (added < 0)

@@ -59,6 +59,9 @@ public sealed partial class P9Server
 
     internal int FidCount => _fids.Count;
 
+    /// <summary>The object behind a fid number, for tests of its reuse (no reference taken).</summary>
+    internal object? FidObject(uint id) => _fids.Peek(id);
+
     internal int LockOwnerCount => _lockOwners.Count;
 
     internal SessionBudget Budget => _budget;

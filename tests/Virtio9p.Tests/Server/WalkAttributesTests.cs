@@ -65,6 +65,39 @@ public sealed class WalkAttributesTests : IDisposable
         _client.Call(T.Tclunk, b => b.U32(1)).Expect(T.Rclunk);
     }
 
+    /// <summary>Rgetattr's mode field (after valid and qid).</summary>
+    private uint ModeOf(uint fid)
+    {
+        var reply = _client.Call(T.Tgetattr, b => b.U32(fid).U64(Basic)).Expect(T.Rgetattr);
+        reply.U64(); reply.Qid();
+        return reply.U32();
+    }
+
+    [Fact]
+    public void A_clunked_fid_whose_object_becomes_another_fid_does_not_answer_with_the_old_walk()
+    {
+        // Fid 1 walks to the file f; its attributes are kept for the fid's object, in slot 1 of 64.
+        _client.Walk(Root, 1, "f").Expect(T.Rwalk);
+        object? walked = _client.Server.FidObject(1);
+        _client.Call(T.Tclunk, b => b.U32(1)).Expect(T.Rclunk);
+        // Fid 65 (the same slot) is a clone of the root: the released object, made new, and nothing kept for it.
+        _client.Walk(Root, 65).Expect(T.Rwalk);
+        Assert.Same(walked, _client.Server.FidObject(65));
+        Assert.False(_client.Server.IsNonBlocking(T.Tgetattr, 65));
+        Assert.Equal(0x4000u, ModeOf(65) & 0xF000u); // the root, a directory: not f's attributes
+    }
+
+    [Fact]
+    public void A_clunked_fid_whose_object_is_attached_again_does_not_answer_with_the_old_walk()
+    {
+        _client.Walk(Root, 2, "f").Expect(T.Rwalk);
+        object? walked = _client.Server.FidObject(2);
+        _client.Call(T.Tclunk, b => b.U32(2)).Expect(T.Rclunk);
+        _client.Call(T.Tattach, b => b.U32(66).U32(P9Limits.NoFid).Str("u").Str("").U32(0)).Expect(T.Rattach);
+        Assert.Same(walked, _client.Server.FidObject(66));
+        Assert.Equal(0x4000u, ModeOf(66) & 0xF000u);
+    }
+
     [Fact]
     public void The_first_getattr_after_a_walk_asks_the_host_nothing_and_the_next_one_does()
     {
