@@ -132,15 +132,17 @@ public sealed partial class P9Server
     /// </summary>
     private byte[]? RecentWalkPath(byte[] directory, ReadOnlySpan<byte> name)
     {
-        int length = (PathNames.IsRoot(directory) ? 1 : directory.Length + 1) + name.Length;
+        bool root = PathNames.IsRoot(directory);
+        int slash = root ? 0 : directory.Length; // where the '/' before the name stands, as PathNames.Join puts it
+        int length = slash + 1 + name.Length;
         lock (_walkAttributesSync)
         {
             foreach (ref readonly WalkAttributes slot in _walkAttributes.AsSpan())
             {
                 byte[]? path = slot.Path;
-                if (path is not null && path.Length == length && path.AsSpan(length - name.Length).SequenceEqual(name) &&
-                    path[length - name.Length - 1] == (byte)'/' &&
-                    path.AsSpan(0, Math.Max(length - name.Length - 1, 1)).SequenceEqual(directory))
+                if (path is not null && path.Length == length && path[slash] == (byte)'/' &&
+                    path.AsSpan(slash + 1).SequenceEqual(name) &&
+                    (root || path.AsSpan(0, slash).SequenceEqual(directory)))
                 {
                     return path;
                 }

@@ -99,6 +99,28 @@ public sealed class WalkAttributesTests : IDisposable
     }
 
     [Fact]
+    public void A_repeated_lookup_shares_the_path_array_and_only_an_equal_path_is_shared()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "d"));
+        File.WriteAllBytes(Path.Combine(_dir, "d", "f"), []);
+        File.WriteAllBytes(Path.Combine(_dir, "df"), []);
+        byte[] PathOf(uint fid) => ((VirtFs.Virtio9p.Server.Fid)_client.Server.FidObject(fid)!).Path;
+
+        _client.Walk(Root, 1, "d").Expect(T.Rwalk);
+        _client.Walk(1, 2, "f").Expect(T.Rwalk);
+        _client.Walk(1, 3, "f").Expect(T.Rwalk);
+        Assert.Equal("/d/f"u8.ToArray(), PathOf(2));
+        Assert.Same(PathOf(2), PathOf(3));
+
+        _client.Walk(Root, 4, "df").Expect(T.Rwalk); // the same bytes but the '/', from another directory
+        Assert.Equal("/df"u8.ToArray(), PathOf(4));
+        _client.Walk(Root, 5, "d").Expect(T.Rwalk);
+        Assert.Same(PathOf(1), PathOf(5));
+        _client.Walk(5, 6, "f").Expect(T.Rwalk);
+        Assert.Same(PathOf(2), PathOf(6));
+    }
+
+    [Fact]
     public void The_first_getattr_after_a_walk_asks_the_host_nothing_and_the_next_one_does()
     {
         _client.Walk(Root, 1, "f").Expect(T.Rwalk);
