@@ -37,7 +37,11 @@ public sealed partial class P9Server
 
     /// <summary>How long a walk's attributes may answer the following Tgetattr (10 ms: far above the guest's
     /// turnaround between Rwalk and Tgetattr even under TCG, far below anything a person or a build sees).</summary>
-    internal static readonly long WalkAttributesLifetime = Stopwatch.Frequency / 100;
+    internal static readonly long DefaultWalkAttributesLifetime = Stopwatch.Frequency / 100;
+
+    /// <summary>The lifetime in <see cref="Stopwatch"/> ticks; only tests change it, so that whether the shortcut is
+    /// taken does not depend on how fast the machine runs the test (a JIT pause on a busy CI host passed 10 ms).</summary>
+    internal long WalkAttributesLifetime { get; set; } = DefaultWalkAttributesLifetime;
 
     private readonly WalkAttributes[] _walkAttributes = new WalkAttributes[WalkSlots];
     private readonly Lock _walkAttributesSync = new();
@@ -61,8 +65,8 @@ public sealed partial class P9Server
 
         /// <summary>No change was served since the walk began and it is at most the lifetime old: the rule every use
         /// of a kept walk obeys.</summary>
-        public readonly bool HoldsAt(long changesNow, long now) =>
-            Changes == changesNow && now - Timestamp <= WalkAttributesLifetime;
+        public readonly bool HoldsAt(long changesNow, long now, long lifetime) =>
+            Changes == changesNow && now - Timestamp <= lifetime;
     }
 
     /// <summary>Whether a request of this type may change a file's attributes (size, times, mode, owner, links,
@@ -114,7 +118,7 @@ public sealed partial class P9Server
                 attributes = default;
                 return false;
             }
-            bool fresh = slot.HoldsAt(changes, now) &&
+            bool fresh = slot.HoldsAt(changes, now, WalkAttributesLifetime) &&
                 fid.Kind == FidKind.Path;
             attributes = fresh ? slot.Attributes : default;
             if (consume)
@@ -173,7 +177,7 @@ public sealed partial class P9Server
         {
             foreach (ref readonly WalkAttributes slot in _walkAttributes.AsSpan())
             {
-                if (slot.Path is not null && slot.HoldsAt(changes, now) &&
+                if (slot.Path is not null && slot.HoldsAt(changes, now, WalkAttributesLifetime) &&
                     slot.Path.AsSpan().SequenceEqual(path))
                 {
                     isDirectory = slot.Attributes.IsDirectory;
