@@ -219,19 +219,16 @@ tail_logs() {
 # Shell builtins only: this runs every 5 s beside the guest, and forking cat/grep/tr for each of the backend's ~25
 # threads cost a 2-core host about 10% of a core in bursts, CPU that only VirtFs's benchmark runs paid.
 backend_status() { # pid file
-    local t line seccomp nnp
+    local t st seccomp nnp
     { cat "/proc/$1/status"   # one fork per call; the per-thread reads below are the ones that added up
       for t in /proc/"$1"/task/*; do
-          # A thread that exited meanwhile (the thread pool retires idle ones) is skipped.
-          seccomp="" nnp=""
-          while IFS= read -r line; do
-              case "$line" in
-                  Seccomp:*) seccomp="${line//$'\t'/ }" ;;
-                  NoNewPrivs:*) nnp="${line//$'\t'/ }" ;;
-              esac
-          done <"$t/status" || continue
-          [[ -n "$nnp" ]] || continue
-          printf 'task %s %s %s\n' "${t##*/}" "$seccomp" "$nnp"
+          # One read(2) per thread: $(<f) takes the whole file at once. A `while read` loop reads it line by line
+          # and seeks back after each line, and every seek makes the kernel build the file anew, so a thread the
+          # runtime's pool retired in between showed NoNewPrivs without Seccomp and counted as unconfined.
+          st="$(<"$t/status")" || continue   # a thread that exited before the read is skipped
+          [[ "$st" =~ $'\n'NoNewPrivs:$'\t'([0-9]+) ]] && nnp="${BASH_REMATCH[1]}" || continue
+          [[ "$st" =~ $'\n'Seccomp:$'\t'([0-9]+) ]] && seccomp="${BASH_REMATCH[1]}" || seccomp=missing
+          printf 'task %s Seccomp: %s NoNewPrivs: %s\n' "${t##*/}" "$seccomp" "$nnp"
       done; } >"$2" 2>/dev/null || true
 }
 BACKEND_PID=""
