@@ -71,7 +71,7 @@ try
     sock = options.Socket is not null ? Listener.Create(options.Socket, options.Uid, options.Gid)
         : new Microsoft.Win32.SafeHandles.SafeFileHandle(options.Fd, ownsHandle: true);
     Preload.Assemblies();
-    Sandbox.Enter(options.Path!, (int)sock.DangerousGetHandle());
+    Sandbox.Enter(options.Path!, (int)sock.DangerousGetHandle(), options.ReadOnly);
 }
 catch (Sandbox.SandboxException e)
 {

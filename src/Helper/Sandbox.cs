@@ -21,13 +21,14 @@ internal static unsafe class Sandbox
     public sealed class SandboxException(string step, int errno)
         : Exception($"{step}: {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})");
 
-    /// <summary>The steps after the socket exists. <paramref name="keepFd"/> is the serving or listening socket.</summary>
-    public static void Enter(string exportPath, int keepFd)
+    /// <summary>The steps after the socket exists. <paramref name="keepFd"/> is the serving or listening socket;
+    /// <paramref name="readOnly"/> is -r.</summary>
+    public static void Enter(string exportPath, int keepFd, bool readOnly)
     {
         CloseInheritedFds(keepFd);
         int r = ProcSelfFd.Init();
         if (r < 0) throw new SandboxException("open(/proc/self/fd)", -r);
-        EnterExport(exportPath);
+        EnterExport(exportPath, readOnly);
         LibC.umask(0);
         DropSupplementaryGroups();
         SetNoNewPrivs();
@@ -65,6 +66,9 @@ internal static unsafe class Sandbox
     /// for the chrooted helper;</item>
     /// <item>cannot link or rename its own files from outside into the export (to have the helper chown and
     /// chmod them): link and rename across mounts fail with EXDEV;</item>
+    /// <item>with -r, cannot change the export through a handed-out fd (openat(dirfd, O_CREAT), unlinkat,
+    /// renameat, a read-only fd reopened O_RDWR through /proc/self/fd): the helper's refusals
+    /// (<see cref="ReadOnlyExport"/>) only cover its own calls, so every mount is read-only as well;</item>
     /// <item>cannot move the export's mount into a namespace of its own (unshare(CLONE_NEWUSER|CLONE_NEWNS) +
     /// move_mount) and mount the host's "/" inside it for the helper to walk into: move_mount only takes mounts
     /// of the caller's namespace or of an anonymous one. (An open_tree(OPEN_TREE_CLONE) copy, tried first, is an
@@ -76,7 +80,7 @@ internal static unsafe class Sandbox
     /// not changed. unshare moves only this thread; the connection threads it creates later inherit it.
     /// Needs CAP_SYS_ADMIN, dropped later in this sandbox.
     /// </summary>
-    private static void EnterExport(string exportPath)
+    private static void EnterExport(string exportPath, bool readOnly)
     {
         byte[] path = Encoding.UTF8.GetBytes(exportPath + "\0");
         fixed (byte* p = path)
@@ -98,11 +102,13 @@ internal static unsafe class Sandbox
             {
                 var attr = new MountApi.MountAttr
                 {
-                    AttrSet = MountApi.MOUNT_ATTR_NOSUID | MountApi.MOUNT_ATTR_NODEV | MountApi.MOUNT_ATTR_NOEXEC,
+                    AttrSet = MountApi.MOUNT_ATTR_NOSUID | MountApi.MOUNT_ATTR_NODEV | MountApi.MOUNT_ATTR_NOEXEC
+                        | (readOnly ? MountApi.MOUNT_ATTR_RDONLY : 0),
                 };
                 if ((long)(ssize_t)LibC.syscall(Syscalls.SYS_mount_setattr, bound, empty,
                         MountApi.AT_EMPTY_PATH | MountApi.AT_RECURSIVE, &attr, sizeof(MountApi.MountAttr)) < 0)
-                    throw new SandboxException("mount_setattr(nosuid,nodev,noexec, AT_RECURSIVE)", LibC.errno);
+                    throw new SandboxException(readOnly ? "mount_setattr(ro,nosuid,nodev,noexec, AT_RECURSIVE)"
+                        : "mount_setattr(nosuid,nodev,noexec, AT_RECURSIVE)", LibC.errno);
             }
 
             if (LibC.chdir(p) < 0) throw new SandboxException("chdir(export)", LibC.errno);

@@ -44,4 +44,51 @@ public sealed class ReadOnlyHelperTests : IDisposable
         Assert.Equal("data", File.ReadAllText(Path.Combine(_helper.Export, "f")));
         Assert.Equal(2, Directory.GetFileSystemEntries(_helper.Export).Length);
     }
+    /// <summary>Attack: the client takes a directory fd (every directory Tlopen gets one) and changes the export
+    /// through it, where the helper's own refusals never look: openat(O_CREAT), unlinkat, rename through the fd's
+    /// /proc/self/fd path, or a read-only fd reopened writable through /proc/self/fd. Only a read-only mount stops
+    /// that.</summary>
+    [Fact]
+    public unsafe void The_kernel_refuses_changes_made_through_a_handed_out_fd()
+    {
+        File.WriteAllText(Path.Combine(_helper.Export, "f"), "data");
+        Directory.CreateDirectory(Path.Combine(_helper.Export, "d"));
+        File.WriteAllText(Path.Combine(_helper.Export, "d", "inner"), "inner");
+        using var c = _helper.Connect();
+
+        Assert.Equal(0, c.Open("/d"u8, LibC.O_RDONLY | LibC.O_DIRECTORY, out var dir));
+        using (dir)
+        {
+            int d = (int)dir!.DangerousGetHandle();
+            fixed (byte* created = "created\0"u8)
+            fixed (byte* inner = "inner\0"u8)
+            {
+                // SAFETY: NUL-terminated literals, pinned for each call; d stays open (dir) through them.
+                int fd = LibC.openat(d, created, LibC.O_WRONLY | LibC.O_CREAT | LibC.O_CLOEXEC, 0x1A4);
+                int openErrno = LibC.errno;
+                if (fd >= 0) LibC.close(fd);
+                Assert.Equal((-1, EROFS), (fd < 0 ? -1 : fd, openErrno));
+                Assert.Equal(-1, LibC.unlinkat(d, inner, 0));
+                Assert.Equal(EROFS, LibC.errno);
+            }
+            var moveError = Assert.ThrowsAny<IOException>(() => File.Move($"/proc/self/fd/{d}/inner", $"/proc/self/fd/{d}/moved"));
+            Assert.Equal(EROFS, moveError.HResult);
+        }
+        Assert.Equal(0, c.Open("/f"u8, LibC.O_RDONLY, out var ro));
+        using (ro)
+        {
+            byte[] path = System.Text.Encoding.ASCII.GetBytes($"/proc/self/fd/{(int)ro!.DangerousGetHandle()}\0");
+            fixed (byte* p = path)
+            {
+                // SAFETY: NUL-terminated, pinned; ro stays open through the call.
+                int fd = LibC.open(p, LibC.O_WRONLY | LibC.O_CLOEXEC);
+                int openErrno = LibC.errno;
+                if (fd >= 0) LibC.close(fd);
+                Assert.Equal((-1, EROFS), (fd < 0 ? -1 : fd, openErrno));
+            }
+        }
+        Assert.False(File.Exists(Path.Combine(_helper.Export, "d", "created")));
+        Assert.Equal("inner", File.ReadAllText(Path.Combine(_helper.Export, "d", "inner")));
+        Assert.Equal("data", File.ReadAllText(Path.Combine(_helper.Export, "f")));
+    }
 }

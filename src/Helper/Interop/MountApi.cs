@@ -8,6 +8,7 @@ internal static class MountApi
     public const uint AT_EMPTY_PATH = 0x1000;
     public const uint AT_RECURSIVE = 0x8000;
 
+    public const ulong MOUNT_ATTR_RDONLY = 0x1;
     public const ulong MOUNT_ATTR_NOSUID = 0x2;
     public const ulong MOUNT_ATTR_NODEV = 0x4;
     public const ulong MOUNT_ATTR_NOEXEC = 0x8;
