@@ -66,6 +66,8 @@ internal static unsafe class Sandbox
     /// for the chrooted helper;</item>
     /// <item>cannot link or rename its own files from outside into the export (to have the helper chown and
     /// chmod them): link and rename across mounts fail with EXDEV;</item>
+    /// <item>cannot follow /proc/PID/root out of the export: a proc, sysfs or other kernel file system mounted
+    /// below the export is detached (<see cref="KernelMounts"/>);</item>
     /// <item>with -r, cannot change the export through a handed-out fd (openat(dirfd, O_CREAT), unlinkat,
     /// renameat, a read-only fd reopened O_RDWR through /proc/self/fd): the helper's refusals
     /// (<see cref="ReadOnlyExport"/>) only cover its own calls, so every mount is read-only as well;</item>
@@ -75,7 +77,8 @@ internal static unsafe class Sandbox
     /// anonymous namespace: that attack worked against it.)</item>
     /// </list>
     /// Steps (virtiofsd's namespace sandbox): unshare(CLONE_NEWNS), make every mount private (nothing propagates
-    /// in or out), rbind the export onto itself, mount_setattr(nosuid,nodev,noexec, AT_RECURSIVE),
+    /// in or out), rbind the export onto itself, mount_setattr(nosuid,nodev,noexec, AT_RECURSIVE), detach kernel
+    /// file systems below it,
     /// chdir(export), pivot_root(".", "."), detach the old root stacked on top, chdir("/"). The host's mounts are
     /// not changed. unshare moves only this thread; the connection threads it creates later inherit it.
     /// Needs CAP_SYS_ADMIN, dropped later in this sandbox.
@@ -109,6 +112,13 @@ internal static unsafe class Sandbox
                         MountApi.AT_EMPTY_PATH | MountApi.AT_RECURSIVE, &attr, sizeof(MountApi.MountAttr)) < 0)
                     throw new SandboxException(readOnly ? "mount_setattr(ro,nosuid,nodev,noexec, AT_RECURSIVE)"
                         : "mount_setattr(nosuid,nodev,noexec, AT_RECURSIVE)", LibC.errno);
+                // A proc (or sysfs, cgroup, ...) below the export is the host's: /proc/PID/root leads out.
+                // (mountinfo spells mount points canonically: the export's own path may pass through symlinks.)
+                string canonical = new FileInfo($"/proc/self/fd/{bound}").LinkTarget
+                    ?? throw new SandboxException("readlink(/proc/self/fd/<export>)", LibC.errno);
+                foreach (string what in KernelMounts.DetachBelow(canonical))
+                    Log.Warn($"detached the host's {what} from the helper's view of the export: a kernel file system " +
+                        "there would lead outside it (docs/security.md)");
             }
 
             if (LibC.chdir(p) < 0) throw new SandboxException("chdir(export)", LibC.errno);

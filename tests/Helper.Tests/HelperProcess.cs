@@ -64,11 +64,17 @@ internal sealed class HelperProcess : IDisposable
     /// <summary>Starts the helper on rootDir/export, rootDir with <paramref name="rootMode"/> (0700 keeps the export
     /// out of other users' reach, as docs/security.md asks).</summary>
     public static HelperProcess StartNamed(UnixFileMode rootMode, params string[] extraArgs)
+        => StartNamed(rootMode, prepare: null, extraArgs);
+
+    /// <summary>As above; <paramref name="prepare"/> gets the export's path before the helper starts (to mount
+    /// something under it, say).</summary>
+    public static HelperProcess StartNamed(UnixFileMode rootMode, Action<string>? prepare, params string[] extraArgs)
     {
         string root = Directory.CreateTempSubdirectory("proxy-helper-").FullName;
         File.SetUnixFileMode(root, rootMode);
         string export = Path.Combine(root, "export");
         Directory.CreateDirectory(export);
+        prepare?.Invoke(export);
         string sock = Path.Combine(root, "helper.sock");
         var p = Process.Start(StartInfo(["-n", "-p", export, "-s", sock, "-u", "0", "-g", "0", .. extraArgs]))!;
         var h = new HelperProcess(root, export, sock, p);
