@@ -179,6 +179,17 @@ internal sealed unsafe class Connection
     {
         if (ReadOnlyExport.Enabled && type != ProxyRequestType.Open && ReadOnlyExport.Refuses(type, 0))
         {
+            // Decoded first, and dropped: a malformed change ends the connection on a read-only export too,
+            // instead of getting an answer as if it were a request.
+            switch (type)
+            {
+                case ProxyRequestType.Create: CreateRequest.Decode(body); break;
+                case ProxyRequestType.Mknod or ProxyRequestType.Mkdir or ProxyRequestType.Symlink:
+                    CreateOtherRequest.Decode(type, body);
+                    break;
+                case ProxyRequestType.SetXattr: SetXattrRequest.Decode(body); break;
+                default: PathRequest.Decode(type, body); break;
+            }
             // T_CREATE answers like T_OPEN (an fd reply); every other change answers a status.
             if (type == ProxyRequestType.Create)
             {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using VirtFs.ProxyFs;
+using VirtFs.ProxyFs.Protocol;
 
 namespace VirtFs.Helper.Tests;
 
@@ -99,6 +100,33 @@ internal sealed class HelperProcess : IDisposable
     }
 
     public ProxyClient Connect() => ProxyClient.Connect(SocketPath);
+
+    /// <summary>A proxy header for a message of <paramref name="type"/> with a body of <paramref name="size"/> bytes.</summary>
+    public static byte[] Header(ProxyRequestType type, int size)
+    {
+        var h = new byte[8];
+        new ProxyHeader((uint)type, (uint)size).Write(h);
+        return h;
+    }
+
+    /// <summary>Sends <paramref name="bytes"/> on a new connection and asserts the helper closes it without an
+    /// answer (what a message outside the protocol gets).</summary>
+    public void SendRawExpectingClose(byte[] bytes)
+    {
+        using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        s.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(SocketPath));
+        s.Send(bytes);
+        s.ReceiveTimeout = 10000;
+        var buf = new byte[16];
+        try
+        {
+            Xunit.Assert.Equal(0, s.Receive(buf)); // the helper closed it without answering
+        }
+        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionReset)
+        {
+            // Closed with our unread bytes still queued: the kernel answers with a reset. Closed all the same.
+        }
+    }
 
     public void Dispose()
     {

@@ -272,29 +272,9 @@ public sealed class HelperTests : IDisposable
         Assert.Equal(0, fresh.Mkdir("/after"u8, 0x1ED /* 0755 */, 0, 0));
     }
 
-    private static byte[] Header(ProxyRequestType type, int size)
-    {
-        var h = new byte[8];
-        new ProxyHeader((uint)type, (uint)size).Write(h);
-        return h;
-    }
+    private static byte[] Header(ProxyRequestType type, int size) => HelperProcess.Header(type, size);
 
-    private void SendRaw(byte[] bytes)
-    {
-        using var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
-        s.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(_helper.SocketPath));
-        s.Send(bytes);
-        s.ReceiveTimeout = 10000;
-        var buf = new byte[16];
-        try
-        {
-            Assert.Equal(0, s.Receive(buf)); // the helper closed it without answering
-        }
-        catch (System.Net.Sockets.SocketException e) when (e.SocketErrorCode == System.Net.Sockets.SocketError.ConnectionReset)
-        {
-            // Closed with our unread bytes still queued: the kernel answers with a reset. Closed all the same.
-        }
-    }
+    private void SendRaw(byte[] bytes) => _helper.SendRawExpectingClose(bytes);
 
     [Fact]
     public void Pool_runs_requests_in_parallel_connections()

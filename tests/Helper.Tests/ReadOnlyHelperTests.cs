@@ -91,4 +91,15 @@ public sealed class ReadOnlyHelperTests : IDisposable
         Assert.Equal("inner", File.ReadAllText(Path.Combine(_helper.Export, "d", "inner")));
         Assert.Equal("data", File.ReadAllText(Path.Combine(_helper.Export, "f")));
     }
+    /// <summary>A change that is malformed is outside the protocol on a read-only export too: the connection ends,
+    /// it does not get EROFS as if it were a request.</summary>
+    [Fact]
+    public void A_malformed_change_ends_the_connection()
+    {
+        _helper.SendRawExpectingClose([.. HelperProcess.Header(VirtFs.ProxyFs.Protocol.ProxyRequestType.Mkdir, 4), 0, 0, 0, 0]);
+        _helper.SendRawExpectingClose([.. HelperProcess.Header(VirtFs.ProxyFs.Protocol.ProxyRequestType.Remove, 8),
+            1, 0, (byte)'/', 0, 0, 0, 0, 0]);
+        using var c = _helper.Connect();
+        Assert.Equal(-EROFS, c.Mkdir("/nd"u8, 0x1ED, 1000, 1000));
+    }
 }
