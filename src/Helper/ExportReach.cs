@@ -32,6 +32,19 @@ internal static unsafe class ExportReach
     /// <summary>S_IFCHR or S_IFBLK.</summary>
     public static bool IsDevice(uint mode) => (mode & 0xF000) is 0x2000 or 0x6000;
 
+    /// <summary>Whose reach the start-up check probes, or null when nobody's but root's: with -s, -u:-g (the
+    /// socket's owner); with -f, -u:-g when both are given (the user QEMU or the backend runs as), else the
+    /// socketpair's maker (SO_PEERCRED). A root maker (libvirt, a root launcher) tells nothing about who holds the
+    /// other end later, so -f without -u/-g under a root launcher goes unchecked: docs/security.md says to pass them.
+    /// </summary>
+    public static (uint Uid, uint Gid)? Peer(HelperOptions options)
+    {
+        if (options.Uid > 0 && options.Gid >= 0) return ((uint)options.Uid, (uint)options.Gid);
+        if (options.Socket is not null || options.Fd < 0) return null;
+        if (Interop.SocketOptions.PeerCredentials(options.Fd, out var cred) < 0 || cred.Uid == 0) return null;
+        return (cred.Uid, cred.Gid);
+    }
+
     /// <summary>True when uid:gid, with the supplementary groups /etc/group gives the uid's user, can look the
     /// export up by its path. (A probe without those groups missed a 0750 parent whose group the user is in.)
     /// </summary>

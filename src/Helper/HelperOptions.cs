@@ -33,7 +33,8 @@ internal sealed class HelperOptions
         "  -f, --fd FD                  an inherited, connected socket to serve (one client)\n" +
         "  -s, --socket PATH            named socket to listen on (many clients); needs -u and -g\n" +
         "  -u, --uid UID                owner of the socket: the only uid served besides root\n" +
-        "  -g, --gid GID                group of the socket\n" +
+        "                               (with -f: the user holding the other end, for the export reach check)\n" +
+        "  -g, --gid GID                group of the socket (with -f: that user's group)\n" +
         "                               (-s and -f cannot be used together)\n" +
         "  -n, --nodaemon               stay in the foreground and log to stderr (default: detach, log to syslog)\n" +
         "  -r, --readonly               refuse every change to the export with EROFS\n" +

@@ -189,13 +189,10 @@ internal static unsafe class Listener
 
     private static int PeerUid(SafeFileHandle socket, out uint uid)
     {
-        SocketOptions.UCred cred = default;
-        socklen_t length = sizeof(SocketOptions.UCred);
         using var use = new FdUse(socket);
-        // SAFETY: cred and length are locals that outlive the call; length is the struct's size.
-        int r = getsockopt(use.Fd, SocketOptions.SOL_SOCKET, SocketOptions.SO_PEERCRED, &cred, &length);
+        int r = SocketOptions.PeerCredentials(use.Fd, out var cred);
         uid = cred.Uid;
-        return r < 0 ? -errno : 0;
+        return r;
     }
 }
 

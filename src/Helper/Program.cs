@@ -57,10 +57,10 @@ Log.Info(options.ReadOnly ? "Started (read-only export)" : "Started");
 // Connected now, while $NOTIFY_SOCKET's path is still reachable: the sandbox pivots the root away.
 using var notify = VirtFs.Common.SdNotify.Open();
 if (notify.Problem is not null) Log.Warn($"systemd readiness: {notify.Problem}");
-if (options.Socket is not null && options.Uid > 0 && ExportReach.IsReachable(options.Path!, (uint)options.Uid, (uint)options.Gid))
+if (ExportReach.Peer(options) is var (peerUid, peerGid) && ExportReach.IsReachable(options.Path!, peerUid, peerGid))
 {
     ExportReach.Exposed = true;
-    Log.Warn($"warning: uid {options.Uid} can reach the export {options.Path} by its host path, where nosuid and " +
+    Log.Warn($"warning: uid {peerUid} can reach the export {options.Path} by its host path, where nosuid and " +
         "nodev do not hold: setuid/setgid executables and device nodes are refused (EPERM). Make a parent " +
         "directory of the export 0700 to serve them (docs/security.md).");
 }

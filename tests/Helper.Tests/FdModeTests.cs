@@ -39,6 +39,44 @@ public sealed class FdModeTests
         }
     }
 
+    /// <summary>Attack: QEMU 7.2 (sock_fd=) runs as a user who can reach the export by its host path; through the
+    /// helper it makes a root setuid file, then runs it from the host path, where nosuid does not hold. The reach
+    /// check ran only with -s, so -f served the setuid bit. With -f, -u:-g name that user.</summary>
+    [Fact]
+    public unsafe void The_reach_check_covers_fd_mode()
+    {
+        string root = Directory.CreateTempSubdirectory("proxy-fd-").FullName;
+        try
+        {
+            File.SetUnixFileMode(root, (UnixFileMode)0x1ED); // 0755: uid 65534 reaches the export
+            string export = Path.Combine(root, "export");
+            Directory.CreateDirectory(export);
+            int* sv = stackalloc int[2];
+            Assert.Equal(0, LibC.socketpair(LibC.AF_UNIX, LibC.SOCK_STREAM, 0, sv));
+            LibC.fcntl(sv[0], LibC.F_SETFD, LibC.FD_CLOEXEC);
+            var psi = HelperProcess.StartInfo("-n", "-p", export, "-f", sv[1].ToString(), "-u", "65534", "-g", "65534");
+            psi.RedirectStandardError = true;
+            using var p = Process.Start(psi)!;
+            var stderr = new System.Text.StringBuilder();
+            p.ErrorDataReceived += (_, e) => { lock (stderr) stderr.AppendLine(e.Data); };
+            p.BeginErrorReadLine();
+            LibC.close(sv[1]);
+            using (var c = ProxyClient.FromFd(sv[0]))
+            {
+                Assert.Equal(0, c.Create("/f"u8, LibC.O_CREAT | LibC.O_WRONLY, 0x1ED, 0, 0, out var fd));
+                fd!.Dispose();
+                Assert.Equal(-VirtFs.ProxyFs.Protocol.Errno.EPERM, c.Chmod("/f"u8, 0x9ED)); // 04755
+            }
+            Assert.True(p.WaitForExit(20000), "helper did not exit after its socket closed");
+            lock (stderr) Assert.Contains("uid 65534 can reach the export", stderr.ToString());
+            Assert.Equal(0x1EDu, HostStat.Of(Path.Combine(export, "f")).Mode & 0xFFF);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
     [Fact]
     public void Cli_usage_errors_exit_2_with_one_line()
     {
