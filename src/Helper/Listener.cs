@@ -148,7 +148,18 @@ internal static unsafe class Listener
                     lock (s_connections) s_connections.Remove(conn);
                 }
             }) { IsBackground = true, Name = name };
-            thread.Start();
+            try
+            {
+                thread.Start();
+            }
+            catch (Exception e) when (e is OutOfMemoryException or ThreadStartException)
+            {
+                // No thread to be had (TasksMax, memory): this connection goes, the helper and the others stay.
+                lock (s_connections) s_connections.Remove(conn);
+                socket.Dispose();
+                s_refusals.Warn($"{name}: refused, no thread for it ({e.GetType().Name})");
+                Thread.Sleep(100);
+            }
         }
     }
 
