@@ -145,17 +145,38 @@ internal sealed class FidTable(SessionBudget budget)
     {
         lock (_sync)
         {
+            // Fids that shared one path array (clones, a repeated lookup) share the moved one too.
+            Dictionary<byte[], byte[]>? movedOnce = null;
             foreach (Fid fid in _fids.Values)
             {
                 byte[] path = fid.Path;
                 if (PathNames.IsAtOrBelow(path, from))
                 {
-                    byte[] moved = new byte[to.Length + path.Length - from.Length];
-                    to.CopyTo(moved, 0);
-                    path.AsSpan(from.Length).CopyTo(moved.AsSpan(to.Length));
+                    movedOnce ??= new Dictionary<byte[], byte[]>(ReferenceEqualityComparer.Instance);
+                    if (!movedOnce.TryGetValue(path, out byte[]? moved))
+                    {
+                        moved = new byte[to.Length + path.Length - from.Length];
+                        to.CopyTo(moved, 0);
+                        path.AsSpan(from.Length).CopyTo(moved.AsSpan(to.Length));
+                        movedOnce.Add(path, moved);
+                    }
                     fid.Path = moved;
                 }
             }
         }
+    }
+
+    /// <summary>How many fids name <paramref name="path"/> or a path below it: what a rename of it moves.</summary>
+    public int CountAtOrBelow(byte[] path)
+    {
+        int count = 0;
+        lock (_sync)
+        {
+            foreach (Fid fid in _fids.Values)
+            {
+                if (PathNames.IsAtOrBelow(fid.Path, path)) count++;
+            }
+        }
+        return count;
     }
 }

@@ -243,7 +243,7 @@ public sealed partial class P9Server
         {
             return -Errno.EBUSY;
         }
-        int result = RenamePath(fid.Path, PathNames.Join(dir.Path, name));
+        int result = RenamePath(ref call, fid.Path, PathNames.Join(dir.Path, name));
         return result < 0 ? result : call.Empty(P9MessageType.Rrename);
     }
 
@@ -270,15 +270,23 @@ public sealed partial class P9Server
         {
             return check;
         }
-        int result = RenamePath(PathNames.Join(oldDir.Path, oldName), PathNames.Join(newDir.Path, newName));
+        int result = RenamePath(ref call, PathNames.Join(oldDir.Path, oldName), PathNames.Join(newDir.Path, newName));
         return result < 0 ? result : call.Empty(P9MessageType.Rrenameat);
     }
 
-    private int RenamePath(byte[] from, byte[] to)
+    private int RenamePath(ref Call call, byte[] from, byte[] to)
     {
         if (PathNames.IsAtOrBelow(to, from) && !to.AsSpan().SequenceEqual(from))
         {
             return -Errno.EINVAL; // rename(2): a directory cannot move below itself
+        }
+        // Every fid below the old name follows it, and grows by the difference: many clones of a short name renamed
+        // under a long path would otherwise allocate far past the budget in one request. Checked before the host
+        // rename, so a refusal changes nothing. (The path lock, held exclusively here, keeps new fids out meanwhile.)
+        long growth = (long)(to.Length - from.Length) * _fids.CountAtOrBelow(from);
+        if (growth > 0 && !_budget.HasRoomForPaths(growth))
+        {
+            return Refused(call.Type, call.Tag, Errno.ENOMEM, "fid path bytes", _budget.Limits.MaxPathBytes);
         }
         int result = _fs.Rename(from, to);
         if (result >= 0)

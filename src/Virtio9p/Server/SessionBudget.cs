@@ -46,6 +46,10 @@ internal sealed class SessionBudget(SessionLimits limits)
     /// renames added; the next new fid is then refused.</summary>
     public void ResizePath(int delta) => Interlocked.Add(ref _pathBytes, delta);
 
+    /// <summary>Whether the paths may grow by <paramref name="bytes"/> more (a rename checks before it is done: the
+    /// fids below the renamed name all follow it, <see cref="ResizePath"/>).</summary>
+    public bool HasRoomForPaths(long bytes) => PathBytes + bytes <= Limits.MaxPathBytes;
+
     /// <summary>A host file about to be opened for a fid: true when the session may hold one more.</summary>
     public bool TryOpenFile() => TryCharge(ref _openFiles, 1, Limits.MaxOpenFiles);
 

@@ -169,6 +169,40 @@ public sealed class SessionBudgetTests : IDisposable
         Assert.Equal(10 * 201 + 2, client.Server.Budget.PathBytes);
     }
 
+    /// <summary>Attack: many fids below a short name, then a rename of it under a long path. Every fid's path
+    /// grows by the difference, which no walk was charged for: 262 144 clones of "/a" renamed under a 16 KB path
+    /// made the backend allocate 4 GiB in one request. A rename whose growth the budget cannot hold answers
+    /// ENOMEM and leaves the host as it was.</summary>
+    [Fact]
+    public void A_rename_that_would_grow_the_fids_paths_past_the_budget_answers_ENOMEM()
+    {
+        string deep = new('d', 200);
+        Directory.CreateDirectory(Path.Combine(_dir, "a"));
+        Directory.CreateDirectory(Path.Combine(_dir, deep));
+        P9TestClient client = Client(new SessionLimits { MaxPathBytes = 10_000 });
+        client.Walk(Root, 1, deep).Expect(T.Rwalk);
+        for (uint i = 2; i < 102; i++)
+        {
+            client.Walk(Root, i, "a").Expect(T.Rwalk); // "/a": 2 bytes each
+        }
+        long before = client.Server.Budget.PathBytes;
+        // 100 fids x 201 more bytes each = 20 100 > 10 000.
+        Assert.Equal(12, client.Call(T.Trenameat, b => b.U32(Root).Str("a").U32(1).Str("a")).Errno);
+        Assert.True(Directory.Exists(Path.Combine(_dir, "a")));
+        Assert.False(Directory.Exists(Path.Combine(_dir, deep, "a")));
+        Assert.Equal(before, client.Server.Budget.PathBytes);
+
+        // With room for the growth the same rename is done, and the budget follows the fids.
+        for (uint i = 22; i < 102; i++)
+        {
+            client.Call(T.Tclunk, b => b.U32(i)).Expect(T.Rclunk);
+        }
+        client.Call(T.Trenameat, b => b.U32(Root).Str("a").U32(1).Str("a")).Expect(T.Rrenameat);
+        Assert.True(Directory.Exists(Path.Combine(_dir, deep, "a")));
+        Assert.True(client.Server.Budget.PathBytes <= 10_000);
+        client.Call(T.Tgetattr, b => b.U32(2).U64(0x7ff)).Expect(T.Rgetattr);
+    }
+
     /// <summary>Open host files are bounded (EMFILE, as open(2) at RLIMIT_NOFILE) and given back at clunk.</summary>
     [Fact]
     public void Open_files_past_the_limit_answer_EMFILE_and_clunk_gives_them_back()
