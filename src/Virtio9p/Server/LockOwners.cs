@@ -25,6 +25,13 @@ internal sealed class LockOwners
     /// new proc_id in every Tlock and run the backend out of fds. Past this, new owners get ENOLCK.</summary>
     public const int MaxOwners = 4096;
 
+    /// <summary>(fid, owner) references, all fids together: each open fid could otherwise list every owner, 16 384
+    /// fids x 4 096 owners. A real guest has one or a few per fid (a prefork server's children locking one
+    /// inherited fd: one per child). Past this, new references get ENOLCK.</summary>
+    public const int MaxReferences = 65_536;
+
+    private int _references;
+
     private readonly Dictionary<LockOwnerKey, Entry> _entries = new();
     private readonly object _sync = new();
 
@@ -65,7 +72,8 @@ internal sealed class LockOwners
     /// Takes a reference on the owner's fd for <paramref name="fid"/> (once per fid), creating the owner with
     /// <paramref name="open"/> when it is new. <paramref name="open"/> may block on the helper, so it runs
     /// outside the table's lock; when two fids race to create one owner, the loser's fd is closed. Null when
-    /// the fd cannot be had, or (<paramref name="full"/>) the table holds <see cref="MaxOwners"/> already.
+    /// the fd cannot be had, or (<paramref name="full"/>) the table holds <see cref="MaxOwners"/> owners or
+    /// <see cref="MaxReferences"/> references already.
     /// </summary>
     public SafeFileHandle? Acquire(Fid fid, in LockOwnerKey key, Func<SafeFileHandle?> open, out bool full)
     {
@@ -73,9 +81,14 @@ internal sealed class LockOwners
         bool referenced = fid.LockOwners?.Contains(key) == true;
         lock (_sync)
         {
+            if (!referenced && _references >= MaxReferences)
+            {
+                full = true;
+                return null;
+            }
             if (_entries.TryGetValue(key, out Entry? existing))
             {
-                return Reference(fid, key, existing, referenced);
+                return Reference(fid, existing, referenced);
             }
             if (_entries.Count >= MaxOwners)
             {
@@ -93,11 +106,11 @@ internal sealed class LockOwners
             if (_entries.TryGetValue(key, out Entry? raced))
             {
                 handle.Dispose();
-                return Reference(fid, key, raced, referenced);
+                return Reference(fid, raced, referenced);
             }
-            var entry = new Entry(handle);
+            var entry = new Entry(key, handle);
             _entries.Add(key, entry);
-            return Reference(fid, key, entry, referenced);
+            return Reference(fid, entry, referenced);
         }
     }
 
@@ -113,6 +126,7 @@ internal sealed class LockOwners
         fid.LockOwners = null;
         lock (_sync)
         {
+            _references -= keys.Count;
             foreach (LockOwnerKey key in keys)
             {
                 if (_entries.TryGetValue(key, out Entry? entry) && --entry.References == 0)
@@ -124,19 +138,22 @@ internal sealed class LockOwners
         }
     }
 
-    private SafeFileHandle Reference(Fid fid, in LockOwnerKey key, Entry entry, bool referenced)
+    private SafeFileHandle Reference(Fid fid, Entry entry, bool referenced)
     {
         if (!referenced)
         {
             entry.References++;
-            (fid.LockOwners ??= []).Add(key);
+            _references++;
+            // The entry's own key: its client_id string is shared, not one more string per request.
+            (fid.LockOwners ??= []).Add(entry.Key);
             fid.LockTable = this;
         }
         return entry.Handle;
     }
 
-    private sealed class Entry(SafeFileHandle handle)
+    private sealed class Entry(LockOwnerKey key, SafeFileHandle handle)
     {
+        public LockOwnerKey Key { get; } = key;
         public SafeFileHandle Handle { get; } = handle;
         public int References { get; set; }
     }

@@ -430,6 +430,37 @@ public sealed class P9ServerTests : IDisposable
         Assert.Equal(0, _client.Server.LockOwnerCount);
     }
 
+    /// <summary>Attack: every open fid locks for every owner there is. The owners are bounded, but each fid kept a
+    /// list of the owners it locked for, with a string per request: 16 384 fids x 4 096 owners is 67 M entries,
+    /// tens of GB. The references, all fids together, are bounded too (ENOLCK past them).</summary>
+    [Fact]
+    public void Lock_owner_references_are_bounded_across_fids()
+    {
+        File.WriteAllText(Path.Combine(_dir, "f"), "");
+        const int Owners = VirtFs.Virtio9p.Server.LockOwners.MaxOwners;
+        int fids = VirtFs.Virtio9p.Server.LockOwners.MaxReferences / Owners + 1;
+        int granted = 0, refused = 0;
+        for (uint fid = 1; fid <= fids; fid++)
+        {
+            _client.Walk(Root, fid, "f").Expect(T.Rwalk);
+            _client.Call(T.Tlopen, b => b.U32(fid).U32(2)).Expect(T.Rlopen);
+            for (uint proc = 0; proc < Owners; proc++)
+            {
+                uint p = proc, f = fid;
+                var reply = _client.Call(T.Tlock, b => b.U32(f).U8(0).U32(0).U64(p).U64(1).U32(p).Str("guest"));
+                if (reply.Type == T.Rlock) granted++;
+                else { Assert.Equal(37, reply.Errno); refused++; } // ENOLCK
+            }
+        }
+        Assert.Equal(VirtFs.Virtio9p.Server.LockOwners.MaxReferences, granted);
+        Assert.Equal(fids * Owners - granted, refused);
+        // Clunking gives the references back: a new fid locks again.
+        _client.Call(T.Tclunk, b => b.U32(1)).Expect(T.Rclunk);
+        _client.Walk(Root, 100, "f").Expect(T.Rwalk);
+        _client.Call(T.Tlopen, b => b.U32(100).U32(2)).Expect(T.Rlopen);
+        _client.Call(T.Tlock, b => b.U32(100).U8(0).U32(0).U64(0).U64(1).U32(0).Str("guest")).Expect(T.Rlock);
+    }
+
     [Fact]
     public void Malformed_messages_get_rlerror_not_a_crash()
     {
