@@ -239,7 +239,9 @@ public sealed partial class P9Server
         {
             // A Tread that finds its data out of the page cache comes back (NotServedHere) and goes to a worker.
             P9MessageType.Tread => kind is FidKind.XattrRead || (kind == FidKind.OpenFile && !fid.ReadsMayBlock),
-            P9MessageType.Twrite => kind is FidKind.OpenFile or FidKind.XattrWrite,
+            // Not on a file opened O_SYNC/O_DSYNC: each write waits for the disk, and the ring would wait with it.
+            P9MessageType.Twrite => kind is FidKind.XattrWrite ||
+                (kind == FidKind.OpenFile && (fid.OpenFlags & OpenFlags.ODsync) == 0),
             // A path fid only right after its walk, answered from the walk's attributes (no helper).
             P9MessageType.Tgetattr => kind is FidKind.OpenFile or FidKind.OpenDirectory ||
                 (kind == FidKind.Path && TryWalkAttributes(fid, consume: false, out _)),

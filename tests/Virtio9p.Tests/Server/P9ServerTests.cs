@@ -430,6 +430,26 @@ public sealed class P9ServerTests : IDisposable
         Assert.Equal(0, _client.Server.LockOwnerCount);
     }
 
+    /// <summary>A write to a file opened O_SYNC or O_DSYNC waits for the disk: it goes to a worker, never onto the
+    /// queue thread, where every other request of the ring would wait behind it.</summary>
+    [Fact]
+    public void Synchronous_writes_are_not_served_on_the_queue_thread()
+    {
+        File.WriteAllText(Path.Combine(_dir, "f"), "");
+        uint[] flags = [1 /* O_WRONLY */, 1 | 0x1000 /* P9_DOTL_DSYNC */, 1 | 0x100000 /* P9_DOTL_SYNC */];
+        for (uint fid = 1; fid <= flags.Length; fid++)
+        {
+            uint f = fid;
+            _client.Walk(Root, fid, "f").Expect(T.Rwalk);
+            _client.Call(T.Tlopen, b => b.U32(f).U32(flags[f - 1])).Expect(T.Rlopen);
+        }
+        Assert.True(_client.Server.IsNonBlocking(T.Twrite, 1u));
+        Assert.False(_client.Server.IsNonBlocking(T.Twrite, 2u));
+        Assert.False(_client.Server.IsNonBlocking(T.Twrite, 3u));
+        _client.Call(T.Twrite, b => b.U32(3).U64(0).U32(2).Bytes("ok"u8.ToArray())).Expect(T.Rwrite);
+        Assert.Equal("ok", File.ReadAllText(Path.Combine(_dir, "f")));
+    }
+
     /// <summary>Attack: every open fid locks for every owner there is. The owners are bounded, but each fid kept a
     /// list of the owners it locked for, with a string per request: 16 384 fids x 4 096 owners is 67 M entries,
     /// tens of GB. The references, all fids together, are bounded too (ENOLCK past them).</summary>
