@@ -118,13 +118,21 @@ public sealed partial class P9Server
             {
                 // Only the fixed header is copied: the data stays in guest memory for pwritev.
                 int fixedLength = Math.Min(length, P9Limits.WriteRequestHeaderSize);
-                exchange.CopyFromRequest(0, buffers.Request.AsSpan(0, fixedLength));
+                if (exchange.CopyFromRequest(0, buffers.Request.AsSpan(0, fixedLength)) != fixedLength)
+                {
+                    return 0; // the front-end went away after the header: see below
+                }
                 call.Body = new P9Reader(buffers.Request.AsSpan(P9Limits.HeaderSize, fixedLength - P9Limits.HeaderSize));
                 result = Write(ref call);
             }
             else
             {
-                exchange.CopyFromRequest(0, buffers.Request.AsSpan(0, length));
+                // Short only when the front-end went away since the header was read (the transport's access gate
+                // closed): the buffer still holds the previous request, which must not be served again.
+                if (exchange.CopyFromRequest(0, buffers.Request.AsSpan(0, length)) != length)
+                {
+                    return 0;
+                }
                 call.Body = new P9Reader(buffers.Request.AsSpan(P9Limits.HeaderSize, length - P9Limits.HeaderSize));
                 PathLock.Use pathUse = PathLock.For(type);
                 _pathLock.Enter(pathUse);

@@ -37,6 +37,9 @@ internal sealed class P9TestClient
     /// <summary>Exchanges refuse direct access to their buffers (the transport's front-end is gone).</summary>
     public bool BuffersRevoked { get; set; }
 
+    /// <summary>The next exchanges' front-end goes away right after their header is read.</summary>
+    public bool GoneAfterHeader { get; set; }
+
     /// <summary>Sends a message built by <paramref name="body"/>; returns the reply bytes.</summary>
     public Reply Call(P9MessageType type, Action<Builder> body, int? replyCapacity = null, int[]? replySplits = null, int[]? requestSplits = null)
     {
@@ -54,7 +57,11 @@ internal sealed class P9TestClient
 
     public Reply Raw(byte[] message, int replyCapacity, int[]? replySplits = null, int[]? requestSplits = null)
     {
-        using var exchange = new ScatteredExchange(message, replyCapacity, requestSplits, replySplits) { Revoked = BuffersRevoked };
+        using var exchange = new ScatteredExchange(message, replyCapacity, requestSplits, replySplits)
+        {
+            Revoked = BuffersRevoked,
+            GoneAfterHeader = GoneAfterHeader,
+        };
         int length = Server.Serve(exchange, AsQueueThread ? _queueThreadBuffers : _buffers, out _);
         if (length == P9Server.NotServedHere)
         {

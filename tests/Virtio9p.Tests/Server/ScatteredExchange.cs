@@ -44,7 +44,18 @@ internal sealed class ScatteredExchange : IP9Exchange, IDisposable
     public bool TryBeginDirectAccess() => !Revoked;
     public void EndDirectAccess() { }
 
-    public int CopyFromRequest(int offset, Span<byte> destination) => Copy(_request, offset, destination, default, false);
+    /// <summary>The front-end goes away right after the header was read: every later copy gets nothing, as the
+    /// virtio transport's closed access gate answers.</summary>
+    public bool GoneAfterHeader { get; init; }
+
+    private bool _headerRead;
+
+    public int CopyFromRequest(int offset, Span<byte> destination)
+    {
+        if (GoneAfterHeader && _headerRead) return 0;
+        _headerRead = true;
+        return Copy(_request, offset, destination, default, false);
+    }
     public int CopyToReply(int offset, ReadOnlySpan<byte> source) => Copy(_reply, offset, default, source, true);
     public int GetRequestIovecs(int offset, int length, Span<iovec> iovecs) => Iovecs(_request, offset, length, iovecs);
     public int GetReplyIovecs(int offset, int length, Span<iovec> iovecs) => Iovecs(_reply, offset, length, iovecs);
