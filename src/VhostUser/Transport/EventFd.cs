@@ -1,5 +1,6 @@
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
+using VirtFs.Interop;
 
 namespace VirtFs.VhostUser;
 
@@ -139,10 +140,8 @@ internal static class EventFd
         try
         {
             handle.DangerousAddRef(ref added);
-            ulong value;
-            // SAFETY: reads at most 8 bytes into a local; the fd is kept open by the AddRef above.
-            long n = read(handle.Fd, &value, 8);
-            return n == 8 || (n < 0 && errno == EAGAIN);
+            long n = ReadNoWait(handle.Fd, out int error);
+            return n == 8 || (n < 0 && error == EAGAIN);
         }
         finally
         {
@@ -154,10 +153,23 @@ internal static class EventFd
     }
 
     /// <summary>Reads (and so resets) the counter of a raw fd; errors (EAGAIN) are ignored.</summary>
-    public static unsafe void Drain(int fd)
+    public static void Drain(int fd) => _ = ReadNoWait(fd, out _);
+
+    /// <summary>
+    /// An 8-byte read that never waits: preadv2(RWF_NOWAIT), which eventfds honour (Linux 5.12, the helper's floor
+    /// already) with EAGAIN on a zero counter. A plain read(2) waited forever when the front-end, which shares the
+    /// file description, cleared O_NONBLOCK again: on the connection thread in the kick probe, or on the queue
+    /// thread in its drain, and a disconnect then joined that thread forever. Fds that do not support RWF_NOWAIT
+    /// (epoll, signalfd, ...) fail it, as they fail the probe anyway.
+    /// </summary>
+    private static unsafe long ReadNoWait(int fd, out int error)
     {
         ulong value;
-        // SAFETY: reads at most 8 bytes into a local.
-        _ = read(fd, &value, 8);
+        var iov = new iovec { iov_base = &value, iov_len = 8 };
+        // SAFETY: reads at most 8 bytes into a local, through one iovec that lives on this frame; offset -1 reads
+        // at the file position, as read(2) does (an eventfd has none).
+        long n = Sys.Preadv2(fd, &iov, 1, -1, Sys.RWF_NOWAIT);
+        error = n < 0 ? System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
+        return n;
     }
 }
