@@ -14,24 +14,29 @@ namespace VirtFs.Helper;
 /// </summary>
 internal static unsafe class KernelMounts
 {
-    /// <summary>statfs f_type of the file systems detached (linux/magic.h; configfs and fusectl from their
-    /// sources): each exposes the host kernel's state or other processes' roots, never the guest's files.</summary>
-    private static readonly (long Magic, string Name)[] Detached =
+    /// <summary>Types (mountinfo's name) of the file systems detached: each exposes the host kernel's state or
+    /// other processes' roots, never the guest's files.</summary>
+    private static readonly string[] Detached =
     [
-        (0x9fa0, "proc"), (0x62656572, "sysfs"), (0x27e0eb, "cgroup"), (0x63677270, "cgroup2"),
-        (0x64626720, "debugfs"), (0x74726163, "tracefs"), (0x73636673, "securityfs"), (0xcafe4a11, "bpf"),
-        (0x62656570, "configfs"), (0xde5e81e4, "efivarfs"), (0x6165676C, "pstore"), (0x42494e4d, "binfmt_misc"),
-        (0x65735543, "fusectl"), (0x6e736673, "nsfs"),
+        "proc", "sysfs", "cgroup", "cgroup2", "debugfs", "tracefs", "securityfs", "bpf", "configfs", "efivarfs",
+        "pstore", "binfmt_misc", "fusectl", "nsfs",
     ];
 
-    private const int UMOUNT_NOFOLLOW = 8;
+    private const int AT_SYMLINK_NOFOLLOW = 0x100, AT_NO_AUTOMOUNT = 0x800, UMOUNT_NOFOLLOW = 8;
+    private const ulong STATX_ATTR_MOUNT_ROOT = 0x2000;
 
-    /// <summary>Detaches what <see cref="Detached"/> lists from every mount point strictly below
-    /// <paramref name="exportPath"/> (canonical, as /proc/self/mountinfo spells it). Deepest first; repeated until
-    /// a pass detaches nothing, because a detach can uncover another kernel file system mounted beneath it. The
-    /// file system is checked with statfs at the path itself, so a tmpfs stacked on top of a proc is never taken
-    /// for it (the proc under it is out of reach anyway). Paths stay bytes: a mount point need not be UTF-8.
-    /// Returns what was detached, for the log.</summary>
+    /// <summary>One line of /proc/self/mountinfo: where, which device, what type.</summary>
+    internal readonly record struct MountEntry(byte[] MountPoint, uint Major, uint Minor, string Type);
+
+    /// <summary>
+    /// Detaches every mount below <paramref name="exportPath"/> (canonical, as mountinfo spells it) whose type
+    /// <see cref="Detached"/> lists, deepest first, and again until a pass detaches nothing. Only mountinfo's kernel
+    /// file systems are looked at, so no other mount below the export is touched (a hung NFS or FUSE mount there is
+    /// not stat'ed). mountinfo lists each such mount twice after the rbind (the host's, now covered, and the copy on
+    /// top) and a stacked mount may cover another: a mount point is detached only while statx shows that mount on
+    /// top there (a mount root, on the entry's device), so a duplicate or covered entry is skipped. Paths stay
+    /// bytes: a mount point need not be UTF-8. Returns what was detached, for the log.
+    /// </summary>
     public static List<string> DetachBelow(string exportPath)
     {
         var done = new List<string>();
@@ -39,18 +44,17 @@ internal static unsafe class KernelMounts
         for (int pass = 0; pass < 64; pass++)
         {
             bool any = false;
-            foreach (byte[] mountPoint in MountPoints().Where(m => m.AsSpan().StartsWith(prefix))
-                         .OrderByDescending(m => m.Length))
+            foreach (MountEntry entry in Mounts().Where(m => m.MountPoint.AsSpan().StartsWith(prefix) &&
+                         Array.IndexOf(Detached, m.Type) >= 0).OrderByDescending(m => m.MountPoint.Length))
             {
-                string? name = KernelFileSystemAt(mountPoint);
-                if (name is null) continue;
-                fixed (byte* p = mountPoint)
+                if (!IsOnTop(entry)) continue;
+                fixed (byte* p = entry.MountPoint)
                 {
-                    // SAFETY: NUL-terminated (MountPoints) and pinned for the call.
+                    // SAFETY: NUL-terminated (Mounts) and pinned for the call.
                     if (LibC.umount2(p, Sys.MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
-                        throw new Sandbox.SandboxException($"umount2({Show(mountPoint)}, MNT_DETACH)", LibC.errno);
+                        throw new Sandbox.SandboxException($"umount2({Show(entry.MountPoint)}, MNT_DETACH)", LibC.errno);
                 }
-                done.Add($"{name} at {Show(mountPoint)}");
+                done.Add($"{entry.Type} at {Show(entry.MountPoint)}");
                 any = true;
             }
             if (!any) return done;
@@ -58,43 +62,63 @@ internal static unsafe class KernelMounts
         throw new Sandbox.SandboxException("detaching kernel file systems below the export did not settle", 0);
     }
 
-    /// <summary>The kernel file system on top at <paramref name="mountPoint"/> (NUL-terminated), or null.</summary>
-    private static string? KernelFileSystemAt(byte[] mountPoint)
+    /// <summary>Whether the mount on top at the entry's mount point is the root of a mount on the entry's device.
+    /// No automount is set off and no final symlink followed.</summary>
+    private static bool IsOnTop(in MountEntry entry)
     {
-        StatFs b;
-        fixed (byte* p = mountPoint)
+        statx st;
+        fixed (byte* p = entry.MountPoint)
         {
-            // SAFETY: NUL-terminated and pinned; b is a local.
-            if (Sys.Statfs(p, &b) < 0) return null;   // gone with a parent detached before it
+            // SAFETY: NUL-terminated and pinned; st is a local the kernel fills.
+            if (LibC.statx(LibC.AT_FDCWD, p, AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, LibC.STATX_TYPE, &st) < 0)
+                return false; // gone with a parent detached before it
         }
-        foreach (var (magic, name) in Detached)
-        {
-            if (b.f_type == magic) return name;
-        }
-        return null;
+        bool mountRoot = (st.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) == 0 // kernel before 5.8: the device decides
+            || (st.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
+        return mountRoot && st.stx_dev_major == entry.Major && st.stx_dev_minor == entry.Minor;
     }
 
     private static string Show(byte[] path) => Encoding.UTF8.GetString(path.AsSpan(0, path.Length - 1));
 
-    /// <summary>Field 5 of each line of /proc/self/mountinfo, NUL-terminated.</summary>
-    private static List<byte[]> MountPoints()
+    /// <summary>/proc/self/mountinfo: "id parent major:minor root mountpoint options [optional...] - type source
+    /// superoptions" per line. Mount points come NUL-terminated.</summary>
+    private static List<MountEntry> Mounts()
     {
-        var points = new List<byte[]>();
+        var mounts = new List<MountEntry>();
         ReadOnlySpan<byte> rest = File.ReadAllBytes("/proc/self/mountinfo");
         while (!rest.IsEmpty)
         {
             int end = rest.IndexOf((byte)'\n');
             ReadOnlySpan<byte> line = end < 0 ? rest : rest[..end];
             rest = end < 0 ? default : rest[(end + 1)..];
-            for (int field = 0; field < 4 && !line.IsEmpty; field++)
-            {
-                int space = line.IndexOf((byte)' ');
-                line = space < 0 ? default : line[(space + 1)..];
-            }
-            int stop = line.IndexOf((byte)' ');
-            if (stop > 0) points.Add(Unescape(line[..stop]));
+            if (Parse(line) is MountEntry entry) mounts.Add(entry);
         }
-        return points;
+        return mounts;
+    }
+
+    internal static MountEntry? Parse(ReadOnlySpan<byte> line)
+    {
+        Span<Range> fields = stackalloc Range[64];
+        int n = 0;
+        for (int start = 0; start <= line.Length && n < fields.Length; n++)
+        {
+            int space = line[start..].IndexOf((byte)' ');
+            int stop = space < 0 ? line.Length : start + space;
+            fields[n] = start..stop;
+            start = stop + 1;
+        }
+        if (n < 7) return null;
+        int dash = -1;
+        for (int i = 6; i < n; i++)
+        {
+            if (line[fields[i]].SequenceEqual("-"u8)) { dash = i; break; }
+        }
+        if (dash < 0 || dash + 1 >= n) return null;
+        ReadOnlySpan<byte> device = line[fields[2]];
+        int colon = device.IndexOf((byte)':');
+        if (colon < 0 || !uint.TryParse(device[..colon], out uint major) || !uint.TryParse(device[(colon + 1)..], out uint minor))
+            return null;
+        return new MountEntry(Unescape(line[fields[4]]), major, minor, Encoding.UTF8.GetString(line[fields[dash + 1]]));
     }
 
     /// <summary>The kernel writes space, tab, newline and backslash in a mount point as \ooo; NUL-terminated.</summary>

@@ -41,7 +41,10 @@ public sealed class KernelFilesystemTests
         {
             helper = HelperProcess.StartNamed((UnixFileMode)0x1C0, export =>
             {
-                foreach (var (fs, dir) in new[] { ("proc", "proc"), ("sysfs", "sys"), ("tmpfs", "keep") })
+                // Nested kernel file systems (cgroup2 inside sysfs, as on every systemd host) and one below an
+                // ordinary mount that stays.
+                foreach (var (fs, dir) in new[] { ("proc", "proc"), ("sysfs", "sys"), ("cgroup2", "sys/fs/cgroup"),
+                             ("tmpfs", "keep"), ("proc", "keep/proc") })
                 {
                     string target = Path.Combine(export, dir);
                     Directory.CreateDirectory(target);
@@ -58,8 +61,11 @@ public sealed class KernelFilesystemTests
             Assert.Equal((-ENOENT, ""), (r, got));
             Assert.Equal(-ENOENT, c.Lstat("/sys/kernel"u8, out _));
             Assert.Equal(0, c.Lstat("/keep/kept"u8, out _));
+            Assert.Equal(-ENOENT, c.Lstat("/keep/proc/self"u8, out _));
+            Assert.Equal(-ENOENT, c.Lstat("/sys/fs/cgroup/cgroup.procs"u8, out _));
             Assert.True(helper.WaitForStderr("detached the host's proc at ", TimeSpan.FromSeconds(10)), helper.Stderr);
             Assert.True(helper.WaitForStderr("detached the host's sysfs at ", TimeSpan.FromSeconds(10)), helper.Stderr);
+            Assert.True(helper.WaitForStderr("detached the host's cgroup2 at ", TimeSpan.FromSeconds(10)), helper.Stderr);
             Assert.DoesNotContain("tmpfs", helper.Stderr);
         }
         finally
@@ -83,5 +89,16 @@ public sealed class KernelFilesystemTests
     {
         byte[] got = KernelMounts.Unescape(System.Text.Encoding.UTF8.GetBytes(field));
         Assert.Equal(want + "\0", System.Text.Encoding.UTF8.GetString(got));
+    }
+
+    [Fact]
+    public void Mountinfo_lines_give_mount_point_device_and_type()
+    {
+        var entry = KernelMounts.Parse(
+            "36 35 0:23 / /srv/ex\\040port/sys rw,nosuid shared:7 master:1 - sysfs sysfs rw"u8)!.Value;
+        Assert.Equal("/srv/ex port/sys\0", System.Text.Encoding.UTF8.GetString(entry.MountPoint));
+        Assert.Equal((0u, 23u, "sysfs"), (entry.Major, entry.Minor, entry.Type));
+        Assert.Null(KernelMounts.Parse("36 35 0:23 / /x rw"u8));       // no separator
+        Assert.Null(KernelMounts.Parse("36 35 zero / /x rw - proc proc rw"u8));
     }
 }
