@@ -68,6 +68,7 @@ public sealed class FdModeTests
                 Assert.Equal(-VirtFs.ProxyFs.Protocol.Errno.EPERM, c.Chmod("/f"u8, 0x9ED)); // 04755
             }
             Assert.True(p.WaitForExit(20000), "helper did not exit after its socket closed");
+            p.WaitForExit(); // and its stderr read to the end (the timed wait does not wait for the async reader)
             lock (stderr) Assert.Contains("uid 65534 can reach the export", stderr.ToString());
             Assert.Equal(0x1EDu, HostStat.Of(Path.Combine(export, "f")).Mode & 0xFFF);
         }

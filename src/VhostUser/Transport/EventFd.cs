@@ -1,11 +1,10 @@
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
-using VirtFs.Interop;
 
 namespace VirtFs.VhostUser;
 
 /// <summary>eventfd helpers. Writes go through SafeHandle refcounting so a concurrent replace never hits a reused fd.</summary>
-internal static class EventFd
+internal static partial class EventFd
 {
     public static FdHandle Create(bool nonBlocking = false)
     {
@@ -168,8 +167,15 @@ internal static class EventFd
         var iov = new iovec { iov_base = &value, iov_len = 8 };
         // SAFETY: reads at most 8 bytes into a local, through one iovec that lives on this frame; offset -1 reads
         // at the file position, as read(2) does (an eventfd has none).
-        long n = Sys.Preadv2(fd, &iov, 1, -1, Sys.RWF_NOWAIT);
+        long n = Preadv2(fd, &iov, 1, -1, RWF_NOWAIT);
         error = n < 0 ? System.Runtime.InteropServices.Marshal.GetLastPInvokeError() : 0;
         return n;
     }
+
+    private const int RWF_NOWAIT = 0x00000008;
+
+    /// <summary>preadv2(2): Tmds.LibC lacks it. (The 9p server has its own for Tread; the two assemblies' internals
+    /// are both visible to the tests, so they cannot share one linked source here.)</summary>
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "preadv2", SetLastError = true)]
+    private static unsafe partial nint Preadv2(int fd, iovec* iov, int iovcnt, long offset, int flags);
 }

@@ -14,9 +14,4 @@ internal static unsafe partial class Sys
     /// worker instead of stalling the ring on the disk.</summary>
     [LibraryImport("libc", EntryPoint = "preadv2", SetLastError = true)]
     internal static partial nint Preadv2(SafeFileHandle fd, iovec* iov, int iovcnt, long offset, int flags);
-
-    /// <summary>The same on a raw fd: the vhost-user transport's reads of front-end eventfds, with RWF_NOWAIT so
-    /// they never wait, whatever O_NONBLOCK the front-end left on the file description they share.</summary>
-    [LibraryImport("libc", EntryPoint = "preadv2", SetLastError = true)]
-    internal static partial nint Preadv2(int fd, iovec* iov, int iovcnt, long offset, int flags);
 }
