@@ -114,21 +114,22 @@ public sealed partial class P9Server
             {
                 result = -Errno.EROFS;
             }
+            // Below, a copy comes back short only when the front-end went away since the header was read (the
+            // transport's access gate closed): the buffer still holds the previous request, which must not be
+            // served again, so the request is dropped.
             else if (type == P9MessageType.Twrite)
             {
                 // Only the fixed header is copied: the data stays in guest memory for pwritev.
                 int fixedLength = Math.Min(length, P9Limits.WriteRequestHeaderSize);
                 if (exchange.CopyFromRequest(0, buffers.Request.AsSpan(0, fixedLength)) != fixedLength)
                 {
-                    return 0; // the front-end went away after the header: see below
+                    return 0;
                 }
                 call.Body = new P9Reader(buffers.Request.AsSpan(P9Limits.HeaderSize, fixedLength - P9Limits.HeaderSize));
                 result = Write(ref call);
             }
             else
             {
-                // Short only when the front-end went away since the header was read (the transport's access gate
-                // closed): the buffer still holds the previous request, which must not be served again.
                 if (exchange.CopyFromRequest(0, buffers.Request.AsSpan(0, length)) != length)
                 {
                     return 0;

@@ -42,8 +42,8 @@ internal sealed class SessionBudget(SessionLimits limits)
     }
 
     /// <summary>A fid's path changed length (walk in place, Tlcreate, a rename above it). Never refused: a
-    /// rename done on the host must be followed by every fid, so the total may pass the limit by what the
-    /// renames added; the next new fid is then refused.</summary>
+    /// rename done on the host must be followed by every fid, so a rename checks <see cref="HasRoomForPaths"/>
+    /// for all of them before it is done. Where the total passes the limit, the next new fid is refused.</summary>
     public void ResizePath(int delta) => Interlocked.Add(ref _pathBytes, delta);
 
     /// <summary>Whether the paths may grow by <paramref name="bytes"/> more (a rename checks before it is done: the
